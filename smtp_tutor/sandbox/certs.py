@@ -1,0 +1,136 @@
+"""The sandbox's self-signed TLS certificate: made once, cached, renewed when unusable.
+
+Generating on every start would change the certificate each time, so a student who told a
+client to trust it would have to do so again; it is therefore kept in the user's data
+directory (key file mode 0600) and replaced only when it is unreadable, does not match its
+key, or is about to expire. The certificate names `localhost`, 127.0.0.1 and ::1, so a
+client that checks host names can trust it for a connection to the loopback address.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import os
+import ssl
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from smtp_tutor.paths import ensure_private_dir
+
+CERT_FILE = "cert.pem"
+KEY_FILE = "key.pem"
+VALIDITY = dt.timedelta(days=825)  # the longest some platforms accept for a server cert
+RENEW_BEFORE = dt.timedelta(days=7)
+_PUBLIC = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def ensure_certificate(directory: Path, *, now: dt.datetime | None = None) -> tuple[Path, Path]:
+    """Return (cert_path, key_path) in `directory`, generating them only when needed."""
+    ensure_private_dir(directory)
+    cert_path, key_path = directory / CERT_FILE, directory / KEY_FILE
+    if _usable(cert_path, key_path, now or _utcnow()):
+        if key_path.stat().st_mode & 0o077:
+            key_path.chmod(0o600)
+    else:
+        write_self_signed(cert_path, key_path, now=now)
+    return cert_path, key_path
+
+
+def write_self_signed(
+    cert_path: Path,
+    key_path: Path,
+    *,
+    now: dt.datetime | None = None,
+    validity: dt.timedelta = VALIDITY,
+) -> None:
+    """Write a new key (mode 0600) and a self-signed certificate for the loopback names."""
+    now = now or _utcnow()
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name(
+        [
+            x509.NameAttribute(NameOID.COMMON_NAME, "localhost"),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "smtp-tutor sandbox"),
+        ]
+    )
+    alt_names = x509.SubjectAlternativeName(
+        [
+            x509.DNSName("localhost"),
+            x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+            x509.IPAddress(ipaddress.ip_address("::1")),
+        ]
+    )
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + validity)
+        .add_extension(alt_names, critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    _write_atomically(key_path, key_pem, 0o600)
+    _write_atomically(cert_path, cert.public_bytes(serialization.Encoding.PEM), 0o644)
+
+
+def server_tls_context(cert_path: Path, key_path: Path) -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(str(cert_path), str(key_path))
+    return context
+
+
+def client_tls_context(cert_path: Path | str) -> ssl.SSLContext:
+    """A client context that trusts the sandbox certificate (and checks the host name)."""
+    return ssl.create_default_context(cafile=str(cert_path))
+
+
+def _usable(cert_path: Path, key_path: Path, now: dt.datetime) -> bool:
+    try:
+        cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+        key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
+    except (OSError, ValueError, TypeError):
+        return False
+    if cert.public_key().public_bytes(*_PUBLIC) != key.public_key().public_bytes(*_PUBLIC):
+        return False
+    not_before, not_after = _validity(cert)
+    return not_before <= now and now + RENEW_BEFORE < not_after
+
+
+def _validity(cert: x509.Certificate) -> tuple[dt.datetime, dt.datetime]:
+    """The validity window as aware datetimes (the *_utc properties need cryptography 42)."""
+    try:
+        return cert.not_valid_before_utc, cert.not_valid_after_utc
+    except AttributeError:  # pragma: no cover - cryptography 41
+        return (
+            cert.not_valid_before.replace(tzinfo=dt.UTC),
+            cert.not_valid_after.replace(tzinfo=dt.UTC),
+        )
+
+
+def _write_atomically(path: Path, data: bytes, mode: int) -> None:
+    """Write via a temporary file so a crash never leaves half a key behind."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "wb") as file:
+        file.write(data)
+    os.chmod(tmp, mode)  # os.open's mode is filtered by the umask
+    os.replace(tmp, path)
+
+
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)

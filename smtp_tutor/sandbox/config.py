@@ -1,0 +1,99 @@
+"""What the sandbox can be told, with the teaching set-up as the defaults.
+
+The defaults are chosen for a student on one machine: loopback only, a free port, plain
+AUTH allowed before STARTTLS (so the base64 can be seen), mail accepted without AUTH, and
+the documented demo account `student` / `secret`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from smtp_tutor.paths import data_dir
+
+DEMO_USER = "student"
+DEMO_PASSWORD = "secret"
+
+
+def _demo_users() -> dict[str, str]:
+    return {DEMO_USER: DEMO_PASSWORD}
+
+
+def sandbox_dir() -> Path:
+    """Where the certificate and the default Maildir live (inside the user's data dir)."""
+    return data_dir() / "sandbox"
+
+
+def default_mailbox_dir() -> Path:
+    return sandbox_dir() / "Maildir"
+
+
+@dataclass
+class SandboxConfig:
+    """Options of the sandbox server.
+
+    `users` is the whole account table: the default holds only the demo account; to add
+    accounts keep it (`{**SandboxConfig().users, **parse_accounts(specs)}`), to disable the
+    demo account leave it out.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 0
+    mailbox: Path | None = None
+    users: dict[str, str] = field(default_factory=_demo_users)
+    require_tls: bool = False
+    require_auth: bool = False
+    implicit_tls: bool = False
+    max_message_size: int = 10 * 1024 * 1024
+    idle_timeout: float = 300
+    max_connections: int = 100
+    max_recipients: int = 100
+    greylist_delay: float = 5
+    slow_delay: float = 5
+    hostname: str = "localhost"
+
+    def mailbox_dir(self) -> Path:
+        return Path(self.mailbox) if self.mailbox is not None else default_mailbox_dir()
+
+    def has_demo_account(self) -> bool:
+        return self.users.get(DEMO_USER) == DEMO_PASSWORD
+
+    def validate(self) -> None:
+        """Raise ValueError with a sentence a user can act on; called before binding."""
+        if not 0 <= self.port <= 65535:
+            raise ValueError(f"port must be between 0 and 65535, not {self.port}")
+        if self.max_message_size < 1:
+            raise ValueError("the message size limit must be at least 1 byte")
+        if self.idle_timeout <= 0:
+            raise ValueError("the idle timeout must be more than 0 seconds")
+        if self.max_connections < 1 or self.max_recipients < 1:
+            raise ValueError("the connection and recipient limits must be at least 1")
+        if self.greylist_delay < 0 or self.slow_delay < 0:
+            raise ValueError("the greylist and slow delays cannot be negative")
+        if not self.hostname or any(c.isspace() for c in self.hostname):
+            raise ValueError(f"the hostname must be one word, not {self.hostname!r}")
+        for name in self.users:
+            _check_user_name(name)
+        if self.require_auth and not self.users:
+            raise ValueError("require_auth needs at least one account")
+
+
+def _check_user_name(name: str) -> None:
+    if not name or ":" in name or "\x00" in name or any(c.isspace() for c in name):
+        raise ValueError(f"account name {name!r} must be one word without ':'")
+
+
+def parse_accounts(specs: Iterable[str]) -> dict[str, str]:
+    """Turn `NAME:PASSWORD` options into an account table (the password may hold ':')."""
+    accounts: dict[str, str] = {}
+    for spec in specs:
+        name, colon, password = spec.partition(":")
+        if not colon or not password:
+            raise ValueError(f"account {spec!r} is not NAME:PASSWORD")
+        _check_user_name(name)
+        if "\x00" in password:
+            raise ValueError(f"the password of {name!r} cannot hold a NUL character")
+        accounts[name] = password
+    return accounts

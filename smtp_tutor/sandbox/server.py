@@ -1,0 +1,222 @@
+"""Running the sandbox: bind, serve, stop - in the caller's loop, a thread, or foreground.
+
+`Sandbox` binds with `loop.create_server` and aiosmtpd's protocol class directly rather
+than aiosmtpd's Controller, whose `port=0` (any free port) does not work; the real port is
+read from the bound socket. `ThreadedSandbox` runs one in a private thread and loop, for
+tests and for the console's built-in server; `serve_forever` is `smtp-tutor serve`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from types import TracebackType
+
+from smtp_tutor.sandbox.certs import ensure_certificate, server_tls_context
+from smtp_tutor.sandbox.config import DEMO_PASSWORD, DEMO_USER, SandboxConfig, sandbox_dir
+from smtp_tutor.sandbox.handler import SandboxHandler
+from smtp_tutor.sandbox.protocol import AUTH_MECHANISMS, SandboxSMTP
+from smtp_tutor.sandbox.storage import Mailbox
+
+STOP_TIMEOUT = 5.0
+
+
+class Sandbox:
+    """The sandbox SMTP server in the running event loop."""
+
+    def __init__(self, config: SandboxConfig) -> None:
+        config.validate()
+        self.config = config
+        self.host: str = config.host
+        self.port: int = config.port
+        self.mailbox_path: Path = config.mailbox_dir()
+        self.cert_path: Path = sandbox_dir() / "cert.pem"
+        self._server: asyncio.Server | None = None
+        self._handler: SandboxHandler | None = None
+
+    async def start(self) -> None:
+        """Bind and start serving; afterwards `.host` and `.port` are the bound ones."""
+        if self._server is not None:
+            return
+        self.cert_path, key_path = ensure_certificate(self.cert_path.parent)
+        tls_context = server_tls_context(self.cert_path, key_path)
+        mailbox = Mailbox(self.mailbox_path)
+        mailbox.create()
+        handler = SandboxHandler(self.config, mailbox)
+        loop = asyncio.get_running_loop()
+        implicit = self.config.implicit_tls
+
+        def factory() -> SandboxSMTP:
+            return SandboxSMTP(handler, tls_context=tls_context, implicit_tls=implicit, loop=loop)
+
+        self._server = await loop.create_server(
+            factory,
+            host=self.config.host,
+            port=self.config.port,
+            ssl=tls_context if implicit else None,
+        )
+        self._handler = handler
+        self.host, self.port = self._server.sockets[0].getsockname()[:2]
+
+    async def stop(self) -> None:
+        """Stop listening, say 421 to connected clients, and wait until they are closed."""
+        server, handler = self._server, self._handler
+        self._server = self._handler = None
+        if server is None or handler is None:
+            return
+        server.close()
+        for connection in list(handler.connections):
+            connection.shutdown()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(server.wait_closed(), STOP_TIMEOUT)
+
+    @property
+    def running(self) -> bool:
+        return self._server is not None
+
+    def mailbox(self) -> Mailbox:
+        return Mailbox(self.mailbox_path)
+
+    def summary(self) -> list[str]:
+        """Where it listens and what a student needs to know, one line each."""
+        tls = "implicit TLS (port-465 style)" if self.config.implicit_tls else "STARTTLS offered"
+        lines = [
+            f"smtp-tutor sandbox listening on {self.host}:{self.port} ({tls})",
+            f"Mailbox (Maildir): {self.mailbox_path}",
+            f"Self-signed certificate: {self.cert_path}",
+        ]
+        if self.config.has_demo_account():
+            mechanisms = ", ".join(AUTH_MECHANISMS)
+            lines.append(f"Demo account: {DEMO_USER} / {DEMO_PASSWORD} (AUTH {mechanisms})")
+        lines.append("Nothing is relayed: accepted mail is only stored in the Maildir.")
+        return lines
+
+
+class ThreadedSandbox:
+    """A Sandbox in its own thread and event loop, driven from synchronous code."""
+
+    def __init__(self, config: SandboxConfig) -> None:
+        self._sandbox = Sandbox(config)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def host(self) -> str:
+        return self._sandbox.host
+
+    @property
+    def port(self) -> int:
+        return self._sandbox.port
+
+    @property
+    def mailbox_path(self) -> Path:
+        return self._sandbox.mailbox_path
+
+    @property
+    def cert_path(self) -> Path:
+        return self._sandbox.cert_path
+
+    @property
+    def sandbox(self) -> Sandbox:
+        return self._sandbox
+
+    def mailbox(self) -> Mailbox:
+        return self._sandbox.mailbox()
+
+    def start(self) -> None:
+        """Start the thread; returns once bound, or raises what binding raised."""
+        if self._thread is not None:
+            return
+        ready = threading.Event()
+        failure: list[BaseException] = []
+        loop = asyncio.new_event_loop()
+
+        def run() -> None:
+            asyncio.set_event_loop(loop)
+            try:
+                loop.run_until_complete(self._sandbox.start())
+            except BaseException as error:  # handed to the starting thread
+                failure.append(error)
+                ready.set()
+                loop.close()
+                return
+            ready.set()
+            try:
+                loop.run_forever()
+            finally:
+                _close_loop(loop, self._sandbox)
+
+        thread = threading.Thread(target=run, name="smtp-tutor-sandbox", daemon=True)
+        thread.start()
+        ready.wait()
+        if failure:
+            thread.join()
+            raise failure[0]
+        self._loop, self._thread = loop, thread
+
+    def stop(self) -> None:
+        loop, thread = self._loop, self._thread
+        self._loop = self._thread = None
+        if loop is None or thread is None:
+            return
+        future = asyncio.run_coroutine_threadsafe(self._sandbox.stop(), loop)
+        with contextlib.suppress(Exception):
+            future.result(STOP_TIMEOUT * 2)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(STOP_TIMEOUT * 2)
+
+    def __enter__(self) -> ThreadedSandbox:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def _close_loop(loop: asyncio.AbstractEventLoop, sandbox: Sandbox) -> None:
+    """Finish what is left in a private loop (stop() normally did it already) and close it."""
+    try:
+        loop.run_until_complete(sandbox.stop())
+        pending = [task for task in asyncio.all_tasks(loop) if not task.done()]
+        for task in pending:
+            task.cancel()
+        if pending:
+            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.run_until_complete(loop.shutdown_default_executor())
+    finally:
+        loop.close()
+
+
+async def serve_forever(config: SandboxConfig, announce: Callable[[str], None]) -> None:
+    """`smtp-tutor serve`: run in the foreground until SIGINT or SIGTERM."""
+    sandbox = Sandbox(config)
+    await sandbox.start()
+    loop = asyncio.get_running_loop()
+    stopping = asyncio.Event()
+    installed = []
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(signum, stopping.set)
+        except (NotImplementedError, RuntimeError, ValueError):  # Windows, or not main thread
+            continue
+        installed.append(signum)
+    try:
+        for line in sandbox.summary():
+            announce(line)
+        announce("Press Ctrl+C to stop.")
+        await stopping.wait()
+        announce("Stopping the sandbox...")
+    finally:
+        for signum in installed:
+            loop.remove_signal_handler(signum)
+        await sandbox.stop()
