@@ -28,9 +28,14 @@ class _Keep(dict[str, str]):
 
 
 def message(catalogue: str, key: str, lang: str | None = "en", **params: object) -> str:
-    """The text for `key` in `lang` (falling back to English), with placeholders filled."""
-    entry = load_catalogue(catalogue).get(key)
-    if entry is None:
+    """The text for `key` in `lang` (falling back to English), with placeholders filled.
+
+    A dotted key walks into nested tables: `message("hints", "ehlo.short", "zh")`.
+    """
+    entry: Any = load_catalogue(catalogue)
+    for part in key.split("."):
+        entry = entry.get(part) if isinstance(entry, dict) else None
+    if not isinstance(entry, dict):
         return key
     language = normalise_language(lang)
     template = entry.get(language) or entry.get("en") or key

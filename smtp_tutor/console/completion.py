@@ -1,0 +1,552 @@
+"""Tab completion for the console, computed from the live dialogue on every keystroke.
+
+Completion runs while the student types, so it must never make them wait: everything here is
+pure Python over small in-memory lists, nothing touches the network (the host name is read
+once at construction) and every list is capped. It also must never put a secret on the
+screen: while the server waits for an AUTH answer, nothing at all is offered.
+
+What is offered follows the session, because that is what teaches: the verbs that are valid
+now come first, parameters only appear once EHLO advertised the extension that defines them,
+and addresses come from the MAIL and RCPT lines already sent.
+"""
+
+from __future__ import annotations
+
+import collections
+import email.utils
+import re
+import socket
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Protocol
+
+from prompt_toolkit.completion import CompleteEvent, Completer, Completion
+from prompt_toolkit.document import Document
+
+from smtp_tutor.core.checker import PARAMETER_KEYWORDS
+from smtp_tutor.core.commands import KNOWN_VERBS, parse_command, parse_path_argument
+from smtp_tutor.core.dialogue import Capabilities
+
+__all__ = [
+    "COMMON_CODES",
+    "CONSOLE_COMMANDS",
+    "HEADERS",
+    "MAX_COMPLETIONS",
+    "AddressBook",
+    "DialogueView",
+    "HeaderBlock",
+    "SMTPCompleter",
+]
+
+#: No popup ever lists more than this: long lists are slow to draw and useless to read.
+MAX_COMPLETIONS = 25
+
+#: Console commands and a one-line description each; the console may pass its own list.
+CONSOLE_COMMANDS: tuple[tuple[str, str], ...] = (
+    (":help", "list the console commands"),
+    (":hint", "what to type next, and why"),
+    (":explain", "what a reply code means (535, 5.7.8 …)"),
+    (":connect", "open a session to another server"),
+    (":reconnect", "open a new session to the same server"),
+    (":headers", "show the headers of the message being written"),
+    (":mailbox", "show the mail the sandbox received"),
+    (":manual", "on: do AUTH base64 by hand"),
+    (":raw", "on: no warnings, no helpers, lines go out as typed"),
+    (":b64", "base64-encode a text"),
+    (":unb64", "decode base64"),
+    (":save", "save the transcript to a file"),
+    (":clear", "clear the screen"),
+    (":quit", "leave the console"),
+)
+
+#: Reply codes worth explaining, for `:explain `; the console may pass its own list.
+COMMON_CODES: tuple[tuple[str, str], ...] = (
+    ("220", "service ready (greeting, or go ahead with TLS)"),
+    ("221", "closing the connection"),
+    ("235", "authentication succeeded"),
+    ("250", "OK"),
+    ("251", "user not local; will forward"),
+    ("252", "cannot verify the user, will try delivery"),
+    ("334", "AUTH challenge: the server waits for your answer"),
+    ("354", "start the message text, end with a lone ."),
+    ("421", "service not available, closing"),
+    ("450", "mailbox unavailable (temporary)"),
+    ("451", "local error, try again later"),
+    ("452", "insufficient storage, or too many recipients"),
+    ("454", "TLS or authentication temporarily unavailable"),
+    ("500", "syntax error, command unrecognised"),
+    ("501", "syntax error in parameters or arguments"),
+    ("502", "command not implemented"),
+    ("503", "bad sequence of commands"),
+    ("504", "parameter not implemented"),
+    ("530", "authentication required"),
+    ("535", "authentication credentials invalid"),
+    ("538", "encryption required for this mechanism"),
+    ("550", "mailbox unavailable, or policy rejection"),
+    ("552", "message too big, or storage exceeded"),
+    ("553", "mailbox name not allowed"),
+    ("554", "transaction failed, or no service"),
+    ("5.1.1", "bad destination mailbox address"),
+    ("5.7.1", "delivery not authorised"),
+    ("5.7.8", "authentication credentials invalid"),
+)
+
+#: Header fields for the top of a message: (text to insert, explanation). All occur once.
+HEADERS: tuple[tuple[str, str], ...] = (
+    ("From: ", "the author (RFC 5322 requires it)"),
+    ("To: ", "the visible recipients (the envelope decides delivery)"),
+    ("Subject: ", "the subject line"),
+    ("Date: ", "when the message was written (RFC 5322 requires it)"),
+    ("Message-ID: ", "a unique id: <something@your.domain>"),
+    ("MIME-Version: 1.0", "the body uses MIME"),
+    ("Content-Type: text/plain; charset=UTF-8", "plain text in UTF-8"),
+    ("Content-Transfer-Encoding: ", "7bit, 8bit, quoted-printable or base64"),
+)
+
+_VERB_META: dict[str, str] = {
+    "EHLO": "greet the server and ask for its extensions",
+    "HELO": "old greeting: no extensions",
+    "STARTTLS": "switch this connection to TLS",
+    "AUTH": "log in (SASL)",
+    "MAIL": "start a message: the envelope sender",
+    "RCPT": "add an envelope recipient",
+    "DATA": "send the message text, end with a lone .",
+    "BDAT": "send the message in sized chunks (CHUNKING)",
+    "RSET": "abort the current transaction",
+    "NOOP": "do nothing; is the server still there?",
+    "HELP": "ask the server for help text",
+    "VRFY": "ask whether a mailbox exists",
+    "EXPN": "ask for the members of a mailing list",
+    "QUIT": "end the session politely",
+    "ETRN": "ask the server to flush its queue for a domain",
+    "TURN": "obsolete role reversal; servers refuse it",
+    "ATRN": "authenticated TURN (on-demand relay)",
+}
+
+#: MAIL/RCPT parameters: (text to insert, fallback explanation), keyed as in PARAMETER_KEYWORDS.
+_PARAMETERS: dict[str, tuple[str, str]] = {
+    "SIZE": ("SIZE=", "declare the message size in octets"),
+    "BODY": ("BODY=8BITMIME", "the body contains 8-bit characters"),
+    "SMTPUTF8": ("SMTPUTF8", "UTF-8 in addresses and headers"),
+    "RET": ("RET=", "bounce with FULL message or HDRS only (DSN)"),
+    "ENVID": ("ENVID=", "your id for this message, returned in DSNs"),
+    "AUTH": ("AUTH=<>", "who submitted the message; <> = not vouched for"),
+    "REQUIRETLS": ("REQUIRETLS", "relay this message only over TLS"),
+    "MT-PRIORITY": ("MT-PRIORITY=", "priority from -9 to 9"),
+    "BY": ("BY=", "deliver within this many seconds"),
+    "HOLDFOR": ("HOLDFOR=", "hold the message for this many seconds"),
+    "HOLDUNTIL": ("HOLDUNTIL=", "hold the message until this time"),
+    "NOTIFY": ("NOTIFY=", "when to send a DSN for this recipient"),
+    "ORCPT": ("ORCPT=rfc822;", "the original recipient, for DSNs"),
+}
+
+_PARAMETER_VALUES: dict[str, tuple[tuple[str, str], ...]] = {
+    "RET": (("FULL", "return the whole message"), ("HDRS", "return the headers only")),
+    "NOTIFY": (
+        ("SUCCESS,FAILURE", "report delivery and failure"),
+        ("FAILURE", "report failure only (the usual default)"),
+        ("SUCCESS", "report delivery"),
+        ("DELAY", "report delays"),
+        ("NEVER", "never send a DSN"),
+    ),
+    "BODY": (("8BITMIME", "8-bit body"), ("7BIT", "plain ASCII body")),
+}
+
+_PATH_KEYWORD = {"MAIL": "FROM:<", "RCPT": "TO:<"}
+_ADDRESS_HEADERS = frozenset({"from", "to", "cc", "bcc", "reply-to", "sender"})
+_WHITESPACE = re.compile(r"\s")
+_FIRST_WORD = re.compile(r"(\S+)\s+(.*)", re.DOTALL)
+
+
+class DialogueView(Protocol):
+    """What the completer reads from the session; `core.dialogue.Dialogue` provides it."""
+
+    @property
+    def capabilities(self) -> Capabilities | None: ...
+
+    @property
+    def sending_data(self) -> bool: ...
+
+    @property
+    def awaiting_auth_response(self) -> bool: ...
+
+    def valid_verbs(self) -> list[str]: ...
+
+
+class AddressBook:
+    """Addresses from the MAIL FROM and RCPT TO lines sent so far, most recent first.
+
+    Capped so a long scripted session cannot make completion slow; learning an address
+    again moves it to the front.
+    """
+
+    def __init__(self, capacity: int = 50) -> None:
+        self.capacity = max(1, capacity)
+        self._addresses: collections.OrderedDict[str, str] = collections.OrderedDict()
+
+    def learn(self, line: str) -> None:
+        """Record the address of a MAIL/RCPT command line; any other line is ignored."""
+        path = parse_path_argument(parse_command(line))
+        if path is not None:
+            self.add(path.path)
+
+    def add(self, address: str) -> None:
+        address = address.strip()
+        if not address or _WHITESPACE.search(address) or "<" in address or ">" in address:
+            return
+        key = address.lower()
+        self._addresses.pop(key, None)
+        self._addresses[key] = address
+        while len(self._addresses) > self.capacity:
+            self._addresses.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._addresses)
+
+    def __iter__(self) -> Iterator[str]:
+        """Most recent first."""
+        return reversed(self._addresses.values())
+
+    def matching(self, prefix: str, limit: int = MAX_COMPLETIONS) -> list[str]:
+        """Addresses starting with `prefix` (any case), most recent first, at most `limit`."""
+        lowered = prefix.lower()
+        found: list[str] = []
+        for key in reversed(self._addresses):
+            if key.startswith(lowered):
+                found.append(self._addresses[key])
+                if len(found) >= limit:
+                    break
+        return found
+
+
+class HeaderBlock:
+    """Whether the message being typed in DATA mode is still in its header block.
+
+    The console feeds every DATA line it sends (as typed, before dot-stuffing). The block
+    ends at the first empty line; a lone "." ends the message and opens a fresh block, and
+    `reset` does the same after a reconnect. Header names seen are remembered so fields
+    that may occur only once are not offered twice.
+    """
+
+    def __init__(self) -> None:
+        self.open = True
+        self._seen: set[str] = set()
+
+    @property
+    def seen(self) -> frozenset[str]:
+        """Lower-cased names of the header fields typed in the current message."""
+        return frozenset(self._seen)
+
+    def reset(self) -> None:
+        self.open = True
+        self._seen.clear()
+
+    def feed(self, line: str) -> None:
+        if line == ".":
+            self.reset()
+            return
+        if not self.open:
+            return
+        if not line.strip():
+            self.open = False
+            return
+        name, colon, _ = line.partition(":")
+        if colon and name and not name[0].isspace():
+            self._seen.add(name.strip().lower())
+
+    def __call__(self) -> bool:
+        return self.open
+
+
+def _case_like(word: str, model: str) -> str:
+    """`word` in the case the student started with: lower case if they typed lower case."""
+    letters = [c for c in model if c.isalpha()]
+    if letters and all(c.islower() for c in letters):
+        return word.lower()
+    return word
+
+
+class SMTPCompleter(Completer):
+    """Completes SMTP commands, their arguments and console commands from live state.
+
+    `dialogue` returns the current session's dialogue (None when not connected); it is
+    called on every keystroke so a reconnect needs no new completer. `describe(keyword)`
+    may return a (translated) explanation for an EHLO keyword or a SASL mechanism name;
+    None, or any error, falls back to the built-in English text.
+    """
+
+    def __init__(
+        self,
+        dialogue: Callable[[], DialogueView | None],
+        commands: Sequence[tuple[str, str]] = CONSOLE_COMMANDS,
+        *,
+        addresses: AddressBook | None = None,
+        header_block: HeaderBlock | None = None,
+        describe: Callable[[str], str | None] | None = None,
+        codes: Sequence[tuple[str, str]] = COMMON_CODES,
+        local_address: Callable[[], str | None] | None = None,
+        hostname: str | None = None,
+        limit: int = MAX_COMPLETIONS,
+    ) -> None:
+        self.dialogue = dialogue
+        self.commands = tuple(commands)
+        self.addresses = addresses if addresses is not None else AddressBook()
+        self.header_block = header_block if header_block is not None else HeaderBlock()
+        self.describe = describe
+        self.codes = tuple(codes)
+        self.local_address = local_address
+        if hostname is None:
+            try:
+                hostname = socket.gethostname()  # no DNS: reads the kernel's name
+            except OSError:
+                hostname = ""
+        self.hostname = hostname
+        self.limit = max(1, limit)
+
+    # -- prompt_toolkit entry point ----------------------------------------------------
+
+    def get_completions(
+        self, document: Document, complete_event: CompleteEvent
+    ) -> Iterable[Completion]:
+        try:
+            completions = self.completions_for(document.current_line_before_cursor)
+        except Exception:  # a completer bug must never break typing
+            return []
+        return completions
+
+    def completions_for(self, text: str) -> list[Completion]:
+        """Everything to offer for `text` (the line up to the cursor), at most `limit`."""
+        dialogue = self.dialogue()
+        if dialogue is not None and dialogue.awaiting_auth_response:
+            return []  # the next line is a credential: never suggest anything
+        if dialogue is not None and dialogue.sending_data:
+            found = self._data(text)
+        elif text.startswith(":"):
+            found = self._console(text)
+        else:
+            found = self._smtp(text, dialogue)
+        return list(_unique(found, self.limit))
+
+    # -- SMTP commands -----------------------------------------------------------------
+
+    def _smtp(self, text: str, dialogue: DialogueView | None) -> Iterator[Completion]:
+        stripped = text.lstrip()
+        if not _WHITESPACE.search(stripped):
+            yield from self._verbs(stripped, dialogue)
+            return
+        verb_typed, rest = _split_first(stripped)
+        verb = verb_typed.upper()
+        caps = dialogue.capabilities if dialogue is not None else None
+        if verb in ("EHLO", "HELO"):
+            yield from self._hello(rest)
+        elif verb == "AUTH":
+            yield from self._mechanisms(rest, verb_typed, caps)
+        elif verb in ("MAIL", "RCPT"):
+            yield from self._path_command(verb, verb_typed, rest, caps)
+        elif verb in ("VRFY", "EXPN") and not _WHITESPACE.search(rest):
+            for address in self.addresses.matching(rest, self.limit):
+                yield Completion(address, -len(rest), display_meta="used earlier")
+
+    def _verbs(self, typed: str, dialogue: DialogueView | None) -> Iterator[Completion]:
+        valid = dialogue.valid_verbs() if dialogue is not None else list(KNOWN_VERBS)
+        upper = typed.upper()
+        for verb in [*valid, *(v for v in KNOWN_VERBS if v not in valid)]:
+            if not verb.startswith(upper):
+                continue
+            meta = _VERB_META.get(verb, "")
+            if verb not in valid:
+                meta = f"not now: {meta}" if meta else "not valid now"
+            yield Completion(_case_like(verb, typed), -len(typed), display=verb, display_meta=meta)
+
+    def _hello(self, rest: str) -> Iterator[Completion]:
+        if _WHITESPACE.search(rest):
+            return
+        literal = _address_literal(self._local_address())
+        candidates = [(literal, "your address as a literal: always acceptable")]
+        if self.hostname:
+            meta = "this computer's name"
+            if "." not in self.hostname:
+                meta += " (not a full domain name: a strict server may object)"
+            candidates.append((self.hostname, meta))
+        for value, meta in candidates:
+            if value.lower().startswith(rest.lower()):
+                yield Completion(value, -len(rest), display_meta=meta)
+
+    def _local_address(self) -> str:
+        if self.local_address is not None:
+            try:
+                address = self.local_address()
+            except Exception:
+                address = None
+            if address:
+                return address
+        return "127.0.0.1"
+
+    def _mechanisms(
+        self, rest: str, verb_typed: str, caps: Capabilities | None
+    ) -> Iterator[Completion]:
+        if caps is None or _WHITESPACE.search(rest):
+            return  # the second word would be an initial response: a secret
+        for mechanism in caps.auth_mechanisms:
+            if mechanism.startswith(rest.upper()):
+                meta = self._describe(mechanism) or "advertised by this server"
+                text = _case_like(mechanism, rest or verb_typed)
+                yield Completion(text, -len(rest), display=mechanism, display_meta=meta)
+
+    def _path_command(
+        self, verb: str, verb_typed: str, rest: str, caps: Capabilities | None
+    ) -> Iterator[Completion]:
+        keyword = _PATH_KEYWORD[verb]
+        if "<" not in rest:
+            if keyword.startswith(rest.upper()):
+                meta = "the envelope sender" if verb == "MAIL" else "an envelope recipient"
+                text = _case_like(keyword, rest or verb_typed)
+                yield Completion(text, -len(rest), display=keyword, display_meta=meta)
+            return
+        before, _, inside = rest.partition("<")
+        if before.replace(" ", "").upper() != keyword[:-1]:
+            return
+        path, closed, after = inside.partition(">")
+        if not closed:
+            yield from self._addresses_in_path(verb, path)
+            return
+        if not after[:1].isspace():
+            return  # a parameter needs a space after ">"
+        yield from self._parameters(verb, verb_typed, after, caps)
+
+    def _addresses_in_path(self, verb: str, partial: str) -> Iterator[Completion]:
+        if _WHITESPACE.search(partial):
+            return
+        if verb == "MAIL" and not partial:
+            yield Completion(">", 0, display="<>", display_meta="null sender (bounces only)")
+        for address in self.addresses.matching(partial, self.limit):
+            yield Completion(
+                address + ">", -len(partial), display=address, display_meta="used earlier"
+            )
+
+    def _parameters(
+        self, verb: str, verb_typed: str, after: str, caps: Capabilities | None
+    ) -> Iterator[Completion]:
+        if caps is None:
+            return
+        words = after.split()
+        current = "" if after[-1:].isspace() else words[-1]
+        present = {w.partition("=")[0].upper() for w in words if w != current}
+        if "=" in current:
+            yield from self._parameter_values(verb, current, caps)
+            return
+        for name, keyword in PARAMETER_KEYWORDS.get(verb, {}).items():
+            if name in present or not caps.has(keyword):
+                continue
+            insert, fallback = _PARAMETERS.get(name, (name + "=", ""))
+            if not insert.upper().startswith(current.upper()):
+                continue
+            meta = self._describe(keyword) or fallback
+            if name == "SIZE" and caps.size_limit:
+                meta = f"{meta} (limit here: {caps.size_limit})"
+            text = _case_like(insert, current or verb_typed)
+            yield Completion(text, -len(current), display=insert, display_meta=meta)
+
+    def _parameter_values(
+        self, verb: str, current: str, caps: Capabilities
+    ) -> Iterator[Completion]:
+        name, _, value = current.partition("=")
+        keyword = PARAMETER_KEYWORDS.get(verb, {}).get(name.upper())
+        if keyword is None or not caps.has(keyword):
+            return
+        for option, meta in _PARAMETER_VALUES.get(name.upper(), ()):
+            if option.startswith(value.upper()) and option != value.upper():
+                text = _case_like(option, value or name)
+                yield Completion(text, -len(value), display=option, display_meta=meta)
+
+    def _describe(self, keyword: str) -> str | None:
+        if self.describe is None:
+            return None
+        try:
+            text = self.describe(keyword)
+        except Exception:
+            return None
+        return text if isinstance(text, str) and text else None
+
+    # -- console commands --------------------------------------------------------------
+
+    def _console(self, text: str) -> Iterator[Completion]:
+        if text.startswith("::"):
+            return  # a raw line that starts with a colon
+        if not _WHITESPACE.search(text):
+            lowered = text.lower()
+            for name, meta in self.commands:
+                if name.lower().startswith(lowered):
+                    yield Completion(name, -len(text), display_meta=meta)
+            return
+        name, rest = _split_first(text)
+        name = name.lower()
+        if _WHITESPACE.search(rest):
+            return
+        if name == ":explain":
+            for code, meta in self.codes:
+                if code.startswith(rest):
+                    yield Completion(code, -len(rest), display_meta=meta)
+        elif name in (":manual", ":raw"):
+            for option in ("on", "off"):
+                if option.startswith(rest.lower()):
+                    meta = "turn it on" if option == "on" else "turn it off"
+                    yield Completion(option, -len(rest), display_meta=meta)
+
+    # -- DATA mode ---------------------------------------------------------------------
+
+    def _data(self, text: str) -> Iterator[Completion]:
+        if not self.header_block.open or text[:1].isspace():
+            return  # the body, or a folded header line
+        name, colon, value = text.partition(":")
+        if not colon:
+            seen = self.header_block.seen
+            for insert, meta in HEADERS:
+                field = insert.partition(":")[0]
+                if field.lower() in seen or not field.lower().startswith(text.lower()):
+                    continue
+                yield Completion(insert, -len(text), display=field + ":", display_meta=meta)
+            return
+        yield from self._header_value(name.strip().lower(), value)
+
+    def _header_value(self, name: str, value: str) -> Iterator[Completion]:
+        lead = "" if value[:1].isspace() else " "
+        typed = value.lstrip()
+        if name in _ADDRESS_HEADERS:
+            if "," in typed or ">" in typed or _WHITESPACE.search(typed):
+                return
+            for address in self.addresses.matching(typed.lstrip("<"), self.limit):
+                yield Completion(
+                    f"{lead}<{address}>", -len(typed), display=address, display_meta="used earlier"
+                )
+        elif name == "date" and not typed:
+            now = email.utils.formatdate(localtime=True)
+            yield Completion(lead + now, 0, display=now, display_meta="now, in RFC 5322 form")
+        elif name == "message-id" and not typed:
+            domain = self.hostname if "." in self.hostname else "smtp-tutor.invalid"
+            msgid = email.utils.make_msgid(domain=domain)
+            yield Completion(lead + msgid, 0, display=msgid, display_meta="a fresh unique id")
+
+
+def _split_first(text: str) -> tuple[str, str]:
+    """`"MAIL  FROM:<a>"` → `("MAIL", "FROM:<a>")`: the first word and the rest as typed."""
+    match = _FIRST_WORD.match(text)
+    if match is None:
+        return text, ""
+    return match.group(1), match.group(2)
+
+
+def _address_literal(address: str) -> str:
+    if ":" in address:
+        return f"[IPv6:{address}]"
+    return f"[{address}]"
+
+
+def _unique(completions: Iterable[Completion], limit: int) -> Iterator[Completion]:
+    seen: set[str] = set()
+    for completion in completions:
+        if completion.text in seen:
+            continue
+        seen.add(completion.text)
+        yield completion
+        if len(seen) >= limit:
+            return
