@@ -1,0 +1,272 @@
+"""A live SMTP session: a `Connection` driven by the `Dialogue`, shared by console and replay.
+
+It sends lines, reads replies in the background (a server may speak unasked: a 421 on idle,
+replies to pipelined commands), feeds each reply to the dialogue, does the TLS handshake the
+moment the server says 220 to STARTTLS, and hands every `Outcome` to whoever listens. It
+knows nothing about terminals.
+
+Silence is watched separately from reading: a timer runs whenever a line waits for its reply
+and restarts on every reply, so a command typed while the reader was idle is watched too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from smtp_tutor.connection import Closed, Connection, ConnectionFailed, TimedOut, WireObserver
+from smtp_tutor.core.checker import Finding, check
+from smtp_tutor.core.dialogue import Dialogue, Outcome, Phase, Sent
+from smtp_tutor.core.message_data import stuff_line
+from smtp_tutor.tls import TLSInfo
+
+#: How long one background read waits; silence is the watchdog's business, not the reader's.
+_IDLE_READ = 3600.0
+#: The dialogue's pseudo-verb for a line of message text, which gets no reply.
+_DATA_LINE = "<data line>"
+
+
+@dataclass(frozen=True)
+class ReplyEvent:
+    """A reply arrived; `latency` is seconds since the command it answers was sent."""
+
+    outcome: Outcome
+    latency: float | None
+
+
+@dataclass(frozen=True)
+class TLSEvent:
+    info: TLSInfo
+
+
+@dataclass(frozen=True)
+class TLSFailed:
+    reason: str
+
+
+@dataclass(frozen=True)
+class ClosedEvent:
+    reason: str
+
+
+@dataclass(frozen=True)
+class SilenceEvent:
+    """Nothing came back for a command within the reply timeout; the session goes on."""
+
+    seconds: float
+
+
+SessionEvent = ReplyEvent | TLSEvent | TLSFailed | ClosedEvent | SilenceEvent
+Listener = Callable[[SessionEvent], None]
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where to connect and how; `cafile` is trusted when the certificate is verified."""
+
+    host: str
+    port: int
+    implicit_tls: bool | None = None
+    connect_timeout: float = 10.0
+    reply_timeout: float = 30.0
+    ssl_context: ssl.SSLContext | None = None
+    server_hostname: str | None = None
+    cafile: str | Path | None = None
+
+    @property
+    def label(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host and not self.host.startswith("[") else self.host
+        return f"{host}:{self.port}"
+
+
+class Session:
+    """One connection's worth of SMTP, with a background reader feeding the dialogue."""
+
+    def __init__(
+        self, target: Target, listener: Listener, observer: WireObserver | None = None
+    ) -> None:
+        self.target = target
+        self.dialogue = Dialogue()
+        self.connection: Connection | None = None
+        self._listener = listener
+        self._observer = observer
+        self._reader_task: asyncio.Task[None] | None = None
+        self._sent_at: list[float] = []  # send times of lines awaiting replies, oldest first
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._not_upgrading = asyncio.Event()  # clear while the STARTTLS handshake runs
+        self._not_upgrading.set()
+        self._watchdog: asyncio.TimerHandle | None = None
+
+    async def connect(self) -> None:
+        """Open the connection and start listening; raises ConnectionFailed with one line."""
+        target = self.target
+        self.connection = await Connection.open(
+            target.host,
+            target.port,
+            implicit_tls=target.implicit_tls,
+            connect_timeout=target.connect_timeout,
+            reply_timeout=target.reply_timeout,
+            ssl_context=target.ssl_context,
+            server_hostname=target.server_hostname,
+            observer=self._observer,
+            cafile=target.cafile,
+        )
+        if self.connection.tls is not None:
+            info = self.connection.tls
+            self.dialogue.tls_at_connect(info.version, info.cipher)
+            self._listener(TLSEvent(info))
+        self._sent_at.append(time.monotonic())  # the greeting is "answer" to connecting
+        self._idle.clear()
+        self._arm_watchdog()
+        self._reader_task = asyncio.create_task(self._read_loop())
+
+    @property
+    def is_open(self) -> bool:
+        return (
+            self.connection is not None
+            and not self.connection.is_closed
+            and self.dialogue.phase is not Phase.CLOSED
+        )
+
+    def check(self, line: str) -> list[Finding]:
+        """The checker's warnings for `line` in the current state (nothing is sent)."""
+        return check(line, self.dialogue)
+
+    async def send(self, line: str) -> Sent | None:
+        """Send one line as typed; in DATA mode it is dot-stuffed first. None if closed.
+
+        A line typed while the STARTTLS handshake runs waits for it: written then, it would
+        go out in clear text in the middle of the handshake.
+        """
+        await self._not_upgrading.wait()
+        if not self.is_open:
+            return None
+        assert self.connection is not None
+        wire_line = line
+        if self.dialogue.sending_data and line != ".":
+            wire_line = stuff_line(line)
+        sent = self.dialogue.send(wire_line)
+        if sent.verb != _DATA_LINE:
+            self._sent_at.append(time.monotonic())
+            self._idle.clear()
+            if self._watchdog is None:
+                self._arm_watchdog()
+        await self.connection.send_line(wire_line)
+        return sent
+
+    async def wait_idle(self, timeout: float | None = None) -> bool:
+        """Wait until every line sent has its reply (or the session closed)."""
+        if self._idle.is_set():  # wait_for(…, 0) would time out even on a set event
+            return True
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    async def close(self) -> None:
+        """Hang up from the client side; no ClosedEvent is emitted for it."""
+        self._disarm_watchdog()
+        if self._reader_task is not None:
+            self._reader_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader_task
+            self._reader_task = None
+        if self.connection is not None:
+            await self.connection.close()
+        self.dialogue.connection_lost("closed by the client")
+        self._sent_at.clear()
+        self._idle.set()
+        self._not_upgrading.set()
+
+    # -- the background reader ---------------------------------------------------------
+
+    async def _read_loop(self) -> None:
+        assert self.connection is not None
+        connection = self.connection
+        try:
+            while True:
+                result = await connection.read_reply(_IDLE_READ)
+                if isinstance(result, TimedOut):
+                    continue
+                if isinstance(result, Closed):
+                    self.dialogue.connection_lost(result.reason)
+                    await self._closed(connection, self.dialogue.close_reason or result.reason)
+                    return
+                outcome = self.dialogue.receive(result)
+                started = None
+                if outcome.answered is not None and self._sent_at:
+                    started = self._sent_at.pop(0)
+                latency = max(0.0, time.monotonic() - started) if started is not None else None
+                if outcome.start_tls:
+                    self._not_upgrading.clear()
+                self._arm_watchdog()
+                self._listener(ReplyEvent(outcome, latency))
+                if outcome.start_tls:
+                    await self._start_tls(connection)
+                if self.dialogue.phase is Phase.CLOSED:
+                    await self._closed(connection, self.dialogue.close_reason or "session closed")
+                    return
+                if not self._sent_at:
+                    self._idle.set()
+        finally:
+            self._disarm_watchdog()
+            self._not_upgrading.set()
+            self._idle.set()
+
+    async def _closed(self, connection: Connection, reason: str) -> None:
+        self._sent_at.clear()
+        self._disarm_watchdog()
+        self._not_upgrading.set()
+        self._idle.set()
+        self._listener(ClosedEvent(reason))
+        await connection.close()
+
+    async def _start_tls(self, connection: Connection) -> None:
+        try:
+            info = await connection.starttls(
+                self.target.ssl_context,
+                self.target.server_hostname,
+                timeout=self.target.connect_timeout,
+            )
+        except ConnectionFailed as error:
+            self.dialogue.connection_lost(str(error))
+            self._listener(TLSFailed(str(error)))
+        else:
+            self.dialogue.tls_established(info.version, info.cipher)
+            self._listener(TLSEvent(info))
+        finally:
+            self._not_upgrading.set()
+
+    # -- silence -----------------------------------------------------------------------
+
+    def _arm_watchdog(self) -> None:
+        """(Re)start the silence timer if a line waits for its reply; stop it otherwise."""
+        self._disarm_watchdog()
+        if self._sent_at:
+            loop = asyncio.get_running_loop()
+            self._watchdog = loop.call_later(self.target.reply_timeout, self._silence)
+
+    def _disarm_watchdog(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
+
+    def _silence(self) -> None:
+        self._watchdog = None  # the next reply or command starts a new watch
+        if self._sent_at and self.is_open:
+            self._listener(SilenceEvent(self.target.reply_timeout))
+
+
+async def open_session(
+    target: Target, listener: Listener, observer: WireObserver | None = None
+) -> Session:
+    session = Session(target, listener, observer)
+    await session.connect()
+    return session
