@@ -1,0 +1,369 @@
+"""A pygments lexer for SMTP: raw dialogues and `C:`/`S:` transcripts.
+
+One lexer serves the console (replies coloured by class) and `pygmentize -l smtp FILE`. It is
+line-based like the protocol: a line that starts with a digit is a server reply, any other line
+is a client command, and after a final `354` reply the client's lines are message content until
+the lone `.`. Reply codes get token types of their own (`Token.SMTP.Reply.*`) so a style can
+colour 2xx, 3xx, 4xx and 5xx apart, and a line that only looks like a reply (`600 x`, `25O`) is
+flagged rather than guessed at. Like every pygments lexer it never drops a character: the token
+values always concatenate back to the input.
+
+Only pygments is imported here; prompt_toolkit is imported inside `highlight_fragments` so the
+command-line tools do not pay for it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any, ClassVar
+
+from pygments.lexer import RegexLexer, bygroups, default
+from pygments.style import Style
+from pygments.token import (
+    Comment,
+    Generic,
+    Keyword,
+    Name,
+    Number,
+    Operator,
+    Punctuation,
+    String,
+    Text,
+    Token,
+    Whitespace,
+    _TokenType,
+)
+
+__all__ = [
+    "ENHANCED",
+    "MALFORMED",
+    "REPLY_TOKENS",
+    "SMTPLexer",
+    "SMTPStyle",
+    "highlight_fragments",
+    "highlight_reply_fragments",
+]
+
+#: Reply codes by class; prompt_toolkit sees them as `class:pygments.smtp.reply.ok` and so on.
+REPLY_TOKENS: dict[str, _TokenType] = {
+    "2": Token.SMTP.Reply.Ok,
+    "3": Token.SMTP.Reply.Intermediate,
+    "4": Token.SMTP.Reply.Transient,
+    "5": Token.SMTP.Reply.Permanent,
+}
+#: The head of a line that stands where a reply should but breaks RFC 5321 §4.2's grammar.
+MALFORMED = Token.SMTP.Reply.Malformed
+#: An RFC 3463 `class.subject.detail` code at the start of a reply's text.
+ENHANCED = Token.SMTP.Enhanced
+
+Rule = tuple[Any, ...]
+
+# A line break; a lone CR (which pygments' own preprocessing would turn into LF) stays in the line.
+_EOL = r"\r?\n"
+# End of the line (or of the text) ahead, without consuming it.
+_AT_EOL = r"(?=[\r\n]|\Z)"
+# A reply code RFC 5321 defines (first digit 2-5, second 0-5) and what may follow it.
+_CODE = r"([2-5][0-5][0-9])([ -]|" + _AT_EOL + ")"
+_ENHANCED_CODE = r"(?:([245]\.[0-9]{1,3}\.[0-9]{1,3})(?![^\s]))?"
+# A base64 blob that fills the rest of the line (or `=`, the empty initial response).
+_BASE64 = r"(?:[A-Za-z0-9+/]+={0,2}|=)(?=[^\S\r\n]*(?:[\r\n]|\Z))"
+_PLACEHOLDER = r"\{[A-Za-z_][\w.-]*\}"
+# RFC 5322 field name: printable ASCII except the colon.
+_HEADER_NAME = r"([!-9;-~]+)(:)"
+# At most one blank after `C:` belongs to the prefix (possessive: a second one is content).
+_CLIENT_PREFIX = r"(C:[^\S\r\n]?+)"
+_VERBS = (
+    "DATA|RSET|VRFY|EXPN|HELP|NOOP|QUIT|STARTTLS|TURN|ETRN|ATRN|XCLIENT|XFORWARD|SEND|SOML|SAML"
+)
+
+
+def _reply(lexer: RegexLexer, match: re.Match[str]) -> Iterator[tuple[int, _TokenType, str]]:
+    """The code and its separator in one token coloured by class, as the console shows them."""
+    yield match.start(), REPLY_TOKENS[match.group(1)[0]], match.group(1) + match.group(2)
+    if match.re.groups >= 3 and match.group(3):
+        yield match.start(3), ENHANCED, match.group(3)
+
+
+def _line_tail(token: _TokenType, placeholders: bool = True, words: bool = False) -> list[Rule]:
+    """The rest of a line in `token`, ending the state at the line break; matches any text.
+
+    `words` stops each token at whitespace, for states whose earlier rules look at each word.
+    """
+    run = r"[^\s{]+" if words else r"[^\s{][^\r\n{]*"
+    rules: list[Rule] = [(_PLACEHOLDER, Name.Variable)] if placeholders else []
+    return [
+        *rules,
+        (run, token),
+        (r"\{", token),
+        (r"[^\S\r\n]+", Whitespace),
+        (_EOL, Whitespace, "#pop"),
+        (r"\r", Whitespace),
+    ]
+
+
+def _server_rules(then: tuple[str, ...], data: str | None, auth: str | None) -> list[Rule]:
+    """Reply rules; `then` runs before the next state, `data`/`auth` follow a final 354/334."""
+    rules: list[Rule] = []
+    if data is not None:
+        rules.append((r"(354)( |" + _AT_EOL + ")", _reply, (*then, data, "reply-text")))
+    after_334 = (auth,) if auth is not None else ()
+    rules.append((r"(334)( |" + _AT_EOL + ")", _reply, (*then, *after_334, "challenge")))
+    rules.append((_CODE + _ENHANCED_CODE, _reply, (*then, "reply-text")))
+    return rules
+
+
+#: Transcript lines that keep their meaning between 334 and its answer, and inside a message;
+#: a server line or a closed connection ends either.
+_TRANSCRIPT_META: list[Rule] = [
+    (r"[^\S\r\n]*" + _EOL, Whitespace),
+    (r"(?=S:)", bygroups(), "#pop"),
+    (r"#[^\r\n]*", Comment.Single),
+    (r"@(?:closed|connect)(?![\w.-])", Comment.Preproc, ("#pop", "directive")),
+    (r"@[A-Za-z_][\w.-]*", Comment.Preproc, "directive"),
+]
+
+
+def _data_states(kind: str) -> dict[str, list[Rule]]:
+    """Message content after 354: headers until the empty line, then body, until the lone `.`.
+
+    `kind` is "raw" (lines as sent) or "transcript" (each line behind `C:`; placeholders
+    allowed, comments and directives keep their meaning, an `S:` line ends the message).
+    """
+    transcript = kind == "transcript"
+    prefix = _CLIENT_PREFIX if transcript else r"()"
+    head, body = f"{kind}-headers", f"{kind}-body"
+    line, value = f"{kind}-line", f"{kind}-header-value"
+    extra = _TRANSCRIPT_META if transcript else []
+    anything_else: list[Rule] = [
+        (r"[^\s][^\r\n]*", Text),
+        (r"[^\S\r\n]+", Whitespace),
+        (_EOL, Whitespace),
+        (r"\r", Whitespace),
+    ]
+    lone_dot = r"^" + prefix + r"(\.)" + _AT_EOL
+    stuffed_dot = r"^" + prefix + r"(\.)"
+    return {
+        head: [
+            (lone_dot, bygroups(Generic.Prompt, Keyword), "#pop"),
+            (stuffed_dot, bygroups(Generic.Prompt, String.Escape), ("#pop", body, line)),
+            (
+                r"^" + prefix + "(" + _EOL + ")",
+                bygroups(Generic.Prompt, Whitespace),
+                ("#pop", body),
+            ),
+            (r"^" + prefix + _HEADER_NAME, bygroups(Generic.Prompt, Name.Tag, Punctuation), value),
+            # A folded continuation of the header above.
+            (r"^" + prefix + r"([^\S\r\n]+)", bygroups(Generic.Prompt, Whitespace), value),
+            *extra,
+            # Any other line ends the header section, as in Python's email parser.
+            (r"^" + prefix + r"(?=[^\r\n])", bygroups(Generic.Prompt), ("#pop", body, line)),
+            *anything_else,
+        ],
+        body: [
+            (lone_dot, bygroups(Generic.Prompt, Keyword), "#pop"),
+            (stuffed_dot, bygroups(Generic.Prompt, String.Escape), line),
+            *extra,
+            *([(r"^" + prefix, bygroups(Generic.Prompt), line)] if transcript else []),
+            *anything_else,
+        ],
+        line: _line_tail(Text, placeholders=transcript),
+        value: _line_tail(String, placeholders=transcript),
+    }
+
+
+class SMTPLexer(RegexLexer):
+    """SMTP dialogues as typed over telnet, and transcripts in the style of RFC 5321's examples."""
+
+    name = "SMTP"
+    aliases: ClassVar[list[str]] = ["smtp", "smtp-transcript"]
+    filenames: ClassVar[list[str]] = ["*.smtp"]
+    mimetypes: ClassVar[list[str]] = ["text/x-smtp"]
+    url = "https://www.rfc-editor.org/rfc/rfc5321"
+
+    tokens: ClassVar[dict[str, list[Any]]] = {
+        "root": [
+            (r"[^\S\r\n]*" + _EOL, Whitespace),
+            (r"#[^\r\n]*", Comment.Single),
+            (r"@[A-Za-z_][\w.-]*", Comment.Preproc, "directive"),
+            (r"(S:)([^\S\r\n]*)", bygroups(Generic.Prompt, Whitespace), "transcript-server"),
+            (_CLIENT_PREFIX, Generic.Prompt, "command"),
+            *_server_rules((), "raw-headers", "raw-auth"),
+            (r"[0-9][^\s]*", MALFORMED, "reply-text"),
+            default("command"),
+        ],
+        # Stack start for text known to come from the server: every line is a reply.
+        "replies": [
+            (r"[^\S\r\n]*" + _EOL, Whitespace),
+            *_server_rules((), None, None),
+            (r"[^\s]+", MALFORMED, "reply-text"),
+            (r"\s", Whitespace),
+        ],
+        "transcript-server": [
+            *_server_rules(("#pop",), "transcript-headers", "transcript-auth"),
+            (r"[^\s]+", MALFORMED, ("#pop", "reply-text")),
+            (_EOL, Whitespace, "#pop"),
+            (r"\s", Whitespace),
+        ],
+        "reply-text": _line_tail(Text, placeholders=False),
+        # The text of a 334 reply is a base64 challenge (RFC 4954 §4).
+        "challenge": [(_BASE64, String.Other), *_line_tail(Text, placeholders=False)],
+        # After 334 the client's next line is a base64 response or `*` to cancel, whatever it says.
+        "raw-auth": [
+            (r"(?=[0-9])", bygroups(), "#pop"),
+            (r"\*" + _AT_EOL, Keyword, "#pop"),
+            (_PLACEHOLDER + _AT_EOL, Name.Variable, "#pop"),
+            (_BASE64, String.Other, "#pop"),
+            default("#pop"),
+        ],
+        "transcript-auth": [
+            *_TRANSCRIPT_META,
+            (_CLIENT_PREFIX + r"(\*)" + _AT_EOL, bygroups(Generic.Prompt, Keyword), "#pop"),
+            (
+                _CLIENT_PREFIX + "(" + _PLACEHOLDER + ")" + _AT_EOL,
+                bygroups(Generic.Prompt, Name.Variable),
+                "#pop",
+            ),
+            (_CLIENT_PREFIX + "(" + _BASE64 + ")", bygroups(Generic.Prompt, String.Other), "#pop"),
+            default("#pop"),
+        ],
+        "command": [
+            (
+                r"(?i)(MAIL)([^\S\r\n]+)(FROM:)",
+                bygroups(Keyword, Whitespace, Keyword.Pseudo),
+                ("#pop", "path"),
+            ),
+            (
+                r"(?i)(RCPT)([^\S\r\n]+)(TO:)",
+                bygroups(Keyword, Whitespace, Keyword.Pseudo),
+                ("#pop", "path"),
+            ),
+            (
+                r"(?i)(AUTH)([^\S\r\n]+)([A-Za-z0-9_-]+)",
+                bygroups(Keyword, Whitespace, Name.Constant),
+                ("#pop", "auth-args"),
+            ),
+            (r"(?i)(?:EHLO|HELO|LHLO)(?![^\s])", Keyword, ("#pop", "domain")),
+            (r"(?i)BDAT(?![^\s])", Keyword, ("#pop", "bdat")),
+            (r"(?i)(?:" + _VERBS + r")(?![^\s])", Keyword, ("#pop", "args")),
+            (r"[^\S\r\n]+", Whitespace),
+            (_PLACEHOLDER, Name.Variable, ("#pop", "args")),
+            (r"[^\s{]+|\{", Text, ("#pop", "args")),
+            (_EOL, Whitespace, "#pop"),
+            (r"\r", Whitespace),
+        ],
+        # The reverse-path or forward-path after FROM:/TO:, then ESMTP parameters.
+        "path": [
+            (r"[^\S\r\n]+", Whitespace),
+            (r"<[^>{\r\n]*>", Name.Label, ("#pop", "params")),
+            (r"<", Name.Label, ("#pop", "params", "address")),
+            (_PLACEHOLDER, Name.Variable, ("#pop", "params")),
+            (r"[^\s<{]+|\{", Name.Label, ("#pop", "params")),
+            (_EOL, Whitespace, "#pop"),
+            (r"\r", Whitespace),
+        ],
+        "address": [
+            (_PLACEHOLDER, Name.Variable),
+            (r"[^>{\r\n]+|\{", Name.Label),
+            (r">", Name.Label, "#pop"),
+            default("#pop"),
+        ],
+        "params": [
+            (r"([A-Za-z0-9][A-Za-z0-9-]*)(=)", bygroups(Name.Attribute, Operator), "value"),
+            (r"[A-Za-z0-9][A-Za-z0-9-]*(?![^\s])", Name.Attribute),
+            *_line_tail(Text, words=True),
+        ],
+        "value": [
+            (_PLACEHOLDER, Name.Variable),
+            (r"[^\s{]+|\{", String),
+            default("#pop"),
+        ],
+        "auth-args": [(_BASE64, String.Other), *_line_tail(Text, words=True)],
+        "domain": _line_tail(String),
+        "bdat": [
+            (r"[0-9]+(?![^\s])", Number.Integer),
+            (r"(?i)LAST(?![^\s])", Keyword.Pseudo),
+            *_line_tail(Text, words=True),
+        ],
+        "args": [
+            (r"<[^>{\r\n]*>", Name.Label),
+            (r"<", Name.Label, "address"),
+            *_line_tail(Text, words=True),
+        ],
+        "directive": _line_tail(Comment.PreprocFile, placeholders=False, words=True),
+        **_data_states("raw"),
+        **_data_states("transcript"),
+    }
+
+    def analyse_text(text: str) -> float:  # type: ignore[misc]  # pygments makes it static
+        """A greeting then EHLO/HELO is an SMTP dialogue; modest, to not steal other guesses."""
+        greeting = re.match(r"\s*(?:S:\s*)?220[ -]", text)
+        hello = re.search(r"^(?:C:\s*)?(?:EHLO|HELO) ", text, re.MULTILINE | re.IGNORECASE)
+        return 0.4 if greeting and hello else 0.0
+
+
+class SMTPStyle(Style):
+    """ANSI colour names only, so the terminal's own palette keeps them readable on dark and light.
+
+    The reply colours match the console's STYLE_RULES in `smtp_tutor.console.render`.
+    """
+
+    name = "smtp"
+    styles: ClassVar[dict[_TokenType, str]] = {
+        Token.SMTP.Reply.Ok: "bold ansigreen",
+        Token.SMTP.Reply.Intermediate: "bold ansicyan",
+        Token.SMTP.Reply.Transient: "bold ansiyellow",
+        Token.SMTP.Reply.Permanent: "bold ansired",
+        MALFORMED: "bold ansimagenta",
+        ENHANCED: "ansiblue",
+        Comment: "italic ansibrightblack",
+        Comment.Preproc: "noitalic bold ansibrightblack",
+        Comment.PreprocFile: "noitalic nobold ansibrightblack",
+        Generic.Prompt: "bold ansibrightblack",
+        Keyword: "bold",
+        Name.Constant: "italic",
+        Name.Label: "underline",
+        Name.Attribute: "ansiblue",
+        Name.Tag: "bold ansiblue",
+        Name.Variable: "bold ansibrightmagenta",
+        String: "ansicyan",
+        String.Other: "italic",
+        String.Escape: "bold ansiblue",
+        Number: "ansiblue",
+    }
+
+
+Fragments = list[tuple[str, str]]
+
+
+def highlight_reply_fragments(raw_text: str) -> Fragments:
+    """Server text as prompt_toolkit fragments: every line is a reply, none a command.
+
+    Line ends are normalised to LF, as pygments does, so a CR never reaches the terminal.
+    """
+    return _fragments(raw_text, ("replies",))
+
+
+def highlight_fragments(text: str) -> Fragments:
+    """A whole dialogue or transcript (client and server lines) as prompt_toolkit fragments."""
+    return _fragments(text, ("root",))
+
+
+def _fragments(text: str, stack: tuple[str, ...]) -> Fragments:
+    from prompt_toolkit.styles.pygments import pygments_token_to_classname
+
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    fragments: Fragments = []
+    styles: dict[_TokenType, str] = {}
+    for _pos, token, value in _LEXER.get_tokens_unprocessed(text, stack):
+        style = styles.get(token) or styles.setdefault(
+            token, "class:" + pygments_token_to_classname(token)
+        )
+        if fragments and fragments[-1][0] == style:
+            fragments[-1] = (style, fragments[-1][1] + value)
+        elif value:
+            fragments.append((style, value))
+    return fragments
+
+
+_LEXER = SMTPLexer()
