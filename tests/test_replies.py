@@ -182,9 +182,13 @@ def test_parser_never_raises_and_keeps_every_byte(data: bytes, cuts: list[int]) 
         assert reply.malformed or (reply.code is not None and 200 <= reply.code < 600)
 
 
-@given(st.lists(st.tuples(st.integers(200, 559), st.lists(st.text(
-    alphabet=st.characters(blacklist_categories=("Cc", "Cs")), max_size=40), min_size=1, max_size=5)),
-    max_size=10))  # fmt: skip
+_TEXT = st.text(alphabet=st.characters(blacklist_categories=("Cc", "Cs")), max_size=40)
+_SPECS = st.lists(
+    st.tuples(st.integers(200, 559), st.lists(_TEXT, min_size=1, max_size=5)), max_size=10
+)
+
+
+@given(_SPECS)
 def test_well_formed_replies_parse_back(specs: list[tuple[int, list[str]]]) -> None:
     specs = [(code, lines) for code, lines in specs if (code // 10) % 10 <= 5]
     replies = [make_reply(code, *lines) for code, lines in specs]

@@ -11,17 +11,49 @@ Modules, one job each:
     storage   the Maildir with an envelope JSON beside each message, and its reader
 """
 
-from smtp_tutor.sandbox.certs import client_tls_context
-from smtp_tutor.sandbox.config import (
-    DEMO_PASSWORD,
-    DEMO_USER,
-    SandboxConfig,
-    default_mailbox_dir,
-    parse_accounts,
-)
-from smtp_tutor.sandbox.server import Sandbox, ThreadedSandbox, serve_forever
-from smtp_tutor.sandbox.storage import Mailbox, StoredMessage
-from smtp_tutor.sandbox.triggers import TRIGGERS_HELP, triggers_help
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+# Importing aiosmtpd and cryptography costs a third of a second; `smtp-tutor --version`,
+# `explain` and `serve --help` should not pay it. Names load on first use (PEP 562).
+_WHERE = {
+    "client_tls_context": "certs",
+    "DEMO_PASSWORD": "config",
+    "DEMO_USER": "config",
+    "SandboxConfig": "config",
+    "default_mailbox_dir": "config",
+    "parse_accounts": "config",
+    "Sandbox": "server",
+    "ThreadedSandbox": "server",
+    "serve_forever": "server",
+    "Mailbox": "storage",
+    "StoredMessage": "storage",
+    "TRIGGERS_HELP": "triggers",
+    "triggers_help": "triggers",
+}
+
+if TYPE_CHECKING:
+    from smtp_tutor.sandbox.certs import client_tls_context
+    from smtp_tutor.sandbox.config import (
+        DEMO_PASSWORD,
+        DEMO_USER,
+        SandboxConfig,
+        default_mailbox_dir,
+        parse_accounts,
+    )
+    from smtp_tutor.sandbox.server import Sandbox, ThreadedSandbox, serve_forever
+    from smtp_tutor.sandbox.storage import Mailbox, StoredMessage
+    from smtp_tutor.sandbox.triggers import TRIGGERS_HELP, triggers_help
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
+
 
 __all__ = [
     "DEMO_PASSWORD",

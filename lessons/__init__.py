@@ -1,0 +1,1 @@
+"""Guided lessons, one TOML file each; installed as the package data `smtp_tutor.lessons`."""

@@ -1,0 +1,384 @@
+"""Command line: a thin argparse layer that picks a job and hands over to it.
+
+Exit codes: 0 fine, 1 the job ran and reports failure, 2 bad usage, 3 connection or TLS
+failure, 130 interrupted. Every error is one line on stderr; no traceback reaches a user.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import math
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import NoReturn
+
+from smtp_tutor import __version__
+
+EXIT_USAGE = 2
+EXIT_CONNECTION = 3
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (and exit 2), not a usage dump.
+
+    `lazy_epilog` builds the epilog only when help is shown: the trigger list reads a data
+    file, and `--version` should not pay for that.
+    """
+
+    lazy_epilog: Callable[[], str] | None = None
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (try --help)\n")
+
+    def format_help(self) -> str:
+        if self.lazy_epilog is not None and self.epilog is None:
+            self.epilog = self.lazy_epilog()
+        return super().format_help()
+
+
+def _add_common(parser: argparse.ArgumentParser, *, top: bool = False) -> None:
+    # A subcommand's defaults would overwrite what was given before the subcommand
+    # (`smtp-tutor --lang zh explain 535`), so only the top-level parser sets defaults.
+    parser.add_argument(
+        "--lang",
+        type=_language_option,
+        default=None if top else argparse.SUPPRESS,
+        help="language of explanations: en or zh (default: from LANGUAGE/LC_ALL/LANG)",
+    )
+    parser.add_argument(
+        "--no-color",
+        action="store_true",
+        default=False if top else argparse.SUPPRESS,
+        help="no colours (NO_COLOR works too)",
+    )
+
+
+def _triggers_help() -> str:
+    from smtp_tutor.sandbox.triggers import TRIGGERS_HELP
+
+    return TRIGGERS_HELP
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="smtp-tutor",
+        description="Type raw SMTP like telnet, with explanations, TLS and base64 done for you. "
+        "With no command: start the embedded sandbox server and open a console on it.",
+    )
+    parser.add_argument("--version", action="version", version=f"smtp-tutor {__version__}")
+    _add_common(parser, top=True)
+    commands = parser.add_subparsers(dest="command", parser_class=_Parser, metavar="COMMAND")
+
+    connect = commands.add_parser(
+        "connect",
+        help="open a console on a real server",
+        description="Open a console on HOST. Port 25 by default; 465 means TLS from the start.",
+    )
+    connect.add_argument("host")
+    connect.add_argument("port", nargs="?", type=_port, default=25)
+    connect.add_argument("--tls", action="store_true", help="TLS from the first byte (as on 465)")
+    connect.add_argument(
+        "--timeout",
+        type=_seconds,
+        default=30.0,
+        metavar="S",
+        help="seconds to wait for the connection and for each reply (30)",
+    )
+    _add_common(connect)
+
+    serve = commands.add_parser(
+        "serve",
+        help="run the sandbox SMTP server in the foreground",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Run the sandbox: it accepts mail into a local Maildir and never relays.",
+    )
+    serve.lazy_epilog = _triggers_help
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
+    serve.add_argument("--port", type=_port_or_zero, default=2525, help="port (2525; 0 = free)")
+    serve.add_argument(
+        "--mailbox",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="Maildir to store messages in (default: in the data directory)",
+    )
+    serve.add_argument(
+        "--user",
+        action="append",
+        default=[],
+        metavar="NAME:PASSWORD",
+        help="an extra account (repeatable); student:secret always exists",
+    )
+    serve.add_argument(
+        "--require-tls", action="store_true", help="refuse AUTH and MAIL until STARTTLS"
+    )
+    serve.add_argument(
+        "--require-auth", action="store_true", help="refuse MAIL until the client has done AUTH"
+    )
+    serve.add_argument(
+        "--implicit-tls", action="store_true", help="TLS from the first byte (like port 465)"
+    )
+    serve.add_argument("--hostname", default="localhost", help="name in the greeting")
+    serve.add_argument(
+        "--max-size",
+        type=_positive_int,
+        default=10 * 1024 * 1024,
+        metavar="BYTES",
+        help="message size limit, advertised as SIZE (10 MiB)",
+    )
+    serve.add_argument(
+        "--idle-timeout",
+        type=_seconds,
+        default=300.0,
+        metavar="S",
+        help="close an idle connection with 421 4.4.2 after S seconds (300)",
+    )
+    serve.add_argument(
+        "--max-connections",
+        type=_positive_int,
+        default=100,
+        metavar="N",
+        help="concurrent connections; the next one gets 421 4.7.0 (100)",
+    )
+    serve.add_argument(
+        "--greylist-delay",
+        type=_seconds,
+        default=5.0,
+        metavar="S",
+        help="how long greylist@ addresses are refused (5)",
+    )
+    serve.add_argument(
+        "--slow-delay",
+        type=_seconds,
+        default=5.0,
+        metavar="S",
+        help="how long slow@ addresses make the client wait (5)",
+    )
+    _add_common(serve)
+
+    explain = commands.add_parser(
+        "explain",
+        help='explain a reply code: 535, 5.7.8, "550 5.1.1 User unknown"',
+        description="Explain an SMTP reply code, an enhanced status code, or a whole reply line.",
+    )
+    explain.add_argument("query", nargs="+")
+    _add_common(explain)
+    return parser
+
+
+def _port(text: str) -> int:
+    value = _port_or_zero(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("port must be between 1 and 65535")
+    return value
+
+
+def _port_or_zero(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError("port must be between 0 and 65535")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not math.isfinite(value) or value <= 0:  # float() also takes "nan" and "inf"
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, not {text!r}")
+    return value
+
+
+def _language_option(text: str) -> str:
+    """An explicit --lang we have no texts for is a mistake, not a silent fall-back to English."""
+    from smtp_tutor.core.knowledge import LANGUAGES, normalise_language
+
+    primary = text.strip().split(".")[0].split("@")[0].replace("_", "-").split("-")[0].lower()
+    if primary not in LANGUAGES:
+        raise argparse.ArgumentTypeError(
+            f"no texts in {text!r}; choose from {', '.join(LANGUAGES)}"
+        )
+    return normalise_language(text)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _tolerate_unprintable()
+    try:
+        status = _run(args)
+        sys.stdout.flush()  # a reader that left shows up here, not at interpreter exit
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:  # `smtp-tutor explain 550 | head -1`: the reader left early
+        _discard_stdout()
+        return 1
+    return status
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.command == "explain":
+        return _explain(args)
+    if args.command == "serve":
+        return _serve(args)
+    if args.command == "connect":
+        return _connect(args)
+    return _sandbox_console(args)
+
+
+def _tolerate_unprintable() -> None:
+    """Chinese text on an ASCII-only stdout, or a path that is not UTF-8: escape, don't crash."""
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors="backslashreplace")
+
+
+def _discard_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush does not fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # stdout has no file descriptor (tests, embedding)
+        pass
+
+
+def _reason(error: OSError) -> str:
+    """'Address already in use', not asyncio's "error while attempting to bind on ..."."""
+    import socket
+
+    if isinstance(error, socket.gaierror) or not error.errno or error.errno < 0:
+        return error.strerror or str(error)
+    return os.strerror(error.errno)
+
+
+def _language(args: argparse.Namespace) -> str:
+    from smtp_tutor.core.knowledge import language_from_env
+
+    return str(args.lang) if args.lang else language_from_env()
+
+
+def _color(args: argparse.Namespace) -> bool:
+    return not args.no_color and not os.environ.get("NO_COLOR")
+
+
+def _explain(args: argparse.Namespace) -> int:
+    from smtp_tutor.core.knowledge import explain, format_explanation
+
+    lang = _language(args)
+    try:
+        explanation = explain(" ".join(args.query), lang)
+    except ValueError as error:
+        print(f"smtp-tutor explain: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    print(format_explanation(explanation, lang))
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from smtp_tutor.sandbox import SandboxConfig, parse_accounts, serve_forever
+
+    try:
+        config = SandboxConfig(
+            host=args.host,
+            port=args.port,
+            mailbox=args.mailbox,
+            users={**SandboxConfig().users, **parse_accounts(args.user)},
+            require_tls=args.require_tls,
+            require_auth=args.require_auth,
+            implicit_tls=args.implicit_tls,
+            hostname=args.hostname,
+            max_message_size=args.max_size,
+            idle_timeout=args.idle_timeout,
+            max_connections=args.max_connections,
+            greylist_delay=args.greylist_delay,
+            slow_delay=args.slow_delay,
+        )
+        config.validate()
+    except ValueError as error:
+        print(f"smtp-tutor serve: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        asyncio.run(serve_forever(config, announce=lambda text: print(text, flush=True)))
+    except OSError as error:
+        if error.filename:  # the certificate or the Maildir, not the socket
+            print(
+                f"smtp-tutor serve: cannot use {error.filename}: {_reason(error)}", file=sys.stderr
+            )
+            return 1
+        print(
+            f"smtp-tutor serve: cannot listen on {args.host}:{args.port}: {_reason(error)}",
+            file=sys.stderr,
+        )
+        return EXIT_CONNECTION
+    return 0
+
+
+def _connect(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from smtp_tutor.console.app import Console, ConsoleOptions
+    from smtp_tutor.session import Target
+
+    target = Target(
+        host=args.host,
+        port=args.port,
+        implicit_tls=True if args.tls else None,
+        connect_timeout=args.timeout,
+        reply_timeout=args.timeout,
+    )
+    options = ConsoleOptions(lang=_language(args), color=_color(args))
+    return asyncio.run(Console(target, options).run())
+
+
+def _sandbox_console(args: argparse.Namespace) -> int:
+    import asyncio
+
+    return asyncio.run(_run_sandbox_console(args))
+
+
+async def _run_sandbox_console(args: argparse.Namespace) -> int:
+    from smtp_tutor.console.app import Console, ConsoleOptions
+    from smtp_tutor.sandbox import Sandbox, SandboxConfig
+    from smtp_tutor.session import Target
+
+    sandbox = Sandbox(SandboxConfig(port=0))
+    try:
+        await sandbox.start()
+    except OSError as error:
+        if error.filename:  # the certificate or the Maildir in the data directory
+            print(f"smtp-tutor: cannot use {error.filename}: {_reason(error)}", file=sys.stderr)
+            return 1
+        print(f"smtp-tutor: cannot start the sandbox: {_reason(error)}", file=sys.stderr)
+        return EXIT_CONNECTION
+    banner = (
+        f"smtp-tutor {__version__} — sandbox SMTP server on {sandbox.host}:{sandbox.port} "
+        f"(loopback only, never relays)\n"
+        f"demo account: student / secret    mailbox: {sandbox.mailbox_path}\n"
+        "Start with:  EHLO me.example     :help lists console commands, :quit leaves."
+    )
+    options = ConsoleOptions(lang=_language(args), color=_color(args), banner=banner)
+    console = Console(Target(sandbox.host, sandbox.port), options)
+    try:
+        return await console.run()
+    finally:
+        await sandbox.stop()

@@ -1,0 +1,1 @@
+"""The interactive console: prompt_toolkit in front, a `Session` behind."""

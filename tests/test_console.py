@@ -1,0 +1,200 @@
+"""The console loop, driven for real through prompt_toolkit pipe input against the sandbox."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TypeVar
+
+import pytest
+
+from smtp_tutor.console import render
+from smtp_tutor.console.app import ConsoleOptions
+from smtp_tutor.core.replies import make_reply
+from smtp_tutor.sandbox import Mailbox, Sandbox, SandboxConfig
+from smtp_tutor.session import Target
+from tests.consoles import run_console, screen_text
+
+T = TypeVar("T")
+
+
+@pytest.fixture(autouse=True)
+def private_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("XDG_DATA_HOME", "XDG_STATE_HOME", "XDG_CONFIG_HOME"):
+        monkeypatch.setenv(name, str(tmp_path / name.lower()))
+
+
+def with_sandbox(tmp_path: Path, body: Callable[[Sandbox], Awaitable[T]], **config: object) -> T:
+    async def main() -> T:
+        sandbox = Sandbox(SandboxConfig(port=0, mailbox=tmp_path / "Maildir", **config))  # type: ignore[arg-type]
+        await sandbox.start()
+        try:
+            return await body(sandbox)
+        finally:
+            await sandbox.stop()
+
+    return asyncio.run(main())
+
+
+def session(tmp_path: Path, lines: list[str], **config: object) -> tuple[str, Mailbox]:
+    """Type `lines` into a console on a fresh sandbox; the console must end with exit 0."""
+
+    async def body(sandbox: Sandbox) -> tuple[str, Mailbox]:
+        code, out, _console = await run_console(Target(sandbox.host, sandbox.port), lines)
+        assert code == 0
+        return out, sandbox.mailbox()
+
+    return with_sandbox(tmp_path, body, **config)
+
+
+def test_raw_lines_go_out_as_typed_and_replies_come_back(tmp_path: Path) -> None:
+    out, _ = session(tmp_path, ["EHLO me.example", "NOOP", "QUIT"])
+    text = screen_text(out)
+    assert "220 localhost" in text
+    assert "250-PIPELINING" in text and "250 HELP" in text
+    assert "221 2.0.0" in text
+    assert "connection closed" in text and ":reconnect" in text
+    assert " ms)" in text  # latency shown
+
+
+def test_lines_starting_with_r_or_q_are_not_eaten(tmp_path: Path) -> None:
+    out, _ = session(tmp_path, [
+        "ehlo me.example", "MAIL FROM:<a@example.com>", "RCPT TO:<b@example.com>", "RSET",
+        "quit",
+    ])  # fmt: skip
+    text = screen_text(out)
+    assert "250 2.1.5" in text  # RCPT really went out
+    assert text.count("250 2.0.0") >= 1  # RSET answered
+    assert "221" in text
+
+
+def test_checker_warns_before_sending_but_still_sends(tmp_path: Path) -> None:
+    out, _ = session(tmp_path, ["EHLO me.example", "RCPT TO:<b@example.com>", "QUIT"])
+    text = screen_text(out)
+    warning = text.index("RCPT before MAIL")
+    refusal = text.index("503 5.5.1")
+    assert warning < refusal  # the warning came first, then the server's refusal
+    assert "↳ 503" in text  # and the explanation after the error
+
+
+def test_auth_login_helper_encodes_and_hides_the_password(tmp_path: Path) -> None:
+    out, _ = session(tmp_path, ["EHLO me", "AUTH LOGIN", "student", "secret", "QUIT"])
+    text = screen_text(out)
+    assert "decoded challenge: 'Username:'" in text
+    assert base64.b64encode(b"student").decode() in text
+    assert "235 2.7.0" in text
+    assert "secret" not in text.replace("student / secret", "")
+    assert base64.b64encode(b"secret").decode() not in text
+
+
+def test_auth_plain_without_argument_asks_for_both(tmp_path: Path) -> None:
+    out, _ = session(tmp_path, ["EHLO me", "AUTH PLAIN", "student", "secret", "QUIT"])
+    text = screen_text(out)
+    assert "235 2.7.0" in text
+    assert base64.b64encode(b"\0student\0secret").decode() not in text
+
+
+def test_auth_cram_md5(tmp_path: Path) -> None:
+    out, _ = session(tmp_path, ["EHLO me", "AUTH CRAM-MD5", "student", "secret", "QUIT"])
+    assert "235 2.7.0" in screen_text(out)
+
+
+def test_wrong_password_is_explained(tmp_path: Path) -> None:
+    out, _ = session(tmp_path, ["EHLO me", "AUTH LOGIN", "student", "wrong", "QUIT"])
+    text = screen_text(out)
+    assert "535 5.7.8" in text and "↳ 535" in text
+
+
+def test_manual_mode_sends_auth_answers_as_typed(tmp_path: Path) -> None:
+    user, password = (base64.b64encode(x).decode() for x in (b"student", b"secret"))
+    out, _ = session(tmp_path, [":manual on", "EHLO me", "AUTH LOGIN", user, password, "QUIT"])
+    assert "235 2.7.0" in screen_text(out)
+
+
+def test_data_mode_dot_stuffs_and_the_message_arrives_intact(tmp_path: Path) -> None:
+    body = ["Subject: =?UTF-8?B?5L2g5aW9?=", "From: a@example.com", "", ".leading dot",
+            "..two dots", "你好，世界", "::colon line"]  # fmt: skip
+    out, mailbox = session(tmp_path, [
+        "EHLO me", "MAIL FROM:<a@example.com> BODY=8BITMIME", "RCPT TO:<b@example.com>",
+        "DATA", *body, ".", "QUIT",
+    ])  # fmt: skip
+    text = screen_text(out)
+    assert "dot-stuffed: sent as ..leading dot" in text
+    assert "250 2.0.0" in text
+    [stored] = mailbox.messages()
+    expected = "\r\n".join([*body[:-1], ":colon line"]) + "\r\n"
+    assert stored.raw == expected.encode()
+
+
+def test_starttls_switches_in_place_and_reminds_to_ehlo(tmp_path: Path) -> None:
+    out, _ = session(tmp_path, ["EHLO me", "STARTTLS", "EHLO me", "QUIT"])
+    text = screen_text(out)
+    assert "TLS active: TLSv1.3" in text or "TLS active: TLSv1.2" in text
+    assert "self-signed" in text
+    assert "say EHLO again" in text
+    after = text[text.index("TLS active") :]
+    assert "250-STARTTLS" not in after  # not offered again under TLS
+
+
+def test_server_drop_leaves_the_console_running(tmp_path: Path) -> None:
+    out, _ = session(tmp_path, [
+        "EHLO me", "MAIL FROM:<a@example.com>", "RCPT TO:<drop@example.com>", "NOOP",
+        ":reconnect", "NOOP", ":quit",
+    ])  # fmt: skip
+    text = screen_text(out)
+    assert "connection closed" in text
+    assert "not connected" in text  # NOOP after the drop is refused locally, no traceback
+    assert text.count("220 localhost") == 2  # :reconnect opened a new session
+
+
+def test_console_commands(tmp_path: Path) -> None:
+    out, _ = session(tmp_path, [
+        ":help", ":explain 535", ":b64 student", ":unb64 c3R1ZGVudA==", ":unb64 !!", ":nope",
+        ":quit",
+    ])  # fmt: skip
+    text = screen_text(out)
+    assert ":manual on|off" in text
+    assert "535" in text and "5.7.8" not in text.split(":explain")[0]
+    assert "c3R1ZGVudA==" in text and "student" in text
+    assert "unknown console command :nope" in text
+
+
+def test_chinese_explanations(tmp_path: Path) -> None:
+    async def body(sandbox: Sandbox) -> str:
+        options = ConsoleOptions(lang="zh", color=False)
+        _code, out, _ = await run_console(
+            Target(sandbox.host, sandbox.port), ["EHLO me", "RCPT TO:<x@y.z>", "QUIT"], options
+        )
+        return screen_text(out)
+
+    text = with_sandbox(tmp_path, body)
+    assert "请先发 MAIL FROM" in text or "MAIL 之前" in text
+
+
+def test_connection_refused_is_one_line(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    errors = io.StringIO()
+    code, out, _ = asyncio.run(run_console(Target("127.0.0.1", port), [], errors=errors))
+    assert code == 3
+    [line] = errors.getvalue().splitlines()
+    assert "refused" in line and "Traceback" not in out
+
+
+def test_render_reply_fragments_are_pure() -> None:
+    reply = make_reply(550, "5.1.1 <nobody@example.com>: User unknown")
+    fragments = render.reply_fragments(reply, 0.012)
+    assert render.plain(fragments) == "550 5.1.1 <nobody@example.com>: User unknown  (12 ms)\n"
+    styles = [style for style, _ in fragments]
+    assert "class:reply.permanent" in styles and "class:reply.enhanced" in styles
+    ok = render.reply_fragments(make_reply(250, "a", "b"))
+    assert render.plain(ok) == "250-a\n250 b\n"
+    assert ok[0][0] == "class:reply.ok"
+    assert render.explanation_fragments(make_reply(250, "ok")) == []
+    assert "535" in render.plain(render.explanation_fragments(make_reply(535, "5.7.8 no")))
