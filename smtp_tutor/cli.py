@@ -13,9 +13,12 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from smtp_tutor import __version__
+
+if TYPE_CHECKING:
+    from smtp_tutor.console.app import ConsoleOptions
 
 EXIT_USAGE = 2
 EXIT_CONNECTION = 3
@@ -333,10 +336,42 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _console_options(args: argparse.Namespace, **extra: object) -> ConsoleOptions:
+    """Settings for a console: config.toml first, then the command line and NO_COLOR on top."""
+    from smtp_tutor.console.app import ConsoleOptions
+    from smtp_tutor.console.config import config_path, load_config
+    from smtp_tutor.core.knowledge import normalise_language
+    from smtp_tutor.core.messages import message
+    from smtp_tutor.paths import state_dir
+
+    config = load_config()
+    if args.lang:
+        lang = str(args.lang)
+    elif config.language:
+        lang = normalise_language(config.language)
+    else:
+        lang = _language(args)
+    notices = [
+        message("console", "config_problem", lang, path=config_path(), error=problem)
+        for problem in config.problems
+    ]
+    return ConsoleOptions(
+        lang=lang,
+        color=_color(args),
+        style=config.style,
+        editing_mode=config.editing_mode,
+        confirm_on_warning=config.confirm_on_warning,
+        toolbar=config.toolbar,
+        history_path=state_dir() / "history",
+        notices=notices,
+        **extra,  # type: ignore[arg-type]
+    )
+
+
 def _connect(args: argparse.Namespace) -> int:
     import asyncio
 
-    from smtp_tutor.console.app import Console, ConsoleOptions
+    from smtp_tutor.console.app import Console
     from smtp_tutor.session import Target
 
     target = Target(
@@ -346,8 +381,7 @@ def _connect(args: argparse.Namespace) -> int:
         connect_timeout=args.timeout,
         reply_timeout=args.timeout,
     )
-    options = ConsoleOptions(lang=_language(args), color=_color(args))
-    return asyncio.run(Console(target, options).run())
+    return asyncio.run(Console(target, _console_options(args)).run())
 
 
 def _sandbox_console(args: argparse.Namespace) -> int:
@@ -357,7 +391,8 @@ def _sandbox_console(args: argparse.Namespace) -> int:
 
 
 async def _run_sandbox_console(args: argparse.Namespace) -> int:
-    from smtp_tutor.console.app import Console, ConsoleOptions
+    from smtp_tutor.console.app import Console
+    from smtp_tutor.core.messages import message
     from smtp_tutor.sandbox import Sandbox, SandboxConfig
     from smtp_tutor.session import Target
 
@@ -370,13 +405,15 @@ async def _run_sandbox_console(args: argparse.Namespace) -> int:
             return 1
         print(f"smtp-tutor: cannot start the sandbox: {_reason(error)}", file=sys.stderr)
         return EXIT_CONNECTION
-    banner = (
-        f"smtp-tutor {__version__} — sandbox SMTP server on {sandbox.host}:{sandbox.port} "
-        f"(loopback only, never relays)\n"
-        f"demo account: student / secret    mailbox: {sandbox.mailbox_path}\n"
-        "Start with:  EHLO me.example     :help lists console commands, :quit leaves."
+    options = _console_options(args, mailbox=sandbox.mailbox_path)
+    options.banner = message(
+        "console",
+        "banner",
+        options.lang,
+        version=__version__,
+        address=f"{sandbox.host}:{sandbox.port}",
+        mailbox=sandbox.mailbox_path,
     )
-    options = ConsoleOptions(lang=_language(args), color=_color(args), banner=banner)
     console = Console(Target(sandbox.host, sandbox.port), options)
     try:
         return await console.run()

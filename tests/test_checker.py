@@ -244,3 +244,12 @@ def test_checker_never_raises(line: str) -> None:
     for d in (Dialogue(), dialogue(), dialogue(*FULL)):
         for finding in check(line, d):
             assert finding.severity in ("error", "warning", "info")
+
+
+def test_pipelined_commands_are_checked_as_if_those_in_flight_succeed() -> None:
+    d = dialogue(*FULL)
+    d.send("MAIL FROM:<a@b.org>")
+    assert ids("RCPT TO:<c@d.org>", d) == []
+    d.send("RCPT TO:<c@d.org>")
+    assert ids("DATA", d) == []
+    assert ids("MAIL FROM:<a@b.org>", d) == ["nested_mail"]

@@ -11,9 +11,7 @@ from typing import TypeVar
 
 import pytest
 
-from smtp_tutor.console import render
 from smtp_tutor.console.app import ConsoleOptions
-from smtp_tutor.core.replies import make_reply
 from smtp_tutor.sandbox import Mailbox, Sandbox, SandboxConfig
 from smtp_tutor.session import Target
 from tests.consoles import run_console, screen_text
@@ -43,7 +41,8 @@ def session(tmp_path: Path, lines: list[str], **config: object) -> tuple[str, Ma
     """Type `lines` into a console on a fresh sandbox; the console must end with exit 0."""
 
     async def body(sandbox: Sandbox) -> tuple[str, Mailbox]:
-        code, out, _console = await run_console(Target(sandbox.host, sandbox.port), lines)
+        options = ConsoleOptions(color=False, toolbar=False, mailbox=sandbox.mailbox_path)
+        code, out, _console = await run_console(Target(sandbox.host, sandbox.port), lines, options)
         assert code == 0
         return out, sandbox.mailbox()
 
@@ -51,8 +50,15 @@ def session(tmp_path: Path, lines: list[str], **config: object) -> tuple[str, Ma
 
 
 def test_raw_lines_go_out_as_typed_and_replies_come_back(tmp_path: Path) -> None:
-    out, _ = session(tmp_path, ["EHLO me.example", "NOOP", "QUIT"])
+    async def body(sandbox: Sandbox) -> str:
+        options = ConsoleOptions(color=False, toolbar=True)
+        lines = ["EHLO me.example", "NOOP", "QUIT"]
+        _code, out, _ = await run_console(Target(sandbox.host, sandbox.port), lines, options)
+        return out
+
+    out = with_sandbox(tmp_path, body)
     text = screen_text(out)
+    assert "plain  no AUTH  EHLO" in text  # the bottom toolbar was drawn
     assert "220 localhost" in text
     assert "250-PIPELINING" in text and "250 HELP" in text
     assert "221 2.0.0" in text
@@ -61,10 +67,16 @@ def test_raw_lines_go_out_as_typed_and_replies_come_back(tmp_path: Path) -> None
 
 
 def test_lines_starting_with_r_or_q_are_not_eaten(tmp_path: Path) -> None:
-    out, _ = session(tmp_path, [
-        "ehlo me.example", "MAIL FROM:<a@example.com>", "RCPT TO:<b@example.com>", "RSET",
-        "quit",
-    ])  # fmt: skip
+    out, _ = session(
+        tmp_path,
+        [
+            "ehlo me.example",
+            "MAIL FROM:<a@example.com>",
+            "RCPT TO:<b@example.com>",
+            "RSET",
+            "quit",
+        ],
+    )
     text = screen_text(out)
     assert "250 2.1.5" in text  # RCPT really went out
     assert text.count("250 2.0.0") >= 1  # RSET answered
@@ -115,12 +127,27 @@ def test_manual_mode_sends_auth_answers_as_typed(tmp_path: Path) -> None:
 
 
 def test_data_mode_dot_stuffs_and_the_message_arrives_intact(tmp_path: Path) -> None:
-    body = ["Subject: =?UTF-8?B?5L2g5aW9?=", "From: a@example.com", "", ".leading dot",
-            "..two dots", "你好，世界", "::colon line"]  # fmt: skip
-    out, mailbox = session(tmp_path, [
-        "EHLO me", "MAIL FROM:<a@example.com> BODY=8BITMIME", "RCPT TO:<b@example.com>",
-        "DATA", *body, ".", "QUIT",
-    ])  # fmt: skip
+    body = [
+        "Subject: =?UTF-8?B?5L2g5aW9?=",
+        "From: a@example.com",
+        "",
+        ".leading dot",
+        "..two dots",
+        "你好，世界",
+        "::colon line",
+    ]
+    out, mailbox = session(
+        tmp_path,
+        [
+            "EHLO me",
+            "MAIL FROM:<a@example.com> BODY=8BITMIME",
+            "RCPT TO:<b@example.com>",
+            "DATA",
+            *body,
+            ".",
+            "QUIT",
+        ],
+    )
     text = screen_text(out)
     assert "dot-stuffed: sent as ..leading dot" in text
     assert "250 2.0.0" in text
@@ -140,10 +167,18 @@ def test_starttls_switches_in_place_and_reminds_to_ehlo(tmp_path: Path) -> None:
 
 
 def test_server_drop_leaves_the_console_running(tmp_path: Path) -> None:
-    out, _ = session(tmp_path, [
-        "EHLO me", "MAIL FROM:<a@example.com>", "RCPT TO:<drop@example.com>", "NOOP",
-        ":reconnect", "NOOP", ":quit",
-    ])  # fmt: skip
+    out, _ = session(
+        tmp_path,
+        [
+            "EHLO me",
+            "MAIL FROM:<a@example.com>",
+            "RCPT TO:<drop@example.com>",
+            "NOOP",
+            ":reconnect",
+            "NOOP",
+            ":quit",
+        ],
+    )
     text = screen_text(out)
     assert "connection closed" in text
     assert "not connected" in text  # NOOP after the drop is refused locally, no traceback
@@ -151,10 +186,18 @@ def test_server_drop_leaves_the_console_running(tmp_path: Path) -> None:
 
 
 def test_console_commands(tmp_path: Path) -> None:
-    out, _ = session(tmp_path, [
-        ":help", ":explain 535", ":b64 student", ":unb64 c3R1ZGVudA==", ":unb64 !!", ":nope",
-        ":quit",
-    ])  # fmt: skip
+    out, _ = session(
+        tmp_path,
+        [
+            ":help",
+            ":explain 535",
+            ":b64 student",
+            ":unb64 c3R1ZGVudA==",
+            ":unb64 !!",
+            ":nope",
+            ":quit",
+        ],
+    )
     text = screen_text(out)
     assert ":manual on|off" in text
     assert "535" in text and "5.7.8" not in text.split(":explain")[0]
@@ -187,14 +230,210 @@ def test_connection_refused_is_one_line(tmp_path: Path) -> None:
     assert "refused" in line and "Traceback" not in out
 
 
-def test_render_reply_fragments_are_pure() -> None:
-    reply = make_reply(550, "5.1.1 <nobody@example.com>: User unknown")
-    fragments = render.reply_fragments(reply, 0.012)
-    assert render.plain(fragments) == "550 5.1.1 <nobody@example.com>: User unknown  (12 ms)\n"
-    styles = [style for style, _ in fragments]
-    assert "class:reply.permanent" in styles and "class:reply.enhanced" in styles
-    ok = render.reply_fragments(make_reply(250, "a", "b"))
-    assert render.plain(ok) == "250-a\n250 b\n"
-    assert ok[0][0] == "class:reply.ok"
-    assert render.explanation_fragments(make_reply(250, "ok")) == []
-    assert "535" in render.plain(render.explanation_fragments(make_reply(535, "5.7.8 no")))
+def test_paste_is_pipelined_and_each_reply_names_its_command(tmp_path: Path) -> None:
+    paste = (
+        "\x1b[200~MAIL FROM:<a@example.com>\rRCPT TO:<nobody@example.com>\r"
+        "RCPT TO:<b@example.com>\rRSET\x1b[201~"
+    )
+    out, _ = session(tmp_path, ["EHLO me", paste, "QUIT"])
+    text = screen_text(out)
+    assert "as one group" in text
+    assert "RCPT before MAIL" not in text  # checked as if MAIL in flight succeeds
+    order = [
+        text.index(s)
+        for s in (
+            "answers: MAIL FROM:<a@example.com>",
+            "250 2.1.0",
+            "answers: RCPT TO:<nobody@example.com>",
+            "550 5.1.1",
+            "answers: RCPT TO:<b@example.com>",
+            "250 2.1.5",
+            "answers: RSET",
+        )
+    ]
+    assert order == sorted(order)
+
+
+def test_paste_without_pipelining_goes_one_by_one(tmp_path: Path) -> None:
+    paste = "\x1b[200~HELO me\rNOOP\rNOOP\x1b[201~"
+    out, _ = session(tmp_path, [paste, "QUIT"])
+    text = screen_text(out)
+    assert "one by one" in text and text.count("250 2.0.0") >= 2
+
+
+def test_headers_template_lint_and_mailbox(tmp_path: Path) -> None:
+    out, mailbox = session(
+        tmp_path,
+        [
+            "EHLO me",
+            "MAIL FROM:<student@example.com> BODY=8BITMIME",
+            "RCPT TO:<friend@example.com>",
+            "DATA",
+            ":headers 你好",
+            *[""] * 9,
+            "Hello, 世界",
+            ".",
+            ":mailbox",
+            "QUIT",
+        ],
+    )
+    text = screen_text(out)
+    assert "header template" in text
+    [stored] = mailbox.messages()
+    message = stored.message
+    assert message["Subject"] == "你好" and message["From"] == "student@example.com"
+    assert message["Date"] and message["Message-ID"] and message["MIME-Version"] == "1.0"
+    assert not stored.defects
+    assert "before the final dot" not in text  # a complete message draws no lint
+    assert "the email parser found no defects" in text and "Subject: 你好" in text
+
+
+def test_non_ascii_subject_is_offered_rfc2047(tmp_path: Path) -> None:
+    out, mailbox = session(
+        tmp_path,
+        [
+            "EHLO me",
+            "MAIL FROM:<a@example.com>",
+            "RCPT TO:<b@example.com>",
+            "DATA",
+            "Subject: 你好",
+            "",
+            "From: a@example.com",
+            "",
+            "body",
+            ".",
+            "QUIT",
+        ],
+    )
+    text = screen_text(out)
+    assert "=?utf-8?b?5L2g5aW9?=" in text
+    [stored] = mailbox.messages()
+    assert stored.raw.startswith(b"Subject: =?utf-8?b?5L2g5aW9?=\r\n")
+    assert stored.message["Subject"] == "你好"
+
+
+def test_the_classic_tutorial_headers_are_caught(tmp_path: Path) -> None:
+    out, mailbox = session(
+        tmp_path,
+        [
+            "HELO me",
+            "MAIL FROM:<a@example.com>",
+            "RCPT TO:<b@example.com>",
+            "DATA",
+            "From: a@example.com",
+            "To: b@example.com",
+            "Subject: test",
+            "Content-Type: Text/html;",
+            "charset=gb2312",
+            "n",
+            "",
+            "<b>hi</b>",
+            ".",
+            "QUIT",
+        ],
+    )
+    text = screen_text(out)
+    assert "fold it" in text  # offered, refused with "n"
+    lint = text[text.index("before the final dot") :]
+    assert "Date" in lint and "Message-ID" in lint
+    [stored] = mailbox.messages()
+    assert b"\r\ncharset=gb2312\r\n" in stored.raw  # sent as typed after "n"
+    assert stored.defects  # and Python's parser indeed finds the defect
+
+
+def test_confirm_on_warning_can_hold_a_line_back(tmp_path: Path) -> None:
+    async def body(sandbox: Sandbox) -> str:
+        options = ConsoleOptions(color=False, confirm_on_warning=True)
+        _code, out, _ = await run_console(
+            Target(sandbox.host, sandbox.port),
+            ["EHLO me", "RCPT TO:<b@example.com>", "n", "QUIT"],
+            options,
+        )
+        return screen_text(out)
+
+    text = with_sandbox(tmp_path, body)
+    assert "send it anyway?" in text and "(not sent)" in text and "503 5.5.1" not in text
+
+
+def test_raw_view_shows_bytes_but_masks_the_password(tmp_path: Path) -> None:
+    out, _ = session(tmp_path, [":raw on", "EHLO me", "AUTH LOGIN", "student", "secret", "QUIT"])
+    text = screen_text(out)
+    assert "C> EHLO me\\r\\n" in text and "S< 250-PIPELINING\\r\\n" in text
+    assert "C> c3R1ZGVudA==\\r\\n" in text
+    assert base64.b64encode(b"secret").decode() not in text
+
+
+def test_hint_gives_the_long_explanation(tmp_path: Path) -> None:
+    out, _ = session(tmp_path, ["EHLO me", ":hint", "QUIT"])
+    assert "STARTTLS" in screen_text(out) and "handshake" in screen_text(out)
+
+
+def test_the_whole_console_speaks_chinese(tmp_path: Path) -> None:
+    async def body(sandbox: Sandbox) -> str:
+        options = ConsoleOptions(lang="zh", color=False)
+        lines = ["EHLO me", "AUTH LOGIN", "student", "secret", ":hint", ":help", "QUIT"]
+        _code, out, _ = await run_console(Target(sandbox.host, sandbox.port), lines, options)
+        return screen_text(out)
+
+    text = with_sandbox(tmp_path, body)
+    for expected in (
+        "正在连接",
+        "质询解码后",
+        "请用明文输入",
+        "控制台命令以冒号开头",
+        "连接已关闭",
+    ):
+        assert expected in text
+
+
+@pytest.mark.parametrize(
+    "lines",
+    [
+        ["AUTH LOGIN", "student", "secret"],
+        ["AUTH PLAIN", "student", "secret"],
+        ["AUTH CRAM-MD5", "student", "secret"],
+        ["AUTH PLAIN " + base64.b64encode(b"\0student\0secret").decode()],
+        [
+            ":manual on",
+            "AUTH LOGIN",
+            base64.b64encode(b"student").decode(),
+            base64.b64encode(b"secret").decode(),
+        ],
+    ],
+    ids=["login", "plain", "cram-md5", "plain-initial-response", "manual-login"],
+)
+def test_history_never_holds_a_secret(tmp_path: Path, lines: list[str]) -> None:
+    history = tmp_path / "state" / "history"
+
+    async def body(sandbox: Sandbox) -> str:
+        options = ConsoleOptions(color=False, history_path=history)
+        script = [
+            "EHLO me",
+            *lines,
+            "MAIL FROM:<a@example.com>",
+            "RCPT TO:<b@example.com>",
+            "DATA",
+            "Subject: secret plans",
+            "",
+            "the body",
+            ".",
+            "secret",
+            "QUIT",
+        ]
+        _code, out, _ = await run_console(Target(sandbox.host, sandbox.port), script, options)
+        return screen_text(out)
+
+    text = with_sandbox(tmp_path, body)
+    assert "235 2.7.0" in text
+    stored = history.read_bytes()
+    assert history.stat().st_mode & 0o777 == 0o600
+    assert b"EHLO me" in stored and b"MAIL FROM:<a@example.com>" in stored
+    forbidden = [
+        b"secret",
+        base64.b64encode(b"secret"),
+        base64.b64encode(b"\0student\0secret"),
+        b"the body",
+        b"Subject",
+    ]
+    for needle in forbidden:
+        assert needle not in stored, needle

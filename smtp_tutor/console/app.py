@@ -3,32 +3,44 @@
 Every line that does not start with `:` goes to the server exactly as typed plus CRLF.
 `::text` sends a line that really starts with a colon. The helpers that telnet lacks —
 base64 for AUTH, dot-stuffing in DATA, the TLS handshake after STARTTLS, warnings before a
-line goes out, explanations after an error — sit around that raw core and `:manual on`
-turns the AUTH helper off for students who want to do it by hand.
+line goes out, explanations after an error, a lint of the message before its final dot —
+sit around that raw core; `:manual on` turns the AUTH and header helpers off for students
+who want to do it all by hand.
+
+Which prompt reads the next line is decided in one place (`_read`): the main prompt with
+history and completion for commands, a history-less one for message text and AUTH answers,
+so a secret or a message line can never reach the history file.
 """
 
 from __future__ import annotations
 
 import asyncio
-import shlex
 import sys
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TextIO
 
 from prompt_toolkit import PromptSession
-from prompt_toolkit.history import DummyHistory, InMemoryHistory
+from prompt_toolkit.auto_suggest import AutoSuggestFromHistory
+from prompt_toolkit.enums import EditingMode
+from prompt_toolkit.history import DummyHistory, History, InMemoryHistory
 from prompt_toolkit.input import Input
 from prompt_toolkit.output import ColorDepth, Output
 from prompt_toolkit.patch_stdout import patch_stdout
 from prompt_toolkit.shortcuts import print_formatted_text
-from prompt_toolkit.styles import Style
 
-from smtp_tutor.connection import ConnectionFailed
+from smtp_tutor.connection import ConnectionFailed, WireEvent
 from smtp_tutor.console import render
-from smtp_tutor.core.auth import AuthError, AuthExchange, AuthStep, b64decode_text, b64encode_text
-from smtp_tutor.core.dialogue import AUTH_RESPONSE, Outcome, Phase
-from smtp_tutor.core.knowledge import explain, format_explanation
+from smtp_tutor.console.completion import AddressBook, HeaderBlock, SMTPCompleter
+from smtp_tutor.console.history import LineKind, SafeFileHistory
+from smtp_tutor.console.toolbar import ToolbarState, prompt_label, toolbar_fragments
+from smtp_tutor.core.auth import AuthError, AuthExchange, AuthStep, SecretTracker
+from smtp_tutor.core.commands import parse_command
+from smtp_tutor.core.dialogue import AUTH_RESPONSE, END_OF_DATA, Dialogue, Outcome, Phase
+from smtp_tutor.core.knowledge import load_knowledge
+from smtp_tutor.core.message_lint import lint_message, render_finding
 from smtp_tutor.session import (
     ClosedEvent,
     ReplyEvent,
@@ -40,18 +52,24 @@ from smtp_tutor.session import (
     TLSFailed,
 )
 
-HELP = """\
-Type SMTP commands exactly as you would in telnet; each line is sent with CRLF.
-Console commands start with a colon:
-  :help              this text
-  :explain CODE      what a reply code means (535, 5.7.8, "550 5.1.1 ...")
-  :manual on|off     turn the AUTH base64 helper off/on (do it by hand)
-  :b64 TEXT          base64-encode TEXT       :unb64 TEXT   decode it
-  :reconnect         open a new session to the same server
-  :quit              leave (Ctrl-D works too)
-  ::TEXT             send a line that starts with a colon (e.g. inside DATA)
-In DATA mode every line is dot-stuffed for you; a line with only "." ends the message.
-"""
+#: Commands that must end a pipelined group: wait for their reply before sending more
+#: (RFC 2920 §3.1; STARTTLS per RFC 3207, AUTH because its answer depends on the reply).
+GROUP_ENDERS = frozenset(
+    {
+        "EHLO",
+        "HELO",
+        "DATA",
+        "STARTTLS",
+        "AUTH",
+        "QUIT",
+        "NOOP",
+        "VRFY",
+        "EXPN",
+        "TURN",
+        "ETRN",
+        "BDAT",
+    }
+)
 
 
 @dataclass
@@ -60,6 +78,13 @@ class ConsoleOptions:
     color: bool = True
     banner: str | None = None
     manual: bool = False
+    style: str = "default"
+    editing_mode: str = "emacs"
+    confirm_on_warning: bool = False
+    toolbar: bool = True
+    history_path: Path | None = None  # None: no history file (tests); the CLI passes one
+    mailbox: Path | None = None  # the sandbox's Maildir, for :mailbox
+    notices: list[str] = field(default_factory=list)  # shown once at start (config problems)
 
 
 @dataclass
@@ -70,28 +95,30 @@ class Console:
     options: ConsoleOptions = field(default_factory=ConsoleOptions)
     input: Input | None = None
     output: Output | None = None
-    session: Session | None = None
-    _auth: AuthExchange | None = None
-    _auth_step: AuthStep | None = None
-    _quit: bool = False
-
     errors: TextIO | None = None  # where a failure to start goes (stderr by default)
 
     def __post_init__(self) -> None:
         # Set while the console waits at a prompt: tests and scripted drivers type then.
         self.waiting_for_input = asyncio.Event()
-        self._style = Style.from_dict(render.STYLE_RULES)
+        self.session: Session | None = None
+        self.raw = False
+        self.quit_requested = False
+        self.tracker = SecretTracker()
+        self.addresses = AddressBook()
+        self.header_block = HeaderBlock()
+        self.data_lines: list[str] = []
+        self.template: deque[str] = deque()
+        self.recorder: object | None = None  # a transcript recorder, when one is attached
+        self._auth: AuthExchange | None = None
+        self._auth_step: AuthStep | None = None
+        self._grouping = False
+        self._style = render.console_style(self.options.style)
         self._depth = ColorDepth.MONOCHROME if not self.options.color else None
+        self._history: History = InMemoryHistory()
 
-    def _make_prompts(self) -> None:
-        """Prompt sessions touch the terminal, so they are made only once connected."""
-        self._prompt = PromptSession[str](
-            history=InMemoryHistory(), input=self.input, output=self.output
-        )
-        # Secrets and message lines never go into any history.
-        self._quiet_prompt = PromptSession[str](
-            history=DummyHistory(), input=self.input, output=self.output
-        )
+    @property
+    def lang(self) -> str:
+        return self.options.lang
 
     # -- output ------------------------------------------------------------------------
 
@@ -103,99 +130,306 @@ class Console:
                 style=self._style,
                 output=self.output,
                 color_depth=self._depth,
+                include_default_pygments_style=False,
             )
 
-    def say(self, text: str, style: str = "class:notice") -> None:
-        self.show([(style, text + "\n")])
+    def say(self, key: str, style: str = "class:notice", /, **params: object) -> None:
+        self.show(render.say(key, self.lang, style, **params))
+
+    def print_text(self, text: str, style: str = "") -> None:
+        self.show([(style, text if text.endswith("\n") else text + "\n")])
 
     # -- running -----------------------------------------------------------------------
 
     async def run(self) -> int:
-        """Connect, then loop until :quit or Ctrl-D; 0 on a normal exit."""
+        """Connect, then loop until :quit or Ctrl-D; 0 on a normal exit, 3 if never connected."""
         if self.options.banner:
-            self.say(self.options.banner, "class:banner")
+            self.print_text(self.options.banner, "class:banner")
+        for notice in self.options.notices:
+            self.print_text(notice, "class:finding.warning")
         try:
-            await self._connect()
+            await self.connect(self.target)
         except ConnectionFailed as error:
             print(f"smtp-tutor: {error}", file=self.errors or sys.stderr, flush=True)
             return 3
         self._make_prompts()
         with patch_stdout(raw=True):
-            while not self._quit:
+            while not self.quit_requested:
                 self.waiting_for_input.set()
                 try:
-                    line = await self._read_line()
+                    text = await self._read()
                 except KeyboardInterrupt:
-                    if self._auth is not None and self._auth_step and self._auth_step.need:
-                        self._auth_step = self._auth.cancel()
-                        await self._send_auth_line()
+                    await self._interrupted()
                     continue
                 except EOFError:
                     break
                 finally:
                     self.waiting_for_input.clear()
-                await self._handle(line)
+                try:
+                    await self._handle_input(text)
+                except Exception as error:  # a bug must not cost the student the session
+                    self.print_text(
+                        f"smtp-tutor: internal error ({type(error).__name__}: {error}); "
+                        "the session goes on",
+                        "class:finding.error",
+                    )
         if self.session is not None:
             await self.session.close()
         return 0
 
-    async def _connect(self) -> None:
+    async def connect(self, target: Target) -> None:
+        """Open a new session (closing any old one); raises ConnectionFailed."""
         if self.session is not None:
             await self.session.close()
+        self.target = target
         self._auth, self._auth_step = None, None
-        self.say(f"connecting to {self.target.label} …")
-        self.session = Session(self.target, self._on_event)
+        self.header_block.reset()
+        self.template.clear()
+        self.say("connecting", target=target.label)
+        self.session = Session(target, self._on_event, self._on_wire)
         await self.session.connect()
-        await self.session.wait_idle(self.target.reply_timeout + 1)
+        await self.session.wait_idle(target.reply_timeout + 1)
 
-    async def _read_line(self) -> str:
+    def _make_prompts(self) -> None:
+        """Prompt sessions touch the terminal, so they are made only once connected."""
+        if self.options.history_path is not None:
+            self._history = SafeFileHistory(
+                self.options.history_path, tracker=self.tracker, dialogue=self._dialogue
+            )
+            error = getattr(self._history, "error", None)
+            if error is not None:
+                self.say("history_problem", "class:finding.warning", error=error)
+        kb = load_knowledge()
+        completer = SMTPCompleter(
+            self._dialogue,
+            addresses=self.addresses,
+            header_block=self.header_block,
+            describe=lambda keyword: _summary(kb.keyword(keyword, self.lang)),
+        )
+        common = {
+            "input": self.input,
+            "output": self.output,
+            "completer": completer,
+            "complete_while_typing": False,
+            "style": self._style,
+            "include_default_pygments_style": False,
+            "color_depth": self._depth,
+            "editing_mode": EditingMode.VI
+            if self.options.editing_mode == "vi"
+            else EditingMode.EMACS,
+            "bottom_toolbar": self._toolbar if self.options.toolbar else None,
+        }
+        self._prompt = PromptSession[str](
+            history=self._history, auto_suggest=AutoSuggestFromHistory(), **common
+        )
+        # Secrets and message lines never go into any history, not even in memory.
+        self._quiet_prompt = PromptSession[str](history=DummyHistory(), **common)
+
+    def _dialogue(self) -> Dialogue | None:
+        return self.session.dialogue if self.session is not None else None
+
+    def _toolbar(self) -> render.FormattedText:
+        state = ToolbarState(
+            server=self.target.label,
+            dialogue=self._dialogue(),
+            lang=self.lang,
+            manual=self.options.manual,
+            raw=self.raw,
+        )
+        return render.as_text(toolbar_fragments(state))
+
+    async def _read(self) -> str:
+        dialogue = self._dialogue()
         step = self._auth_step
         if self._auth is not None and step is not None and step.need:
-            label = {"username": "username", "password": "password", "token": "token"}[step.need]
-            return await self._quiet_prompt.prompt_async(f"{label}> ", is_password=not step.echo)
-        if self.session is not None and self.session.dialogue.sending_data:
-            return await self._quiet_prompt.prompt_async("data> ", is_password=False)
-        if self.session is not None and self.session.dialogue.awaiting_auth_response:
-            return await self._quiet_prompt.prompt_async("auth> ", is_password=False)
-        return await self._prompt.prompt_async("smtp> ")
+            return await self._quiet_prompt.prompt_async(
+                prompt_label(dialogue, step.need), is_password=not step.echo, default=""
+            )
+        if dialogue is not None and dialogue.sending_data:
+            default = self.template.popleft() if self.template else ""
+            return await self._quiet_prompt.prompt_async(
+                prompt_label(dialogue), is_password=False, default=default
+            )
+        if dialogue is not None and dialogue.awaiting_auth_response:
+            return await self._quiet_prompt.prompt_async(
+                prompt_label(dialogue), is_password=False, default=""
+            )
+        if isinstance(self._history, SafeFileHistory):
+            self._history.expect(LineKind.COMMAND)
+        return await self._prompt.prompt_async(prompt_label(dialogue))
 
-    async def _handle(self, line: str) -> None:
+    async def _interrupted(self) -> None:
+        """Ctrl-C: cancel the line; at an AUTH prompt cancel the exchange; stop a template."""
+        self.template.clear()
         if self._auth is not None and self._auth_step is not None and self._auth_step.need:
-            await self._provide_secret(line)
+            self._auth_step = self._auth.cancel()
+            await self._send_auth_line()
+
+    async def ask(self, question_key: str, default: bool = True, **params: object) -> bool:
+        """A yes/no question at a history-less prompt; Enter takes the default."""
+        question = render.plain(render.say(question_key, self.lang, **params)).rstrip("\n")
+        self.waiting_for_input.set()
+        try:
+            answer = await self._quiet_prompt.prompt_async(question, is_password=False, default="")
+        except (KeyboardInterrupt, EOFError):
+            return False
+        finally:
+            self.waiting_for_input.clear()
+        answer = answer.strip().lower()
+        if not answer:
+            return default
+        return answer[0] in ("y", "是", "好", "对")
+
+    # -- input -------------------------------------------------------------------------
+
+    async def _handle_input(self, text: str) -> None:
+        if self._auth is not None and self._auth_step is not None and self._auth_step.need:
+            await self._provide_secret(text)
             return
+        lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+        if len(lines) > 1:
+            if lines[-1] == "":
+                lines.pop()
+            await self._paste(lines)
+            return
+        await self._line(text)
+
+    async def _line(self, line: str, wait: bool = True) -> None:
         if line.startswith(":") and not line.startswith("::"):
-            await self._command(line[1:])
+            from smtp_tutor.console.commands import run_command
+
+            await run_command(self, line[1:])
             return
         if line.startswith("::"):
             line = line[1:]
-        await self._send(line)
+        await self.send(line, wait=wait)
 
-    # -- sending -----------------------------------------------------------------------
+    async def _paste(self, lines: list[str]) -> None:
+        """Several lines at once: a pipelined group where PIPELINING allows, else one by one."""
+        dialogue = self._dialogue()
+        caps = dialogue.capabilities if dialogue is not None else None
+        pipelining = caps is not None and caps.has("PIPELINING")
+        if dialogue is not None and not dialogue.sending_data:
+            key = "pipelining_group" if pipelining else "pipelining_one_by_one"
+            self.say(key, count=len(lines))
+        self._grouping = pipelining
+        try:
+            for line in lines:
+                dialogue = self._dialogue()
+                in_data = dialogue is not None and dialogue.sending_data
+                verb = parse_command(line).verb
+                ender = line == "." if in_data else verb in GROUP_ENDERS
+                await self._line(line, wait=not pipelining or ender or line.startswith(":"))
+            if self.session is not None:
+                await self.session.wait_idle(self.target.reply_timeout + 1)
+        finally:
+            self._grouping = False
 
-    async def _send(self, line: str) -> None:
+    async def send(self, line: str, wait: bool = True) -> None:
+        """Check, maybe confirm, then send one line raw (dot-stuffed inside DATA)."""
         session = self.session
         if session is None or not session.is_open:
-            self.say("not connected — use :reconnect (or :quit)", "class:finding.error")
+            self.say("not_connected", "class:finding.error")
             return
         dialogue = session.dialogue
-        self.show(render.finding_fragments(session.check(line), self.options.lang))
         in_data = dialogue.sending_data
-        if dialogue.phase is not Phase.DATA and not self.options.manual:
+        if in_data:
+            line = await self._data_line_helpers(line)
+            if line == "." and not await self._lint_before_dot():
+                return
+        findings = session.check(line)
+        self.show(render.finding_fragments(findings, self.lang))
+        serious = [f for f in findings if f.severity in ("error", "warning")]
+        if (
+            serious
+            and self.options.confirm_on_warning
+            and not await self.ask("confirm_send_anyway")
+        ):
+            self.say("not_sent", "class:explain")
+            return
+        auth_answer = dialogue.awaiting_auth_response
+        if not in_data and not auth_answer:
             self._start_auth_helper(line)
+            self.addresses.learn(line)
+        if auth_answer:  # typed by hand (manual mode): a secret from here on
+            self.tracker.add_line(line)
+        if in_data:
+            self.header_block.feed(line)
+            if line != ".":
+                self.data_lines.append(line)
         sent = await session.send(line)
+        self._record_sent(line, secret=auth_answer)
         if in_data and sent is not None and line != "." and line.startswith("."):
-            self.say(f"  (dot-stuffed: sent as .{line})", "class:sent")
-        if not in_data or line == ".":
+            self.say("dot_stuffed", "class:sent", line="." + line)
+        if sent is not None and sent.verb == "DATA":
+            self.data_lines = []
+        if wait and (not in_data or line == "."):
             await session.wait_idle(self.target.reply_timeout + 1)
+
+    # -- DATA helpers ------------------------------------------------------------------
+
+    async def _data_line_helpers(self, line: str) -> str:
+        """Offer the fix for a header line that would break the message (not in manual mode)."""
+        if self.options.manual or not self.header_block.open or line in ("", "."):
+            return line
+        dialogue = self._dialogue()
+        findings = lint_message(
+            [*self.data_lines, line],
+            envelope_from=None,
+            recipients=[],
+            eight_bit_mime=True,
+            smtputf8=_smtputf8(dialogue),
+        )
+        for finding in findings:
+            if finding.line != len(self.data_lines) + 1 or finding.fix is None:
+                continue
+            self.print_text("  ! " + render_finding(finding, self.lang), "class:finding.warning")
+            key = "confirm_fold" if finding.fix.startswith((" ", "\t")) else "confirm_encode"
+            if await self.ask(key, fixed=finding.fix.strip()):
+                return finding.fix
+        return line
+
+    async def _lint_before_dot(self) -> bool:
+        """Lint the whole message before the final dot; False keeps the message open."""
+        dialogue = self._dialogue()
+        if dialogue is None:
+            return True
+        mail_params = parse_mail_parameters(dialogue)
+        findings = [
+            f
+            for f in lint_message(
+                self.data_lines,
+                envelope_from=dialogue.mail_from,
+                recipients=list(dialogue.recipients),
+                eight_bit_mime=mail_params.get("BODY", "").upper() == "8BITMIME",
+                smtputf8="SMTPUTF8" in mail_params,
+            )
+            if f.line is None or not f.fix or f.severity != "info"
+        ]
+        if not findings:
+            return True
+        self.say("lint_title", "class:finding.warning")
+        for finding in findings:
+            style = f"class:finding.{finding.severity}"
+            self.print_text("    - " + render_finding(finding, self.lang), style)
+        serious = any(f.severity in ("error", "warning") for f in findings)
+        if serious and self.options.confirm_on_warning:
+            return await self.ask("confirm_end_anyway")
+        return True
+
+    # -- AUTH helper -------------------------------------------------------------------
 
     def _start_auth_helper(self, line: str) -> None:
         words = line.split()
-        if not words or words[0].upper() != "AUTH" or len(words) < 2:
+        if self.options.manual or len(words) < 2 or words[0].upper() != "AUTH":
             return
         try:
             self._auth = AuthExchange.from_command(line)
         except AuthError:
             self._auth = None  # an unsupported mechanism goes out raw, no helper
+        else:
+            if len(words) > 2:
+                self.tracker.add_line(line)  # an initial response typed by hand
         self._auth_step = None
 
     async def _provide_secret(self, value: str) -> None:
@@ -203,45 +437,28 @@ class Console:
         try:
             self._auth_step = self._auth.provide(value)
         except AuthError as error:
-            self.say(f"  {error}", "class:finding.warning")
+            self.print_text(f"  {error}", "class:finding.warning")
             return
+        self.tracker.track(self._auth)
         await self._send_auth_line()
 
     async def _send_auth_line(self) -> None:
         step = self._auth_step
         if step is None or step.line is None or self.session is None:
             return
-        shown = "********" if step.secret else step.line
-        what = "(base64 of your answer, hidden)" if step.secret else "(base64)"
-        self.say(f"  → {shown} {what}", "class:sent")
+        if step.secret:
+            self.say("auth_sent_secret", "class:sent")
+        elif step.line not in ("*", ""):
+            self.say("auth_sent_clear", "class:sent", line=step.line)
+        if step.note:
+            self.say("auth_note", "class:explain", note=step.note)
         self._auth_step = None
         await self.session.send(step.line)
+        self._record_sent(step.line, secret=step.secret)
         await self.session.wait_idle(self.target.reply_timeout + 1)
 
-    # -- what comes back ---------------------------------------------------------------
-
-    def _on_event(self, event: SessionEvent) -> None:
-        lang = self.options.lang
-        if isinstance(event, ReplyEvent):
-            outcome = event.outcome
-            self.show(render.reply_fragments(outcome.reply, event.latency))
-            if outcome.unsolicited:
-                self.say("  ! this reply answers no command that was sent", "class:finding.warning")
-            self.show(render.explanation_fragments(outcome.reply, lang))
-            self._auth_progress(outcome.answered.verb if outcome.answered else None, outcome)
-        elif isinstance(event, TLSEvent):
-            self.show(render.tls_fragments(event.info))
-            dialogue = self.session.dialogue if self.session else None
-            if dialogue is not None and dialogue.phase is Phase.GREETED:
-                self.say("  TLS is on: the old capability list is forgotten — say EHLO again.")
-        elif isinstance(event, TLSFailed):
-            self.say(f"  ✗ {event.reason}", "class:finding.error")
-        elif isinstance(event, SilenceEvent):
-            self.say(f"  … no reply after {event.seconds:g} s", "class:finding.warning")
-        elif isinstance(event, ClosedEvent):
-            self.say(f"  connection closed: {event.reason}. Type :reconnect or :quit.")
-
-    def _auth_progress(self, verb: str | None, outcome: Outcome) -> None:
+    def _auth_progress(self, outcome: Outcome) -> None:
+        verb = outcome.answered.verb if outcome.answered else None
         if self._auth is None or verb not in ("AUTH", AUTH_RESPONSE):
             return
         try:
@@ -254,62 +471,94 @@ class Console:
             return
         self._auth_step = step
         if step.need:
-            self.say(
-                f"  type the {step.need} in plain text; the console encodes it", "class:notice"
-            )
+            what = render.plain(render.say(f"auth_what_{step.need}", self.lang)).strip()
+            self.say("auth_type_plain", what=what)
         elif step.line is not None:
             asyncio.get_running_loop().create_task(self._send_auth_line())
 
-    # -- console commands --------------------------------------------------------------
+    # -- what comes back ---------------------------------------------------------------
 
-    async def _command(self, text: str) -> None:
-        try:
-            words = shlex.split(text)
-        except ValueError:
-            words = text.split()
-        if not words:
-            self.say(HELP, "")
+    def _on_event(self, event: SessionEvent) -> None:
+        lang = self.lang
+        if isinstance(event, ReplyEvent):
+            outcome = event.outcome
+            answered = outcome.answered
+            if self._grouping and answered is not None and answered.command is not None:
+                self.say("answers", "class:explain", command=answered.command.line)
+            self.show(render.reply_fragments(outcome.reply, event.latency, lang))
+            if outcome.unsolicited:
+                self.say("unsolicited", "class:finding.warning")
+            command = _context(answered.verb) if answered is not None else None
+            self.show(render.explanation_fragments(outcome.reply, lang, command))
+            self._record_reply(outcome, event.latency)
+            self._auth_progress(outcome)
+        elif isinstance(event, TLSEvent):
+            self.show(render.tls_fragments(event.info, lang))
+            self._record_tls(event)
+            dialogue = self._dialogue()
+            if dialogue is not None and dialogue.phase is Phase.GREETED:
+                self.say("tls_reminder")
+        elif isinstance(event, TLSFailed):
+            self.say("tls_failed", "class:finding.error", reason=event.reason)
+        elif isinstance(event, SilenceEvent):
+            self.say("silence", "class:finding.warning", seconds=f"{event.seconds:g}")
+        elif isinstance(event, ClosedEvent):
+            self._auth, self._auth_step = None, None
+            self.template.clear()
+            self._record_closed(event.reason)
+            self.say("closed", reason=event.reason)
+
+    def _on_wire(self, event: WireEvent) -> None:
+        if not self.raw:
             return
-        name, args = words[0].lower(), words[1:]
-        handler: Callable[[list[str]], object] | None = {
-            "help": lambda a: self.say(HELP, ""),
-            "quit": lambda a: setattr(self, "_quit", True),
-            "exit": lambda a: setattr(self, "_quit", True),
-            "explain": self._explain,
-            "manual": self._manual,
-            "b64": lambda a: self.say("  " + b64encode_text(" ".join(a)), ""),
-            "unb64": self._unb64,
-        }.get(name)
-        if name == "reconnect":
-            try:
-                await self._connect()
-            except ConnectionFailed as error:
-                self.say(f"  ✗ {error}", "class:finding.error")
-            return
-        if handler is None:
-            self.say(f"  unknown console command :{name} — :help lists them", "class:finding.error")
-            return
-        handler(args)
+        data = event.data
+        if event.direction == "sent":
+            text = data.decode("utf-8", errors="replace")
+            data = self.tracker.redact(text).encode("utf-8")
+        self.show(render.raw_fragments(event.direction, data))
 
-    def _explain(self, args: list[str]) -> None:
-        try:
-            self.say(
-                format_explanation(explain(" ".join(args), self.options.lang), self.options.lang),
-                "",
-            )
-        except ValueError as error:
-            self.say(f"  {error}", "class:finding.error")
+    # -- transcript hooks (a recorder is attached by :save / --transcript) -------------
 
-    def _manual(self, args: list[str]) -> None:
-        if args and args[0].lower() in ("on", "off"):
-            self.options.manual = args[0].lower() == "on"
-        state = "on: AUTH answers go out exactly as you type them (base64 is up to you)"
-        if not self.options.manual:
-            state = "off: the console asks for user and password and encodes them"
-        self.say(f"  manual mode {state}")
+    def _record_sent(self, line: str, secret: bool) -> None:
+        hook: Callable[[str, bool], None] | None = getattr(self.recorder, "console_sent", None)
+        if hook is not None:
+            hook(line, secret)
 
-    def _unb64(self, args: list[str]) -> None:
-        try:
-            self.say("  " + repr(b64decode_text(" ".join(args)))[1:-1], "")
-        except AuthError as error:
-            self.say(f"  {error}", "class:finding.error")
+    def _record_reply(self, outcome: Outcome, latency: float | None) -> None:
+        hook = getattr(self.recorder, "received", None)
+        if hook is not None:
+            hook(outcome.reply, latency)
+
+    def _record_tls(self, event: TLSEvent) -> None:
+        hook = getattr(self.recorder, "tls_started", None)
+        if hook is not None:
+            hook(event.info.version, event.info.cipher)
+
+    def _record_closed(self, reason: str) -> None:
+        hook = getattr(self.recorder, "closed", None)
+        if hook is not None:
+            hook(reason)
+
+
+def parse_mail_parameters(dialogue: Dialogue | None) -> dict[str, str]:
+    """The ESMTP parameters of the MAIL command that opened the current transaction."""
+    if dialogue is None:
+        return {}
+    return {key: value or "" for key, value in dialogue.mail_parameters.items()}
+
+
+def _smtputf8(dialogue: Dialogue | None) -> bool:
+    return "SMTPUTF8" in parse_mail_parameters(dialogue)
+
+
+def _context(verb: str) -> str | None:
+    """The knowledge base's name for the command a reply answers."""
+    if verb == END_OF_DATA:
+        return "DOT"
+    if verb.startswith("<"):
+        return None
+    return verb
+
+
+def _summary(info: object) -> str | None:
+    return getattr(info, "summary", None)

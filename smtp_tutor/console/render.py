@@ -1,35 +1,32 @@
 """Pure functions from protocol objects to styled text fragments.
 
 Nothing here prints; the console decides where the fragments go. Keeping rendering pure
-means every colour and every explanation can be tested from a `Reply` alone.
+means every colour and every explanation can be tested from a `Reply` alone. Words come from
+`data/console.toml` through `say`, so every line exists in English and Chinese.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
 from prompt_toolkit.formatted_text import FormattedText
+from prompt_toolkit.styles import BaseStyle, Style, merge_styles
+from prompt_toolkit.styles.pygments import style_from_pygments_cls
 
 from smtp_tutor.core.auth import AuthError, decode_challenge
 from smtp_tutor.core.checker import Finding
 from smtp_tutor.core.knowledge import load_knowledge
 from smtp_tutor.core.messages import message
 from smtp_tutor.core.replies import Reply
+from smtp_tutor.lexer import SMTPStyle, highlight_reply_fragments
 from smtp_tutor.tls import TLSInfo
 
-#: Style classes; the console's Style maps them to colours (and NO_COLOR to nothing).
-CLASS_STYLE = {
-    2: "class:reply.ok",
-    3: "class:reply.more",
-    4: "class:reply.transient",
-    5: "class:reply.permanent",
-}
+if TYPE_CHECKING:
+    from smtp_tutor.sandbox.storage import StoredMessage
+
+#: The console's own style classes; reply codes are coloured by the SMTP lexer's tokens.
 STYLE_RULES = {
-    "reply.ok": "ansigreen bold",
-    "reply.more": "ansicyan bold",
-    "reply.transient": "ansiyellow bold",
-    "reply.permanent": "ansired bold",
-    "reply.malformed": "ansimagenta bold",
-    "reply.enhanced": "ansiblue",
-    "reply.text": "",
     "latency": "ansibrightblack",
     "sent": "ansibrightblack",
     "decoded": "ansicyan italic",
@@ -38,54 +35,64 @@ STYLE_RULES = {
     "finding.warning": "ansiyellow",
     "finding.info": "ansicyan",
     "notice": "ansicyan",
+    "malformed": "ansimagenta",
     "tls.ok": "ansigreen",
     "tls.warn": "ansiyellow",
     "banner": "bold",
+    "raw.sent": "ansiblue",
+    "raw.received": "ansibrightblack",
+    "raw.control": "reverse",
+    "bottom-toolbar": "noreverse bg:ansibrightblack ansiwhite",
+    "toolbar.tls": "bg:ansibrightblack ansigreen bold",
+    "toolbar.plain": "bg:ansibrightblack ansiyellow",
+    "toolbar.phase": "bg:ansibrightblack ansiwhite bold",
+    "toolbar.hint": "bg:ansibrightblack ansiwhite italic",
 }
 
 Fragments = list[tuple[str, str]]
 
 
-def reply_fragments(reply: Reply, latency: float | None = None) -> Fragments:
-    """A reply as one block: code coloured by class, enhanced code, text, latency dimmed."""
-    style = CLASS_STYLE.get(reply.code_class or 0, "class:reply.malformed")
-    if reply.malformed:
-        style = "class:reply.malformed"
-    fragments: Fragments = []
-    count = len(reply.lines)
-    for index, line in enumerate(reply.lines):
-        separator = " " if index == count - 1 else "-"
-        code = f"{reply.code:03d}" if reply.code is not None else "???"
-        if reply.code is None:
-            fragments.append((style, line))
-        else:
-            fragments.append((style, code + separator))
-            fragments += _text_fragments(line)
-        if index == count - 1 and latency is not None:
-            fragments.append(("class:latency", f"  ({latency * 1000:.0f} ms)"))
-        fragments.append(("", "\n"))
+def console_style(pygments_style: str = "default") -> BaseStyle:
+    """The user's pygments style for everything, SMTP reply colours and ours on top."""
+    from pygments.styles import get_style_by_name
+    from pygments.util import ClassNotFound
+
+    try:
+        base = style_from_pygments_cls(get_style_by_name(pygments_style))
+    except ClassNotFound:
+        base = style_from_pygments_cls(get_style_by_name("default"))
+    return merge_styles([base, style_from_pygments_cls(SMTPStyle), Style.from_dict(STYLE_RULES)])
+
+
+def say(key: str, lang: str, style: str = "class:notice", /, **params: object) -> Fragments:
+    """One console message from the catalogue, as a line."""
+    return [(style, message("console", key, lang, **params) + "\n")]
+
+
+def reply_fragments(reply: Reply, latency: float | None = None, lang: str = "en") -> Fragments:
+    """A reply as one block, highlighted by the SMTP lexer, latency dimmed after it."""
+    text = reply.raw.decode("utf-8", errors="replace")
+    if not text.endswith("\n"):
+        text += "\n"
+    fragments = highlight_reply_fragments(text)
+    if latency is not None:
+        # Put the latency before the final newline, on the reply's last line.
+        style, last = fragments[-1]
+        fragments[-1] = (style, last[:-1])
+        fragments += [("class:latency", f"  ({latency * 1000:.0f} ms)"), ("", "\n")]
     if reply.code == 334 and not reply.malformed:
-        fragments += _challenge_fragments(reply)
+        fragments += _challenge_fragments(reply, lang)
     for problem in reply.problems:
-        fragments.append(("class:reply.malformed", f"  ! malformed reply: {problem}\n"))
+        fragments += say("malformed", lang, "class:malformed", problem=problem)
     return fragments
 
 
-def _text_fragments(line: str) -> Fragments:
-    words = line.split(" ", 1)
-    head = words[0]
-    if len(head) >= 5 and head[0] in "245" and head.count(".") == 2 and head[1] == ".":
-        rest = " " + words[1] if len(words) > 1 else ""
-        return [("class:reply.enhanced", head), ("class:reply.text", rest)]
-    return [("class:reply.text", line)]
-
-
-def _challenge_fragments(reply: Reply) -> Fragments:
+def _challenge_fragments(reply: Reply, lang: str) -> Fragments:
     try:
         decoded = decode_challenge(reply.text)
     except AuthError:
-        return [("class:explain", "  (the challenge is not valid base64)\n")]
-    return [("class:decoded", f"  ↳ decoded challenge: {decoded!r}\n")]
+        return say("challenge_not_base64", lang, "class:explain")
+    return say("decoded_challenge", lang, "class:decoded", text=repr(decoded))
 
 
 def explanation_fragments(reply: Reply, lang: str = "en", command: str | None = None) -> Fragments:
@@ -93,7 +100,7 @@ def explanation_fragments(reply: Reply, lang: str = "en", command: str | None = 
     if reply.code is None or not reply.is_error:
         return []
     kb = load_knowledge()
-    info = kb.reply(reply.code, lang)
+    info = kb.reply(reply.code, lang, command=command)
     fragments: Fragments = []
     if info is not None:
         fragments.append(("class:explain", f"  ↳ {reply.code} {info.title}: {info.next_step}\n"))
@@ -104,39 +111,69 @@ def explanation_fragments(reply: Reply, lang: str = "en", command: str | None = 
     return fragments
 
 
-def finding_fragments(findings: list[Finding], lang: str = "en") -> Fragments:
+def finding_fragments(findings: Sequence[Finding], lang: str = "en") -> Fragments:
     marks = {"error": "✗", "warning": "!", "info": "i"}
     fragments: Fragments = []
     for finding in findings:
         text = message("checker", finding.id, lang, **finding.params)
-        fragments.append(
-            (f"class:finding.{finding.severity}", f"  {marks[finding.severity]} {text}\n")
-        )
+        style = f"class:finding.{finding.severity}"
+        fragments.append((style, f"  {marks[finding.severity]} {text}\n"))
     return fragments
 
 
-def tls_fragments(info: TLSInfo) -> Fragments:
+def tls_fragments(info: TLSInfo, lang: str = "en") -> Fragments:
     """The handshake's result in the words an administrator wants."""
-    bits = f", {info.bits} bits" if info.bits else ""
-    fragments: Fragments = [
-        ("class:tls.ok", f"  TLS active: {info.version}, {info.cipher}{bits}\n")
-    ]
+    bits = message("console", "tls_bits", lang, bits=info.bits) if info.bits else ""
+    fragments = say(
+        "tls_active", lang, "class:tls.ok", version=info.version, cipher=info.cipher, bits=bits
+    )
     cert = info.certificate
     if cert is not None:
-        fragments.append(("", f"  certificate subject: {cert.subject}\n"))
-        fragments.append(("", f"  issuer: {cert.issuer}\n"))
-        valid = f"{cert.not_before:%Y-%m-%d} to {cert.not_after:%Y-%m-%d}"
-        fragments.append(("", f"  valid: {valid}\n"))
-        if cert.names:
-            fragments.append(("", f"  names: {', '.join(cert.names)}\n"))
-    if info.verified:
-        fragments.append(
-            ("class:tls.ok", "  ✓ verified against the system's trusted authorities\n")
+        fragments += say("tls_subject", lang, "", subject=cert.subject)
+        fragments += say("tls_issuer", lang, "", issuer=cert.issuer)
+        fragments += say(
+            "tls_valid",
+            lang,
+            "",
+            start=f"{cert.not_before:%Y-%m-%d}",
+            end=f"{cert.not_after:%Y-%m-%d}",
         )
+        if cert.names:
+            fragments += say("tls_names", lang, "", names=", ".join(cert.names))
+    if info.verified:
+        fragments += say("tls_verified", lang, "class:tls.ok")
     else:
-        reason = info.verify_error or "unknown reason"
-        fragments.append(("class:tls.warn", f"  ! not verified: {reason} — the session goes on\n"))
+        reason = info.verify_error or "?"
+        fragments += say("tls_not_verified", lang, "class:tls.warn", reason=reason)
+    discarded = getattr(info, "discarded_cleartext", 0)
+    if discarded:
+        fragments += say("tls_discarded", lang, "class:finding.error", count=discarded)
     return fragments
+
+
+def raw_fragments(direction: str, data: bytes) -> Fragments:
+    """Bytes on the wire with CR and LF made visible: `C> EHLO me\\r\\n`."""
+    style = "class:raw.sent" if direction == "sent" else "class:raw.received"
+    arrow = "C>" if direction == "sent" else "S<"
+    fragments: Fragments = []
+    for line in data.splitlines(keepends=True):
+        fragments.append((style, f"  {arrow} "))
+        body = line.rstrip(b"\r\n")
+        ending = line[len(body) :]
+        fragments.append((style, _visible(body)))
+        fragments.append(
+            ("class:raw.control", ending.decode("ascii").replace("\r", "\\r").replace("\n", "\\n"))
+        )
+        fragments.append(("", "\n"))
+    return fragments
+
+
+def _visible(data: bytes) -> str:
+    """Printable text as is; every other byte as \\xNN, so nothing can hide on screen."""
+    out = []
+    for char in data.decode("utf-8", errors="backslashreplace"):
+        out.append(char if char.isprintable() else f"\\x{ord(char):02x}")
+    return "".join(out)
 
 
 def as_text(fragments: Fragments) -> FormattedText:
@@ -146,3 +183,46 @@ def as_text(fragments: Fragments) -> FormattedText:
 def plain(fragments: Fragments) -> str:
     """The fragments without styling, for tests and non-terminal output."""
     return "".join(text for _style, text in fragments)
+
+
+def mailbox_fragments(stored: StoredMessage, count: int, lang: str = "en") -> Fragments:
+    """What the sandbox got: envelope, headers as parsed, body size and the parser's defects."""
+    envelope = stored.envelope
+    none = message("console", "none", lang)
+    tls = envelope.get("tls") or {}
+    fragments = say("mailbox_title", lang, "class:banner", count=count, key=stored.key)
+    fragments += say(
+        "mailbox_envelope",
+        lang,
+        "",
+        sender=envelope.get("mail_from", ""),
+        recipients=", ".join(f"<{r}>" for r in envelope.get("rcpt_tos", [])),
+    )
+    fragments += say(
+        "mailbox_session",
+        lang,
+        "",
+        client=(envelope.get("client") or {}).get("address", "?"),
+        helo=envelope.get("helo") or none,
+        tls=tls.get("version") or none,
+        user=envelope.get("auth_user") or none,
+    )
+    fragments += say("mailbox_headers", lang, "class:notice")
+    message_obj = stored.message
+    for name, value in message_obj.items():
+        fragments.append(("class:pygments.name.tag", f"    {name}"))
+        fragments.append(("", f": {_visible(str(value).encode())}\n"))
+    body = stored.raw.split(b"\r\n\r\n", 1)[1] if b"\r\n\r\n" in stored.raw else b""
+    fragments += say("mailbox_body", lang, "class:notice", size=len(body))
+    for line in body.decode("utf-8", errors="replace").splitlines()[:20]:
+        fragments.append(("", f"    {_visible(line.encode())}\n"))
+    defects = stored.defects
+    if defects:
+        fragments += say("mailbox_defects", lang, "class:finding.warning")
+        for defect in defects:
+            fragments.append(
+                ("class:finding.warning", f"    - {type(defect).__name__}: {defect}\n")
+            )
+    else:
+        fragments += say("mailbox_no_defects", lang, "class:tls.ok")
+    return fragments

@@ -163,7 +163,7 @@ def _check_sequence(command: Command, dialogue: Dialogue) -> list[Finding]:
         if verb == "STARTTLS" and dialogue.tls_active:
             return [Finding("starttls_twice", "error")]
         return []
-    phase = dialogue.phase
+    phase = dialogue.projected_phase
     if phase is Phase.GREETED and Phase.READY in ALLOWED_PHASES.get(verb, frozenset()):
         return [Finding("needs_hello", "error", {"verb": verb})]
     if verb == "RCPT":

@@ -191,6 +191,7 @@ class Dialogue:
         self.authenticated_user: str | None = None
         self.authenticated = False
         self.mail_from: str | None = None
+        self.mail_parameters: dict[str, str | None] = {}  # SIZE=, BODY=, SMTPUTF8 …
         self.recipients: list[str] = []
         self.data_lines = 0
         self.close_reason: str | None = None
@@ -293,9 +294,20 @@ class Dialogue:
 
     # -- questions the console asks ----------------------------------------------------
 
+    @property
+    def projected_phase(self) -> Phase:
+        """The phase once every command in flight succeeds: what a pipelined line follows."""
+        phase = self.phase
+        for sent in self._in_flight:
+            if sent.verb == "RSET":
+                phase = Phase.READY if self.said_hello or phase is not Phase.GREETED else phase
+            elif sent.verb in SUCCESS_TRANSITIONS and sent.verb != "QUIT":
+                phase = SUCCESS_TRANSITIONS[sent.verb]
+        return phase
+
     def allowed(self, verb: str) -> bool:
-        """Whether sending `verb` now follows the RFC 5321 sequence."""
-        return self.phase in ALLOWED_PHASES.get(verb.upper(), frozenset())
+        """Whether sending `verb` now follows the RFC 5321 sequence (pipelining included)."""
+        return self.projected_phase in ALLOWED_PHASES.get(verb.upper(), frozenset())
 
     def valid_verbs(self) -> list[str]:
         """Verbs that make sense now, the likely next step first."""
@@ -358,6 +370,7 @@ class Dialogue:
         elif verb == "MAIL" and command is not None:
             path = parse_path_argument(command)
             self.mail_from = path.path if path else command.argument
+            self.mail_parameters = dict(path.parameters) if path else {}
         elif verb == "RCPT" and command is not None:
             path = parse_path_argument(command)
             self.recipients.append(path.path if path else command.argument)
@@ -413,6 +426,7 @@ class Dialogue:
 
     def _reset_transaction(self) -> None:
         self.mail_from = None
+        self.mail_parameters = {}
         self.recipients = []
         self.data_lines = 0
         if self.phase in (Phase.MAIL, Phase.RCPT, Phase.DATA):

@@ -27,7 +27,7 @@ class _Keep(dict[str, str]):
         return "{" + key + "}"
 
 
-def message(catalogue: str, key: str, lang: str | None = "en", **params: object) -> str:
+def message(catalogue: str, key: str, lang: str | None = "en", /, **params: object) -> str:
     """The text for `key` in `lang` (falling back to English), with placeholders filled.
 
     A dotted key walks into nested tables: `message("hints", "ehlo.short", "zh")`.

@@ -1,0 +1,233 @@
+"""The console's own commands: every line that starts with a colon.
+
+Each command is a small async function taking the console and its arguments; the table at
+the bottom is the single list that :help, completion and dispatch share. Words come from
+`data/help.toml` and `data/console.toml`, so every command speaks English and Chinese.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from prompt_toolkit.utils import get_cwidth
+
+from smtp_tutor.connection import ConnectionFailed
+from smtp_tutor.console import render
+from smtp_tutor.core.auth import AuthError, b64decode_text, b64encode_text
+from smtp_tutor.core.hints import next_step
+from smtp_tutor.core.knowledge import explain, format_explanation
+from smtp_tutor.core.message_lint import header_template
+from smtp_tutor.core.messages import message
+
+if TYPE_CHECKING:
+    from smtp_tutor.console.app import Console
+
+Handler = Callable[["Console", list[str]], Awaitable[None]]
+
+HELP_TOPICS = ("auth", "data", "tls", "paste", "sandbox", "config")
+
+
+async def run_command(console: Console, text: str) -> None:
+    """Run `:name args…` (the text after the colon)."""
+    try:
+        words = shlex.split(text)
+    except ValueError:
+        words = text.split()
+    if not words:
+        await _help(console, [])
+        return
+    name, args = words[0].lower(), words[1:]
+    handler = COMMANDS.get(name) or ALIASES.get(name)
+    if handler is None:
+        console.say("unknown_command", "class:finding.error", name=name)
+        return
+    await handler(console, args)
+
+
+async def _help(console: Console, args: list[str]) -> None:
+    lang = console.lang
+    if args:
+        topic = args[0].lower().lstrip(":")
+        if topic in COMMANDS:
+            console.print_text(_command_line(topic, lang, 0))
+            return
+        if topic not in HELP_TOPICS:
+            console.print_text(
+                message("help", "unknown_topic", lang, topic=topic), "class:finding.error"
+            )
+            return
+        from smtp_tutor.console.config import config_path
+
+        console.print_text(message("help", topic, lang, path=config_path()))
+        return
+    width = max(get_cwidth(message("help", f"commands.{name}.usage", lang)) for name in COMMANDS)
+    lines = [message("help", "index", lang)]
+    lines += [_command_line(name, lang, width) for name in COMMANDS]
+    lines.append(message("help", "index_footer", lang))
+    console.print_text("\n".join(lines))
+
+
+def _command_line(name: str, lang: str, width: int) -> str:
+    """`  :usage   what it does`, aligned by display width (Chinese is two columns wide)."""
+    usage = message("help", f"commands.{name}.usage", lang)
+    padding = " " * max(2, width - get_cwidth(usage) + 2)
+    return f"  {usage}{padding}{message('help', f'commands.{name}.text', lang)}"
+
+
+async def _hint(console: Console, args: list[str]) -> None:
+    dialogue = console.session.dialogue if console.session is not None else None
+    if dialogue is None:
+        return
+    key = next_step(dialogue, console.options.manual)
+    console.print_text("  " + message("hints", f"{key}.long", console.lang), "class:notice")
+
+
+async def _explain(console: Console, args: list[str]) -> None:
+    if not args:
+        console.say("usage", "class:finding.error", usage=":explain CODE")
+        return
+    try:
+        explanation = explain(" ".join(args), console.lang)
+    except ValueError as error:
+        console.print_text(f"  {error}", "class:finding.error")
+        return
+    console.print_text(format_explanation(explanation, console.lang))
+
+
+async def _connect(console: Console, args: list[str]) -> None:
+    if not args or len(args) > 2 or (len(args) == 2 and not args[1].isdigit()):
+        console.say("usage", "class:finding.error", usage=":connect HOST [PORT]")
+        return
+    port = int(args[1]) if len(args) == 2 else 25
+    target = replace(console.target, host=args[0], port=port, implicit_tls=None)
+    await _open(console, target)
+
+
+async def _reconnect(console: Console, args: list[str]) -> None:
+    await _open(console, console.target)
+
+
+async def _open(console: Console, target: object) -> None:
+    try:
+        await console.connect(target)  # type: ignore[arg-type]
+    except ConnectionFailed as error:
+        console.say("connect_failed", "class:finding.error", error=str(error))
+
+
+async def _headers(console: Console, args: list[str]) -> None:
+    dialogue = console.session.dialogue if console.session is not None else None
+    if dialogue is None or not dialogue.sending_data:
+        console.say("headers_not_in_data", "class:finding.error")
+        return
+    if not console.header_block.open:
+        console.say("headers_after_body", "class:finding.error")
+        return
+    body = dialogue.mail_parameters.get("BODY") or ""
+    lines = header_template(
+        envelope_from=dialogue.mail_from,
+        recipients=list(dialogue.recipients),
+        subject=" ".join(args),
+        eight_bit=body.upper() == "8BITMIME",
+    )
+    seen = {name.lower() for name in console.header_block.seen}
+    console.template.extend(
+        line for line in lines if not line or line.split(":", 1)[0].lower() not in seen
+    )
+    console.say("headers_intro")
+
+
+async def _mailbox(console: Console, args: list[str]) -> None:
+    path = console.options.mailbox
+    if path is None:
+        console.say("mailbox_only_sandbox", "class:finding.error")
+        return
+    from smtp_tutor.sandbox.storage import Mailbox
+
+    mailbox = Mailbox(path)
+    messages = mailbox.messages()
+    if not messages:
+        console.say("mailbox_empty")
+        return
+    console.show(render.mailbox_fragments(messages[-1], len(messages), console.lang))
+
+
+def _switch(console: Console, args: list[str], current: bool, name: str) -> bool | None:
+    """`on`/`off` → the new value; no argument flips it; anything else → usage and None."""
+    if not args:
+        return not current
+    word = args[0].lower()
+    if word in ("on", "off"):
+        return word == "on"
+    console.say("usage", "class:finding.error", usage=f":{name} on|off")
+    return None
+
+
+async def _manual(console: Console, args: list[str]) -> None:
+    value = _switch(console, args, console.options.manual, "manual")
+    if value is not None:
+        console.options.manual = value
+        console.say("manual_on" if value else "manual_off")
+
+
+async def _raw(console: Console, args: list[str]) -> None:
+    value = _switch(console, args, console.raw, "raw")
+    if value is not None:
+        console.raw = value
+        console.say("raw_on" if value else "raw_off")
+
+
+async def _b64(console: Console, args: list[str]) -> None:
+    console.print_text("  " + b64encode_text(" ".join(args)))
+
+
+async def _unb64(console: Console, args: list[str]) -> None:
+    try:
+        console.print_text("  " + repr(b64decode_text(" ".join(args)))[1:-1])
+    except AuthError as error:
+        console.print_text(f"  {error}", "class:finding.error")
+
+
+async def _save(console: Console, args: list[str]) -> None:
+    if len(args) != 1:
+        console.say("usage", "class:finding.error", usage=":save FILE")
+        return
+    path = Path(args[0]).expanduser()
+    try:
+        console.save_transcript(path)
+    except OSError as error:
+        console.say("save_failed", "class:finding.error", path=path, error=error.strerror or error)
+        return
+    console.say("saved", path=path)
+
+
+async def _clear(console: Console, args: list[str]) -> None:
+    from prompt_toolkit.shortcuts import clear
+
+    clear()
+
+
+async def _quit(console: Console, args: list[str]) -> None:
+    console.quit_requested = True
+
+
+COMMANDS: dict[str, Handler] = {
+    "help": _help,
+    "hint": _hint,
+    "explain": _explain,
+    "connect": _connect,
+    "reconnect": _reconnect,
+    "headers": _headers,
+    "mailbox": _mailbox,
+    "manual": _manual,
+    "raw": _raw,
+    "b64": _b64,
+    "unb64": _unb64,
+    "save": _save,
+    "clear": _clear,
+    "quit": _quit,
+}
+ALIASES: dict[str, Handler] = {"exit": _quit, "q": _quit, "h": _help, "?": _help}

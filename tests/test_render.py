@@ -1,0 +1,140 @@
+"""Pure rendering: replies, findings, TLS, the raw view, the toolbar — no terminal needed."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from smtp_tutor.console import render
+from smtp_tutor.console.toolbar import ToolbarState, prompt_label, toolbar_fragments
+from smtp_tutor.core.checker import Finding
+from smtp_tutor.core.dialogue import Dialogue
+from smtp_tutor.core.replies import ReplyParser, make_reply
+from smtp_tutor.tls import CertificateInfo, TLSInfo
+
+
+def styles(fragments: render.Fragments) -> list[str]:
+    return [style for style, _ in fragments]
+
+
+def test_reply_coloured_by_class_with_latency() -> None:
+    reply = make_reply(550, "5.1.1 <nobody@example.com>: User unknown")
+    fragments = render.reply_fragments(reply, 0.012)
+    assert render.plain(fragments) == "550 5.1.1 <nobody@example.com>: User unknown  (12 ms)\n"
+    assert "class:pygments.smtp.reply.permanent" in styles(fragments)
+    assert "class:pygments.smtp.enhanced" in styles(fragments)
+    assert "class:latency" in styles(fragments)
+    for code, name in ((250, "ok"), (354, "intermediate"), (450, "transient")):
+        assert f"class:pygments.smtp.reply.{name}" in styles(
+            render.reply_fragments(make_reply(code, "x"))
+        )
+
+
+def test_multiline_reply_is_one_block() -> None:
+    fragments = render.reply_fragments(make_reply(250, "a", "PIPELINING", "SIZE 10"), 0.001)
+    assert render.plain(fragments) == "250-a\n250-PIPELINING\n250 SIZE 10  (1 ms)\n"
+
+
+def test_334_challenge_is_decoded_beside_the_base64() -> None:
+    text = render.plain(render.reply_fragments(make_reply(334, "VXNlcm5hbWU6")))
+    assert "334 VXNlcm5hbWU6" in text and "'Username:'" in text
+    zh = render.plain(render.reply_fragments(make_reply(334, "UGFzc3dvcmQ6"), lang="zh"))
+    assert "质询解码后" in zh
+
+
+def test_malformed_reply_is_flagged() -> None:
+    [reply] = ReplyParser().feed(b"600 what\r\n")
+    text = render.plain(render.reply_fragments(reply))
+    assert "malformed reply" in text and "600" in text
+
+
+def test_explanations_only_after_errors() -> None:
+    assert render.explanation_fragments(make_reply(250, "ok")) == []
+    text = render.plain(render.explanation_fragments(make_reply(535, "5.7.8 bad credentials")))
+    assert "↳ 535" in text and "↳ 5.7.8" in text
+    zh = render.plain(render.explanation_fragments(make_reply(550, "5.1.1 no"), "zh"))
+    assert any("\u4e00" <= ch <= "\u9fff" for ch in zh)
+
+
+def test_findings_in_both_languages() -> None:
+    finding = Finding("rcpt_before_mail", "error")
+    assert "RCPT before MAIL" in render.plain(render.finding_fragments([finding]))
+    assert "MAIL FROM" in render.plain(render.finding_fragments([finding], "zh"))
+    assert styles(render.finding_fragments([finding]))[0] == "class:finding.error"
+
+
+def tls_info(verified: bool, discarded: int = 0) -> TLSInfo:
+    cert = CertificateInfo(
+        subject="CN=localhost",
+        issuer="CN=localhost",
+        not_before=dt.datetime(2026, 1, 1),
+        not_after=dt.datetime(2028, 1, 1),
+        names=("localhost", "127.0.0.1"),
+    )
+    info = TLSInfo(
+        "TLSv1.3",
+        "TLS_AES_256_GCM_SHA384",
+        256,
+        "localhost",
+        (cert,),
+        verified,
+        None if verified else "the certificate is self-signed",
+    )
+    if discarded:
+        object.__setattr__(info, "discarded_cleartext", discarded)
+    return info
+
+
+def test_tls_report() -> None:
+    text = render.plain(render.tls_fragments(tls_info(False)))
+    for expected in (
+        "TLSv1.3",
+        "TLS_AES_256_GCM_SHA384",
+        "256 bits",
+        "CN=localhost",
+        "2026-01-01 to 2028-01-01",
+        "self-signed",
+        "session goes on",
+    ):
+        assert expected in text
+    assert "✓" in render.plain(render.tls_fragments(tls_info(True)))
+    assert "injection" in render.plain(render.tls_fragments(tls_info(True, discarded=12)))
+
+
+def test_raw_view_shows_cr_lf_and_hides_nothing() -> None:
+    text = render.plain(render.raw_fragments("sent", b"EHLO me\r\n"))
+    assert text == "  C> EHLO me\\r\\n\n"
+    text = render.plain(render.raw_fragments("received", b"250 ok\n\x1b[31mred\x00\r\n"))
+    assert "S< 250 ok\\n" in text and "\\x1b[31mred\\x00\\r\\n" in text
+
+
+def test_toolbar_shows_server_tls_user_phase_and_hint() -> None:
+    d = Dialogue()
+    d.receive(make_reply(220, "hi"))
+    d.send("EHLO me")
+    d.receive(make_reply(250, "x", "STARTTLS", "AUTH PLAIN"))
+    text = render.plain(toolbar_fragments(ToolbarState("127.0.0.1:2525", d)))
+    assert "127.0.0.1:2525" in text and "plain" in text and "no AUTH" in text
+    assert "EHLO" in text and "STARTTLS" in text  # phase label and the hint
+    d.tls_established("TLSv1.3", "x")
+    d.send("EHLO me")
+    d.receive(make_reply(250, "x", "AUTH PLAIN"))
+    d.send("AUTH PLAIN AHN0dWRlbnQAc2VjcmV0")
+    d.receive(make_reply(235, "2.7.0 ok"))
+    text = render.plain(toolbar_fragments(ToolbarState("h:1", d, lang="zh", raw=True)))
+    assert "TLSv1.3" in text and "用户 student" in text and "[原始]" in text
+
+
+def test_prompt_labels() -> None:
+    d = Dialogue()
+    assert prompt_label(d) == "smtp> "
+    assert prompt_label(d, "password") == "password> "
+    d.receive(make_reply(220, "hi"))
+    for line, code in (
+        ("EHLO x", 250),
+        ("MAIL FROM:<a@b.c>", 250),
+        ("RCPT TO:<d@e.f>", 250),
+        ("DATA", 354),
+    ):
+        d.send(line)
+        d.receive(make_reply(code, "ok"))
+    assert prompt_label(d) == "data> "
