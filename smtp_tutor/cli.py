@@ -42,6 +42,22 @@ class _Parser(argparse.ArgumentParser):
         return super().format_help()
 
 
+def _add_transcript(parser: argparse.ArgumentParser, *, top: bool = False) -> None:
+    parser.add_argument(
+        "--transcript",
+        type=Path,
+        metavar="FILE",
+        default=None if top else argparse.SUPPRESS,
+        help="write the session to FILE as it happens (passwords become placeholders)",
+    )
+    parser.add_argument(
+        "--format",
+        choices=("text", "jsonl"),
+        default="text" if top else argparse.SUPPRESS,
+        help="transcript format: text (RFC 5321 style, replayable) or jsonl (for tools)",
+    )
+
+
 def _add_common(parser: argparse.ArgumentParser, *, top: bool = False) -> None:
     # A subcommand's defaults would overwrite what was given before the subcommand
     # (`smtp-tutor --lang zh explain 535`), so only the top-level parser sets defaults.
@@ -72,6 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
         "With no command: start the embedded sandbox server and open a console on it.",
     )
     parser.add_argument("--version", action="version", version=f"smtp-tutor {__version__}")
+    _add_transcript(parser, top=True)
     _add_common(parser, top=True)
     commands = parser.add_subparsers(dest="command", parser_class=_Parser, metavar="COMMAND")
 
@@ -90,6 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="S",
         help="seconds to wait for the connection and for each reply (30)",
     )
+    _add_transcript(connect)
     _add_common(connect)
 
     serve = commands.add_parser(
@@ -363,6 +381,8 @@ def _console_options(args: argparse.Namespace, **extra: object) -> ConsoleOption
         confirm_on_warning=config.confirm_on_warning,
         toolbar=config.toolbar,
         history_path=state_dir() / "history",
+        transcript=args.transcript,
+        transcript_format=args.format,
         notices=notices,
         **extra,  # type: ignore[arg-type]
     )

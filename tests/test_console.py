@@ -437,3 +437,60 @@ def test_history_never_holds_a_secret(tmp_path: Path, lines: list[str]) -> None:
     ]
     for needle in forbidden:
         assert needle not in stored, needle
+
+
+@pytest.mark.parametrize("mechanism", ["LOGIN", "PLAIN", "CRAM-MD5"])
+def test_saved_transcript_has_placeholders_not_secrets(tmp_path: Path, mechanism: str) -> None:
+    saved = tmp_path / "session.smtp"
+    out, _ = session(
+        tmp_path,
+        [
+            "EHLO me",
+            "STARTTLS",
+            "EHLO me",
+            f"AUTH {mechanism}",
+            "student",
+            "secret",
+            "MAIL FROM:<a@example.com>",
+            "RCPT TO:<b@example.com>",
+            "DATA",
+            "Subject: x",
+            "",
+            ".dot",
+            ".",
+            f":save {saved}",
+            "QUIT",
+        ],
+    )
+    assert f"transcript saved to {saved}" in screen_text(out)
+    text = saved.read_text("utf-8")
+    assert "@connect 127.0.0.1" in text and "@tls TLSv1." in text
+    assert "C: EHLO me" in text and "S: 235 2.7.0" in text
+    assert "C: ..dot" in text and "C: ." in text and "S: 250 2.0.0" in text
+    for needle in (
+        "secret",
+        base64.b64encode(b"secret").decode(),
+        base64.b64encode(b"\0student\0secret").decode(),
+    ):
+        assert needle not in text
+    assert "{" in text  # the secret line became a placeholder
+
+
+def test_transcript_option_writes_the_session_without_secrets(tmp_path: Path) -> None:
+    path = tmp_path / "live.smtp"
+
+    async def body(sandbox: Sandbox) -> str:
+        options = ConsoleOptions(color=False, toolbar=False, transcript=path)
+        lines = [
+            "EHLO me",
+            ":help",
+            "AUTH PLAIN " + base64.b64encode(b"\0student\0secret").decode(),
+        ]
+        task = run_console(Target(sandbox.host, sandbox.port), lines, options)
+        _code, out, _ = await task
+        return out
+
+    with_sandbox(tmp_path, body)
+    text = path.read_text("utf-8")
+    assert "C: EHLO me" in text and "S: 235" in text
+    assert base64.b64encode(b"\0student\0secret").decode() not in text

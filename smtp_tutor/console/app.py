@@ -40,7 +40,9 @@ from smtp_tutor.core.auth import AuthError, AuthExchange, AuthStep, SecretTracke
 from smtp_tutor.core.commands import parse_command
 from smtp_tutor.core.dialogue import AUTH_RESPONSE, END_OF_DATA, Dialogue, Outcome, Phase
 from smtp_tutor.core.knowledge import load_knowledge
+from smtp_tutor.core.message_data import stuff_line
 from smtp_tutor.core.message_lint import lint_message, render_finding
+from smtp_tutor.core.transcript import Placeholder, TranscriptRecorder
 from smtp_tutor.session import (
     ClosedEvent,
     ReplyEvent,
@@ -84,6 +86,8 @@ class ConsoleOptions:
     toolbar: bool = True
     history_path: Path | None = None  # None: no history file (tests); the CLI passes one
     mailbox: Path | None = None  # the sandbox's Maildir, for :mailbox
+    transcript: Path | None = None  # --transcript FILE: every event written as it happens
+    transcript_format: str = "text"  # or "jsonl"
     notices: list[str] = field(default_factory=list)  # shown once at start (config problems)
 
 
@@ -108,7 +112,9 @@ class Console:
         self.header_block = HeaderBlock()
         self.data_lines: list[str] = []
         self.template: deque[str] = deque()
-        self.recorder: object | None = None  # a transcript recorder, when one is attached
+        # Everything is recorded from the start, so :save can write the whole session.
+        self.recorder = TranscriptRecorder(timing=True)
+        self._transcript_file: TextIO | None = None
         self._auth: AuthExchange | None = None
         self._auth_step: AuthStep | None = None
         self._grouping = False
@@ -148,8 +154,19 @@ class Console:
         for notice in self.options.notices:
             self.print_text(notice, "class:finding.warning")
         try:
+            self._open_transcript()
+        except OSError as error:
+            path = self.options.transcript
+            print(
+                f"smtp-tutor: cannot write {path}: {error.strerror or error}",
+                file=self.errors or sys.stderr,
+                flush=True,
+            )
+            return 1
+        try:
             await self.connect(self.target)
         except ConnectionFailed as error:
+            self._close_transcript()
             print(f"smtp-tutor: {error}", file=self.errors or sys.stderr, flush=True)
             return 3
         self._make_prompts()
@@ -175,7 +192,26 @@ class Console:
                     )
         if self.session is not None:
             await self.session.close()
+        self._close_transcript()
         return 0
+
+    def _open_transcript(self) -> None:
+        path = self.options.transcript
+        if path is None:
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._transcript_file = path.open("w", encoding="utf-8")
+        self.recorder.attach(self._transcript_file, format=self.options.transcript_format)
+
+    def _close_transcript(self) -> None:
+        if self._transcript_file is not None:
+            self.recorder.detach(self._transcript_file)
+            self._transcript_file.close()
+            self._transcript_file = None
+
+    def save_transcript(self, path: Path) -> None:
+        """`:save FILE`: the whole session so far; `.jsonl` files get JSON Lines."""
+        self.recorder.write(path, format="jsonl" if path.suffix == ".jsonl" else "text")
 
     async def connect(self, target: Target) -> None:
         """Open a new session (closing any old one); raises ConnectionFailed."""
@@ -188,6 +224,9 @@ class Console:
         self.say("connecting", target=target.label)
         self.session = Session(target, self._on_event, self._on_wire)
         await self.session.connect()
+        self._record(
+            self.recorder.connected, target.host, target.port, self.session.dialogue.tls_active
+        )
         await self.session.wait_idle(target.reply_timeout + 1)
 
     def _make_prompts(self) -> None:
@@ -358,7 +397,12 @@ class Console:
             if line != ".":
                 self.data_lines.append(line)
         sent = await session.send(line)
-        self._record_sent(line, secret=auth_answer)
+        if sent is not None:
+            wire = stuff_line(line) if in_data and line != "." else line
+            secret = Placeholder.variable("auth_response") if auth_answer else None
+            if not in_data and _is_auth_with_response(line):
+                secret = Placeholder.variable("auth_initial_response")
+            self._record(self.recorder.sent, wire, secret)
         if in_data and sent is not None and line != "." and line.startswith("."):
             self.say("dot_stuffed", "class:sent", line="." + line)
         if sent is not None and sent.verb == "DATA":
@@ -453,8 +497,9 @@ class Console:
         if step.note:
             self.say("auth_note", "class:explain", note=step.note)
         self._auth_step = None
-        await self.session.send(step.line)
-        self._record_sent(step.line, secret=step.secret)
+        placeholder = self._placeholder(step) if step.secret else None
+        if await self.session.send(step.line) is not None:
+            self._record(self.recorder.sent, step.line, placeholder)
         await self.session.wait_idle(self.target.reply_timeout + 1)
 
     def _auth_progress(self, outcome: Outcome) -> None:
@@ -490,11 +535,11 @@ class Console:
                 self.say("unsolicited", "class:finding.warning")
             command = _context(answered.verb) if answered is not None else None
             self.show(render.explanation_fragments(outcome.reply, lang, command))
-            self._record_reply(outcome, event.latency)
+            self._record(self.recorder.received, outcome.reply, event.latency)
             self._auth_progress(outcome)
         elif isinstance(event, TLSEvent):
             self.show(render.tls_fragments(event.info, lang))
-            self._record_tls(event)
+            self._record(self.recorder.tls_started, event.info.version, event.info.cipher)
             dialogue = self._dialogue()
             if dialogue is not None and dialogue.phase is Phase.GREETED:
                 self.say("tls_reminder")
@@ -505,7 +550,7 @@ class Console:
         elif isinstance(event, ClosedEvent):
             self._auth, self._auth_step = None, None
             self.template.clear()
-            self._record_closed(event.reason)
+            self._record(self.recorder.closed, event.reason)
             self.say("closed", reason=event.reason)
 
     def _on_wire(self, event: WireEvent) -> None:
@@ -517,27 +562,33 @@ class Console:
             data = self.tracker.redact(text).encode("utf-8")
         self.show(render.raw_fragments(event.direction, data))
 
-    # -- transcript hooks (a recorder is attached by :save / --transcript) -------------
+    # -- transcript ------------------------------------------------------------------
 
-    def _record_sent(self, line: str, secret: bool) -> None:
-        hook: Callable[[str, bool], None] | None = getattr(self.recorder, "console_sent", None)
-        if hook is not None:
-            hook(line, secret)
+    def _placeholder(self, step: AuthStep) -> Placeholder:
+        """How replay rebuilds a secret AUTH line: never the secret itself."""
+        exchange = self._auth
+        mechanism = exchange.mechanism if exchange is not None else ""
+        user = exchange.user if exchange is not None else None
+        if mechanism == "PLAIN":
+            return Placeholder.plain(user)
+        if mechanism == "CRAM-MD5":
+            return Placeholder.cram_md5(user)
+        if mechanism == "XOAUTH2":
+            return Placeholder.xoauth2(user)
+        return Placeholder.login_password()
 
-    def _record_reply(self, outcome: Outcome, latency: float | None) -> None:
-        hook = getattr(self.recorder, "received", None)
-        if hook is not None:
-            hook(outcome.reply, latency)
-
-    def _record_tls(self, event: TLSEvent) -> None:
-        hook = getattr(self.recorder, "tls_started", None)
-        if hook is not None:
-            hook(event.info.version, event.info.cipher)
-
-    def _record_closed(self, reason: str) -> None:
-        hook = getattr(self.recorder, "closed", None)
-        if hook is not None:
-            hook(reason)
+    def _record(self, event: Callable[..., None], *args: object) -> None:
+        """Record one event; a transcript file that fails is reported once, the session goes on."""
+        try:
+            event(*args)
+        except (OSError, ValueError) as error:
+            self.say(
+                "save_failed",
+                "class:finding.error",
+                path=self.options.transcript,
+                error=getattr(error, "strerror", None) or error,
+            )
+            self._transcript_file = None
 
 
 def parse_mail_parameters(dialogue: Dialogue | None) -> dict[str, str]:
@@ -549,6 +600,12 @@ def parse_mail_parameters(dialogue: Dialogue | None) -> dict[str, str]:
 
 def _smtputf8(dialogue: Dialogue | None) -> bool:
     return "SMTPUTF8" in parse_mail_parameters(dialogue)
+
+
+def _is_auth_with_response(line: str) -> bool:
+    """`AUTH MECH <initial response>`: the response may carry a credential."""
+    words = line.split()
+    return len(words) > 2 and words[0].upper() == "AUTH"
 
 
 def _context(verb: str) -> str | None:
