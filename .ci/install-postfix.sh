@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Install Postfix, Cyrus SASL tools and swaks for the integration tests, leaving the
+# system Postfix instance unconfigured and stopped: the tests start private instances
+# on 127.0.0.1 from their own config dirs. Idempotent; must run as root.
+set -euo pipefail
+
+if [[ $(id -u) -ne 0 ]]; then
+    echo "install-postfix.sh: must run as root" >&2
+    exit 1
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+PACKAGES=(postfix sasl2-bin libsasl2-modules swaks libnet-ssleay-perl libio-socket-ssl-perl)
+
+missing=()
+for pkg in "${PACKAGES[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
+        missing+=("$pkg")
+    fi
+done
+
+if ((${#missing[@]})); then
+    # "No configuration" keeps the package from writing a live main.cf for the system instance.
+    debconf-set-selections <<'SEL'
+postfix postfix/main_mailer_type select No configuration
+postfix postfix/mailname string test.local
+SEL
+    # Never start daemons from maintainer scripts (containers often lack an init anyway).
+    policy=/usr/sbin/policy-rc.d
+    created_policy=0
+    if [[ ! -e $policy ]]; then
+        printf '#!/bin/sh\nexit 101\n' >"$policy"
+        chmod 755 "$policy"
+        created_policy=1
+    fi
+    trap '[[ $created_policy -eq 1 ]] && rm -f "$policy"' EXIT
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# Make sure the system instance is not running (a package may have started it).
+if postfix status >/dev/null 2>&1; then
+    postfix stop >/dev/null 2>&1 || true
+fi
+if command -v systemctl >/dev/null 2>&1 && [[ -d /run/systemd/system ]]; then
+    systemctl disable --now postfix >/dev/null 2>&1 || true
+fi
+
+command -v postfix >/dev/null
+command -v saslpasswd2 >/dev/null
+echo "install-postfix.sh: $(postconf -d -h mail_version 2>/dev/null | sed 's/^/postfix /') ready (system instance stopped)"

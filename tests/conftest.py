@@ -1,0 +1,41 @@
+"""Shared pytest fixtures."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+from tests.postfix import PostfixInstance, missing_requirements
+
+
+def _require_postfix() -> None:
+    """Skip without Postfix locally; fail under CI, so CI can never skip silently."""
+    problem = missing_requirements()
+    if problem is None:
+        return
+    if os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no"):
+        pytest.fail(f"{problem} (CI is set: failing instead of skipping)", pytrace=False)
+    pytest.skip(problem)
+
+
+def _running_postfix(*, tls_auth_only: bool) -> Iterator[PostfixInstance]:
+    _require_postfix()
+    instance = PostfixInstance(tls_auth_only=tls_auth_only)
+    instance.start()
+    try:
+        yield instance
+    finally:
+        instance.stop()
+
+
+@pytest.fixture(scope="session")
+def postfix() -> Iterator[PostfixInstance]:
+    """Real Postfix on 127.0.0.1 offering AUTH before STARTTLS too (teaching set-up)."""
+    yield from _running_postfix(tls_auth_only=False)
+
+
+@pytest.fixture(scope="session")
+def postfix_tls_only() -> Iterator[PostfixInstance]:
+    """Real Postfix that, like production servers, hides AUTH until STARTTLS."""
+    yield from _running_postfix(tls_auth_only=True)
