@@ -138,3 +138,10 @@ def test_prompt_labels() -> None:
         d.send(line)
         d.receive(make_reply(code, "ok"))
     assert prompt_label(d) == "data> "
+
+
+def test_malformed_reply_problems_in_chinese() -> None:
+    [reply] = ReplyParser().feed(b"250-a\r\n251 b\r\n")
+    assert "different codes (250 and 251)" in reply.problems[0]  # still reads as English
+    text = render.plain(render.reply_fragments(reply, lang="zh"))
+    assert "回复格式有误" in text and "不同的回复码（250 和 251）" in text

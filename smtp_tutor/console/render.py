@@ -83,8 +83,15 @@ def reply_fragments(reply: Reply, latency: float | None = None, lang: str = "en"
     if reply.code == 334 and not reply.malformed:
         fragments += _challenge_fragments(reply, lang)
     for problem in reply.problems:
-        fragments += say("malformed", lang, "class:malformed", problem=problem)
+        fragments += say("malformed", lang, "class:malformed", problem=_problem_text(problem, lang))
     return fragments
+
+
+def _problem_text(problem: str, lang: str) -> str:
+    problem_id = getattr(problem, "id", None)
+    if problem_id is None:
+        return problem
+    return message("problems", problem_id, lang, **getattr(problem, "params", {}))
 
 
 def _challenge_fragments(reply: Reply, lang: str) -> Fragments:

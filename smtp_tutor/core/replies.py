@@ -23,6 +23,32 @@ _LINE = re.compile(rb"^(\d{3})([ -]?)(.*)$", re.DOTALL)
 _ENHANCED = re.compile(r"^([245])\.(\d{1,3})\.(\d{1,3})(?=\s|$)")
 
 
+class Problem(str):
+    """What is wrong with a reply: reads as English text, carries an id for other languages.
+
+    The words live in `data/problems.toml`; `Problem("bare_lf")` is the English sentence, and
+    `problem.id` / `problem.params` let a console say it in the user's language.
+    """
+
+    id: str
+    params: dict[str, object]
+
+    def __new__(cls, problem_id: str, **params: object) -> Problem:
+        from smtp_tutor.core.messages import message
+
+        self = super().__new__(cls, message("problems", problem_id, "en", **params))
+        self.id = problem_id
+        self.params = params
+        return self
+
+    def __reduce__(self) -> tuple[object, ...]:  # keep pickling/copying simple
+        return (_rebuild_problem, (self.id, self.params))
+
+
+def _rebuild_problem(problem_id: str, params: dict[str, object]) -> Problem:
+    return Problem(problem_id, **params)
+
+
 @dataclass(frozen=True)
 class Reply:
     """One complete server reply: one line, or several that share a code."""
@@ -90,10 +116,10 @@ class _Pending:
     code: int | None = None
     lines: list[str] = field(default_factory=list)
     raw: bytearray = field(default_factory=bytearray)
-    problems: list[str] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
     dropped_lines: int = 0
 
-    def add_problem(self, problem: str) -> None:
+    def add_problem(self, problem: Problem) -> None:
         if problem not in self.problems:
             self.problems.append(problem)
 
@@ -130,7 +156,7 @@ class ReplyParser:
                     head = bytes(self._buffer[: self._hard_limit])
                     del self._buffer[:]
                     self._discarding = True
-                    replies.extend(self._flush_pending("reply cut short by an over-long line"))
+                    replies.extend(self._flush_pending(Problem("cut_by_overlong")))
                     replies.append(self._overlong(head))
                 elif self._discarding:
                     del self._buffer[:]
@@ -156,7 +182,7 @@ class ReplyParser:
                 replies.append(reply)
         self._discarding = False
         self._buffer.clear()
-        replies.extend(self._flush_pending("connection closed in the middle of a reply"))
+        replies.extend(self._flush_pending(Problem("closed_mid_reply")))
         return replies
 
     # -- internals ---------------------------------------------------------------------
@@ -165,10 +191,10 @@ class ReplyParser:
         match = _LINE.match(head)
         code = int(match.group(1)) if match else None
         text = head.decode("utf-8", errors="replace")
-        problem = f"line longer than {self._hard_limit} bytes with no end; the rest was dropped"
+        problem = Problem("overlong_unterminated", limit=self._hard_limit)
         return Reply(code=code, lines=(text[:200] + "…",), raw=head, problems=(problem,))
 
-    def _flush_pending(self, problem: str) -> list[Reply]:
+    def _flush_pending(self, problem: Problem) -> list[Reply]:
         if self._pending is None:
             return []
         pending = self._pending
@@ -179,7 +205,7 @@ class ReplyParser:
     def _finish(self, pending: _Pending) -> Reply:
         if pending.dropped_lines:
             pending.add_problem(
-                f"more than {self._max_lines} lines; {pending.dropped_lines} were dropped"
+                Problem("too_many_lines", limit=self._max_lines, dropped=pending.dropped_lines)
             )
         lines = tuple(pending.lines)
         return Reply(
@@ -192,26 +218,26 @@ class ReplyParser:
 
     def _take_line(self, line: bytes, complete: bool = True) -> Reply | None:
         body = line
-        problems: list[str] = []
+        problems: list[Problem] = []
         if body.endswith(b"\r\n"):
             body = body[:-2]
         elif body.endswith(b"\n"):
             body = body[:-1]
-            problems.append("line ends in a bare LF instead of CRLF")
+            problems.append(Problem("bare_lf"))
         elif not complete:
-            problems.append("connection closed in the middle of a line")
+            problems.append(Problem("closed_mid_line"))
         if len(line) > self._line_limit:
-            problems.append(f"line longer than {self._line_limit} bytes (RFC 5321 §4.5.3.1.5)")
+            problems.append(Problem("line_too_long", limit=self._line_limit))
         try:
             decoded = body.decode("utf-8")
         except UnicodeDecodeError:
             decoded = body.decode("utf-8", errors="replace")
-            problems.append("text is not valid UTF-8")
+            problems.append(Problem("not_utf8"))
 
         match = _LINE.match(body)
         if match is None:
-            problems.insert(0, "line does not start with a three-digit reply code")
-            replies = self._flush_pending("reply interrupted by a line without a code")
+            problems.insert(0, Problem("no_code"))
+            replies = self._flush_pending(Problem("interrupted"))
             # A line without a code cannot say whether more follows: it stands alone.
             lone = Reply(code=None, lines=(decoded,), raw=line, problems=tuple(problems))
             if replies:
@@ -223,19 +249,17 @@ class ReplyParser:
         separator = match.group(2)
         text = decoded[4:] if separator else decoded[3:]
         if separator == b"" and len(body) > 3:
-            problems.append("no space or hyphen after the reply code")
+            problems.append(Problem("no_separator"))
         if not (2 <= code // 100 <= 5):
-            problems.append(f"{code} is outside the reply codes 2xx–5xx")
+            problems.append(Problem("code_out_of_range", code=code))
         elif (code // 10) % 10 > 5:
-            problems.append(f"{code}: a second digit above 5 is not defined")
+            problems.append(Problem("second_digit", code=code))
 
         pending = self._pending or _Pending(code=code)
         if self._pending is None:
             self._pending = pending
         elif pending.code != code:
-            pending.add_problem(
-                f"lines of one reply carry different codes ({pending.code} and {code})"
-            )
+            pending.add_problem(Problem("mixed_codes", first=pending.code, second=code))
         for problem in problems:
             pending.add_problem(problem)
         pending.raw.extend(line[:HARD_LINE_LIMIT])
