@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+
 from tests.postfix import PostfixInstance
 
 pytestmark = pytest.mark.postfix
