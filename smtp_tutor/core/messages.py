@@ -40,3 +40,34 @@ def message(catalogue: str, key: str, lang: str | None = "en", /, **params: obje
     language = normalise_language(lang)
     template = entry.get(language) or entry.get("en") or key
     return str(template).format_map(_Keep({k: str(v) for k, v in params.items()}))
+
+
+class Said(str):
+    """A sentence that reads as English but remembers its catalogue entry.
+
+    Core code returns these where a person will read the text (why a connection closed,
+    what is wrong with a reply); a console in another language calls `localize` on them.
+    """
+
+    catalogue: str
+    key: str
+    params: dict[str, object]
+
+    def __new__(cls, catalogue: str, key: str, /, **params: object) -> Said:
+        self = super().__new__(cls, message(catalogue, key, "en", **params))
+        self.catalogue, self.key, self.params = catalogue, key, params
+        return self
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_said, (self.catalogue, self.key, self.params))
+
+
+def _said(catalogue: str, key: str, params: dict[str, object]) -> Said:
+    return Said(catalogue, key, **params)
+
+
+def localize(text: str, lang: str | None) -> str:
+    """`text` in `lang` if it is a `Said`, else unchanged (text from the server, say)."""
+    if isinstance(text, Said):
+        return message(text.catalogue, text.key, lang, **text.params)
+    return text

@@ -1,0 +1,34 @@
+"""Every lesson file in the repository passes the engine's check."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from smtp_tutor.core.lessons import check_lesson_file, load_lesson
+
+LESSONS = sorted((Path(__file__).resolve().parent.parent / "lessons").glob("*.toml"))
+
+
+@pytest.mark.parametrize("path", LESSONS, ids=[p.name for p in LESSONS])
+def test_lesson_file_has_no_problems(path: Path) -> None:
+    assert [str(e) for e in check_lesson_file(path, builtin=True)] == []
+
+
+def test_builtin_lessons_are_complete_and_numbered_once() -> None:
+    lessons = [load_lesson(path, builtin=True) for path in LESSONS]
+    for lesson in lessons:
+        assert lesson.missing == (), lesson.path
+        texts = [lesson.title, lesson.intro, *([lesson.outro] if lesson.outro else [])]
+        for step in lesson.steps:
+            texts += [step.explain, step.goal, step.success]
+            assert set(step.hints) in (set(), {"en", "zh"}), (lesson.path, step.id)
+        for text in texts:
+            assert set(text.values) == {"en", "zh"}, lesson.path
+    numbers = [lesson.number for lesson in lessons]
+    assert len(numbers) == len(set(numbers)), sorted(numbers)
+    ids = [lesson.id for lesson in lessons]
+    assert len(ids) == len(set(ids)), sorted(ids)
+    for lesson in lessons:  # the file name starts with the lesson's number: 01-greeting.toml
+        assert lesson.path.name.startswith(f"{lesson.number:02d}-"), lesson.path.name
