@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Install Postfix, Cyrus SASL tools and swaks for the integration tests, leaving the
-# system Postfix instance unconfigured and stopped: the tests start private instances
-# on 127.0.0.1 from their own config dirs. Idempotent; must run as root.
+# Install Postfix, Cyrus SASL tools, swaks and cairo (SVG to PNG in the diagram test) for
+# the integration tests, leaving the system Postfix instance unconfigured and stopped: the
+# tests start private instances on 127.0.0.1 from their own config dirs. Idempotent; must
+# run as root.
 set -euo pipefail
 
 if [[ $(id -u) -ne 0 ]]; then
@@ -10,7 +11,7 @@ if [[ $(id -u) -ne 0 ]]; then
 fi
 
 export DEBIAN_FRONTEND=noninteractive
-PACKAGES=(postfix sasl2-bin libsasl2-modules swaks libnet-ssleay-perl libio-socket-ssl-perl)
+PACKAGES=(postfix sasl2-bin libsasl2-modules swaks libnet-ssleay-perl libio-socket-ssl-perl libcairo2)
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do
