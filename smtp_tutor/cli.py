@@ -187,6 +187,73 @@ def build_parser() -> argparse.ArgumentParser:
     )
     explain.add_argument("query", nargs="+")
     _add_common(explain)
+
+    lesson = commands.add_parser(
+        "lesson",
+        help="start a guided lesson (no ID: continue where you stopped)",
+        description="Start a guided lesson on the sandbox. Every line you type really goes to "
+        "the server; each step is checked. Without ID, continue where you stopped.",
+    )
+    lesson.add_argument("id", nargs="?", help="lesson number or name, e.g. 1 or greeting")
+    lesson.add_argument(
+        "--dir",
+        action="append",
+        type=Path,
+        default=[],
+        metavar="PATH",
+        help="also load lessons from this folder (repeatable)",
+    )
+    _add_common(lesson)
+
+    lessons = commands.add_parser(
+        "lessons",
+        help="list the lessons (✓ for finished ones), reset progress, check lesson files",
+        description="List the lessons with your progress; --reset forgets it; --check "
+        "validates lesson files and replays their solutions against the sandbox.",
+    )
+    lessons.add_argument(
+        "--dir",
+        action="append",
+        type=Path,
+        default=[],
+        metavar="PATH",
+        help="also load lessons from this folder (repeatable)",
+    )
+    lessons.add_argument(
+        "--reset",
+        nargs="?",
+        const="*",
+        default=None,
+        metavar="ID",
+        help="forget progress of one lesson, or of all without ID",
+    )
+    lessons.add_argument(
+        "--check",
+        nargs="+",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="validate lesson files (or folders of them) and replay their solutions",
+    )
+    _add_common(lessons)
+
+    diagram = commands.add_parser(
+        "diagram",
+        help="draw a transcript as a sequence diagram (SVG or HTML)",
+        description="Draw a transcript (from --transcript or :save) as a sequence diagram: "
+        "replies coloured by class, the TLS and authenticated stretches shaded.",
+    )
+    diagram.add_argument("file", type=Path, metavar="FILE", help="the transcript to draw")
+    diagram.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        required=True,
+        metavar="OUT",
+        help="where to write it: a .svg file, or a .html page with a legend",
+    )
+    _add_common(diagram)
+
     return parser
 
 
@@ -261,6 +328,18 @@ def _run(args: argparse.Namespace) -> int:
         return _serve(args)
     if args.command == "connect":
         return _connect(args)
+    if args.command == "lesson":
+        from smtp_tutor.console.lesson_cli import run_lesson
+
+        return run_lesson(args, _console_options(args))
+    if args.command == "lessons":
+        from smtp_tutor.console.lesson_cli import run_lessons
+
+        return run_lessons(args, _language(args))
+    if args.command == "diagram":
+        from smtp_tutor.diagram_cli import run_diagram
+
+        return run_diagram(args)
     return _sandbox_console(args)
 
 

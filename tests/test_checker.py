@@ -253,3 +253,15 @@ def test_pipelined_commands_are_checked_as_if_those_in_flight_succeed() -> None:
     d.send("RCPT TO:<c@d.org>")
     assert ids("DATA", d) == []
     assert ids("MAIL FROM:<a@b.org>", d) == ["nested_mail"]
+
+
+def test_utf8_recipient_is_fine_once_mail_asked_for_smtputf8() -> None:
+    d = dialogue(*FULL)
+    d.send("MAIL FROM:<张三@例子.中国> SMTPUTF8")
+    assert ids("RCPT TO:<李四@例子.中国>", d) == []  # pipelined: MAIL still in flight
+    d.receive(make_reply(250, "ok"))
+    assert ids("RCPT TO:<李四@例子.中国>", d) == []
+    plain = dialogue(*FULL)
+    plain.send("MAIL FROM:<a@b.org>")
+    plain.receive(make_reply(250, "ok"))
+    assert ids("RCPT TO:<李四@例子.中国>", plain) == ["smtputf8_parameter"]

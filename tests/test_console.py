@@ -494,3 +494,34 @@ def test_transcript_option_writes_the_session_without_secrets(tmp_path: Path) ->
     text = path.read_text("utf-8")
     assert "C: EHLO me" in text and "S: 235" in text
     assert base64.b64encode(b"\0student\0secret").decode() not in text
+
+
+def test_caps_explains_and_diffs_across_starttls(tmp_path: Path) -> None:
+    out, _ = session(tmp_path, ["EHLO me", "STARTTLS", "EHLO me", ":caps", ":tls", "QUIT"])
+    text = screen_text(out)
+    caps = text[text.index("advertised (under TLS)") :]
+    assert "SIZE 10485760" in caps and "AUTH PLAIN LOGIN CRAM-MD5" in caps
+    assert "compared with the EHLO in clear text → under TLS" in caps
+    assert "- STARTTLS" in caps  # no longer offered under TLS
+    assert "certificate #0: " in text and "SNI sent:" in text
+
+
+def test_hex_view_masks_the_password(tmp_path: Path) -> None:
+    out, _ = session(tmp_path, [":hex on", "EHLO me", "AUTH PLAIN", "student", "secret", "QUIT"])
+    text = screen_text(out)
+    assert "C> 0000  45 48 4c 4f 20 6d 65 0d 0a" in text  # "EHLO me\r\n"
+    assert base64.b64encode(b"\0student\0secret").decode()[:16] not in text.replace(" ", "")
+
+
+def test_diagram_of_the_session(tmp_path: Path) -> None:
+    import xml.etree.ElementTree as ET
+
+    svg = tmp_path / "session.svg"
+    out, _ = session(
+        tmp_path, ["EHLO me", "AUTH PLAIN", "student", "secret", "NOOP", f":diagram {svg}", "QUIT"]
+    )
+    assert "diagram of this session written to" in screen_text(out)
+    text = svg.read_text("utf-8")
+    ET.fromstring(text)
+    assert "EHLO me" in text and "NOOP" in text and "235" in text
+    assert "secret" not in text.replace("student / secret", "")

@@ -20,7 +20,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from prompt_toolkit import PromptSession
 from prompt_toolkit.auto_suggest import AutoSuggestFromHistory
@@ -38,10 +38,18 @@ from smtp_tutor.console.history import LineKind, SafeFileHistory
 from smtp_tutor.console.toolbar import ToolbarState, prompt_label, toolbar_fragments
 from smtp_tutor.core.auth import AuthError, AuthExchange, AuthStep, SecretTracker
 from smtp_tutor.core.commands import parse_command
-from smtp_tutor.core.dialogue import AUTH_RESPONSE, END_OF_DATA, Dialogue, Outcome, Phase
+from smtp_tutor.core.dialogue import (
+    AUTH_RESPONSE,
+    END_OF_DATA,
+    Capabilities,
+    Dialogue,
+    Outcome,
+    Phase,
+)
 from smtp_tutor.core.knowledge import load_knowledge
 from smtp_tutor.core.message_data import stuff_line
 from smtp_tutor.core.message_lint import lint_message, render_finding
+from smtp_tutor.core.messages import localize, message
 from smtp_tutor.core.transcript import Placeholder, TranscriptRecorder
 from smtp_tutor.session import (
     ClosedEvent,
@@ -53,6 +61,9 @@ from smtp_tutor.session import (
     TLSEvent,
     TLSFailed,
 )
+
+if TYPE_CHECKING:
+    from smtp_tutor.console.lesson import LessonRunner
 
 #: Commands that must end a pipelined group: wait for their reply before sending more
 #: (RFC 2920 §3.1; STARTTLS per RFC 3207, AUTH because its answer depends on the reply).
@@ -89,6 +100,7 @@ class ConsoleOptions:
     transcript: Path | None = None  # --transcript FILE: every event written as it happens
     transcript_format: str = "text"  # or "jsonl"
     notices: list[str] = field(default_factory=list)  # shown once at start (config problems)
+    lesson_dirs: list[Path] = field(default_factory=list)  # teachers' lesson folders
 
 
 @dataclass
@@ -106,6 +118,9 @@ class Console:
         self.waiting_for_input = asyncio.Event()
         self.session: Session | None = None
         self.raw = False
+        self.hex = False
+        # Every successful EHLO, labelled (clear text / TLS / after AUTH), for :caps diffs.
+        self.caps_history: list[tuple[str, Capabilities]] = []
         self.quit_requested = False
         self.tracker = SecretTracker()
         self.addresses = AddressBook()
@@ -121,6 +136,7 @@ class Console:
         self._style = render.console_style(self.options.style)
         self._depth = ColorDepth.MONOCHROME if not self.options.color else None
         self._history: History = InMemoryHistory()
+        self.lesson: LessonRunner | None = None  # set by `smtp-tutor lesson`
 
     @property
     def lang(self) -> str:
@@ -153,6 +169,8 @@ class Console:
             self.print_text(self.options.banner, "class:banner")
         for notice in self.options.notices:
             self.print_text(notice, "class:finding.warning")
+        if self.lesson is not None:
+            self.lesson.attach(self)
         try:
             self._open_transcript()
         except OSError as error:
@@ -170,6 +188,8 @@ class Console:
             print(f"smtp-tutor: {error}", file=self.errors or sys.stderr, flush=True)
             return 3
         self._make_prompts()
+        if self.lesson is not None:
+            self.lesson.begin()
         with patch_stdout(raw=True):
             while not self.quit_requested:
                 self.waiting_for_input.set()
@@ -239,8 +259,14 @@ class Console:
             if error is not None:
                 self.say("history_problem", "class:finding.warning", error=error)
         kb = load_knowledge()
+        from smtp_tutor.console.commands import COMMANDS
+
+        commands = [
+            (f":{name}", message("help", f"commands.{name}.text", self.lang)) for name in COMMANDS
+        ]
         completer = SMTPCompleter(
             self._dialogue,
+            commands,
             addresses=self.addresses,
             header_block=self.header_block,
             describe=lambda keyword: _summary(kb.keyword(keyword, self.lang)),
@@ -274,6 +300,7 @@ class Console:
             lang=self.lang,
             manual=self.options.manual,
             raw=self.raw,
+            lesson=self.lesson.toolbar_text() if self.lesson is not None else None,
         )
         return render.as_text(toolbar_fragments(state))
 
@@ -387,6 +414,8 @@ class Console:
             self.say("not_sent", "class:explain")
             return
         auth_answer = dialogue.awaiting_auth_response
+        if self.lesson is not None:
+            self.lesson.on_send(line, in_data, auth_answer)
         if not in_data and not auth_answer:
             self._start_auth_helper(line)
             self.addresses.learn(line)
@@ -536,6 +565,7 @@ class Console:
             command = _context(answered.verb) if answered is not None else None
             self.show(render.explanation_fragments(outcome.reply, lang, command))
             self._record(self.recorder.received, outcome.reply, event.latency)
+            self._remember_caps(outcome)
             self._auth_progress(outcome)
         elif isinstance(event, TLSEvent):
             self.show(render.tls_fragments(event.info, lang))
@@ -551,16 +581,36 @@ class Console:
             self._auth, self._auth_step = None, None
             self.template.clear()
             self._record(self.recorder.closed, event.reason)
-            self.say("closed", reason=event.reason)
+            self.say("closed", reason=localize(event.reason, self.lang))
+        if self.lesson is not None:
+            self.lesson.on_event(event)
+
+    def _remember_caps(self, outcome: Outcome) -> None:
+        dialogue = self._dialogue()
+        answered = outcome.answered
+        if dialogue is None or answered is None or answered.verb != "EHLO" or not outcome.success:
+            return
+        if dialogue.capabilities is None:
+            return
+        key = (
+            "caps_context_auth"
+            if dialogue.authenticated
+            else ("caps_context_tls" if dialogue.tls_active else "caps_context_plain")
+        )
+        label = message("console", key, self.lang)
+        self.caps_history.append((label, dialogue.capabilities))
 
     def _on_wire(self, event: WireEvent) -> None:
-        if not self.raw:
+        if not (self.raw or self.hex):
             return
         data = event.data
         if event.direction == "sent":
             text = data.decode("utf-8", errors="replace")
             data = self.tracker.redact(text).encode("utf-8")
-        self.show(render.raw_fragments(event.direction, data))
+        if self.raw:
+            self.show(render.raw_fragments(event.direction, data))
+        if self.hex:
+            self.show(render.hex_fragments(event.direction, data))
 
     # -- transcript ------------------------------------------------------------------
 
@@ -612,6 +662,8 @@ def _context(verb: str) -> str | None:
     """The knowledge base's name for the command a reply answers."""
     if verb == END_OF_DATA:
         return "DOT"
+    if verb == AUTH_RESPONSE:
+        return "AUTH"
     if verb.startswith("<"):
         return None
     return verb

@@ -25,6 +25,7 @@ from smtp_tutor.core.messages import message
 
 if TYPE_CHECKING:
     from smtp_tutor.console.app import Console
+    from smtp_tutor.console.lesson import LessonRunner
 
 Handler = Callable[["Console", list[str]], Awaitable[None]]
 
@@ -79,6 +80,9 @@ def _command_line(name: str, lang: str, width: int) -> str:
 
 
 async def _hint(console: Console, args: list[str]) -> None:
+    if console.lesson is not None:
+        console.lesson.hint()
+        return
     dialogue = console.session.dialogue if console.session is not None else None
     if dialogue is None:
         return
@@ -180,13 +184,31 @@ async def _raw(console: Console, args: list[str]) -> None:
         console.say("raw_on" if value else "raw_off")
 
 
+async def _hex(console: Console, args: list[str]) -> None:
+    value = _switch(console, args, console.hex, "hex")
+    if value is not None:
+        console.hex = value
+        console.say("hex_on" if value else "hex_off")
+
+
+async def _caps(console: Console, args: list[str]) -> None:
+    console.show(render.caps_fragments(console.caps_history, console.lang))
+
+
+async def _tls(console: Console, args: list[str]) -> None:
+    connection = console.session.connection if console.session is not None else None
+    info = connection.tls if connection is not None else None
+    alpn = getattr(info, "alpn", None)
+    console.show(render.tls_detail_fragments(info, alpn, console.lang))
+
+
 async def _b64(console: Console, args: list[str]) -> None:
     console.print_text("  " + b64encode_text(" ".join(args)))
 
 
 async def _unb64(console: Console, args: list[str]) -> None:
     try:
-        console.print_text("  " + repr(b64decode_text(" ".join(args)))[1:-1])
+        console.print_text("  " + b64decode_text(" ".join(args)))  # NUL shown as \0
     except AuthError as error:
         console.print_text(f"  {error}", "class:finding.error")
 
@@ -204,10 +226,66 @@ async def _save(console: Console, args: list[str]) -> None:
     console.say("saved", path=path)
 
 
+async def _diagram(console: Console, args: list[str]) -> None:
+    """Draw this session so far as a sequence diagram (.svg or .html)."""
+    if len(args) != 1:
+        console.say("usage", "class:finding.error", usage=":diagram FILE.svg|FILE.html")
+        return
+    from smtp_tutor.core.transcript import parse_transcript
+    from smtp_tutor.diagram import render_html, render_svg
+
+    path = Path(args[0]).expanduser()
+    if path.suffix.lower() not in (".svg", ".html", ".htm"):
+        console.say("usage", "class:finding.error", usage=":diagram FILE.svg|FILE.html")
+        return
+    script = parse_transcript(console.recorder.text(), "<this session>")
+    render = render_svg if path.suffix.lower() == ".svg" else render_html
+    try:
+        path.write_text(render(script, title="smtp-tutor session"), encoding="utf-8")
+    except OSError as error:
+        console.say("save_failed", "class:finding.error", path=path, error=error.strerror or error)
+        return
+    console.say("diagram_saved", path=path)
+
+
 async def _clear(console: Console, args: list[str]) -> None:
     from prompt_toolkit.shortcuts import clear
 
     clear()
+
+
+def _lesson_or_say(console: Console) -> LessonRunner | None:
+    if console.lesson is None:
+        console.say("not_in_lesson", "class:finding.error")
+    return console.lesson
+
+
+async def _skip(console: Console, args: list[str]) -> None:
+    lesson = _lesson_or_say(console)
+    if lesson is not None:
+        lesson.skip()
+
+
+async def _back(console: Console, args: list[str]) -> None:
+    lesson = _lesson_or_say(console)
+    if lesson is not None:
+        lesson.back()
+
+
+async def _restart(console: Console, args: list[str]) -> None:
+    lesson = _lesson_or_say(console)
+    if lesson is not None:
+        await _open(console, console.target)
+        lesson.restart()
+
+
+async def _lessons(console: Console, args: list[str]) -> None:
+    from smtp_tutor.console.lesson_list import lesson_list_text
+    from smtp_tutor.core.lessons import load_lessons
+    from smtp_tutor.core.progress import Progress
+
+    lessons, _errors = load_lessons(console.options.lesson_dirs)
+    console.print_text(lesson_list_text(lessons, Progress.load(), console.lang))
 
 
 async def _quit(console: Console, args: list[str]) -> None:
@@ -224,10 +302,18 @@ COMMANDS: dict[str, Handler] = {
     "mailbox": _mailbox,
     "manual": _manual,
     "raw": _raw,
+    "hex": _hex,
+    "caps": _caps,
+    "tls": _tls,
     "b64": _b64,
     "unb64": _unb64,
     "save": _save,
+    "diagram": _diagram,
     "clear": _clear,
+    "skip": _skip,
+    "back": _back,
+    "restart": _restart,
+    "lessons": _lessons,
     "quit": _quit,
 }
 ALIASES: dict[str, Handler] = {"exit": _quit, "q": _quit, "h": _help, "?": _help}

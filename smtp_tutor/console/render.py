@@ -16,8 +16,9 @@ from prompt_toolkit.styles.pygments import style_from_pygments_cls
 
 from smtp_tutor.core.auth import AuthError, decode_challenge
 from smtp_tutor.core.checker import Finding
+from smtp_tutor.core.dialogue import Capabilities
 from smtp_tutor.core.knowledge import load_knowledge
-from smtp_tutor.core.messages import message
+from smtp_tutor.core.messages import localize, message
 from smtp_tutor.core.replies import Reply
 from smtp_tutor.lexer import SMTPStyle, highlight_reply_fragments
 from smtp_tutor.tls import TLSInfo
@@ -88,10 +89,7 @@ def reply_fragments(reply: Reply, latency: float | None = None, lang: str = "en"
 
 
 def _problem_text(problem: str, lang: str) -> str:
-    problem_id = getattr(problem, "id", None)
-    if problem_id is None:
-        return problem
-    return message("problems", problem_id, lang, **getattr(problem, "params", {}))
+    return localize(problem, lang)
 
 
 def _challenge_fragments(reply: Reply, lang: str) -> Fragments:
@@ -232,4 +230,87 @@ def mailbox_fragments(stored: StoredMessage, count: int, lang: str = "en") -> Fr
             )
     else:
         fragments += say("mailbox_no_defects", lang, "class:tls.ok")
+    return fragments
+
+
+def hex_fragments(direction: str, data: bytes) -> Fragments:
+    """A hex dump of bytes on the wire: offset, 16 bytes in hex, the printable ones beside."""
+    style = "class:raw.sent" if direction == "sent" else "class:raw.received"
+    arrow = "C>" if direction == "sent" else "S<"
+    fragments: Fragments = []
+    for offset in range(0, len(data), 16):
+        chunk = data[offset : offset + 16]
+        hexes = " ".join(f"{byte:02x}" for byte in chunk)
+        text = "".join(chr(byte) if 32 <= byte < 127 else "." for byte in chunk)
+        fragments.append((style, f"  {arrow} {offset:04x}  {hexes:<47}  {text}\n"))
+    return fragments
+
+
+def caps_fragments(history: Sequence[tuple[str, Capabilities]], lang: str = "en") -> Fragments:
+    """The latest EHLO's keywords, each explained, and what changed since the one before."""
+    from smtp_tutor.core.knowledge import load_knowledge
+
+    if not history:
+        return say("caps_none", lang, "class:finding.warning")
+    label, caps = history[-1]
+    kb = load_knowledge()
+    fragments = say("caps_title", lang, "class:banner", server=caps.server_name, context=label)
+    for keyword, params in caps.keywords.items():
+        info = kb.ehlo_line(" ".join((keyword, *params)), lang)
+        summary = info.detail or info.summary if info is not None else ""
+        shown = " ".join((keyword, *params))
+        fragments.append(("class:pygments.name.attribute", f"    {shown:<28}"))
+        fragments.append(("class:explain", f" {summary}\n"))
+    if len(history) > 1:
+        before_label, before = history[-2]
+        fragments += _caps_diff(before_label, before, label, caps, lang)
+    return fragments
+
+
+def _caps_diff(
+    before_label: str, before: Capabilities, label: str, after: Capabilities, lang: str
+) -> Fragments:
+    added = [k for k in after.keywords if k not in before.keywords]
+    removed = [k for k in before.keywords if k not in after.keywords]
+    changed = [
+        k
+        for k in after.keywords
+        if k in before.keywords and after.keywords[k] != before.keywords[k]
+    ]
+    fragments = say("caps_diff_title", lang, "class:notice", before=before_label, after=label)
+    if not (added or removed or changed):
+        return fragments + say("caps_same", lang, "class:explain")
+    for keyword in added:
+        shown = " ".join((keyword, *after.keywords[keyword]))
+        fragments.append(("class:tls.ok", f"    + {shown}\n"))
+    for keyword in removed:
+        shown = " ".join((keyword, *before.keywords[keyword]))
+        fragments.append(("class:finding.error", f"    - {shown}\n"))
+    for keyword in changed:
+        old = " ".join(before.keywords[keyword])
+        new = " ".join(after.keywords[keyword])
+        fragments.append(("class:finding.warning", f"    ~ {keyword}: {old} → {new}\n"))
+    return fragments
+
+
+def tls_detail_fragments(info: TLSInfo | None, alpn: str | None, lang: str = "en") -> Fragments:
+    """`:tls`: the whole chain as sent, version, cipher, SNI and ALPN, the verdict explained."""
+    if info is None:
+        return say("tls_off", lang, "class:finding.warning")
+    fragments = tls_fragments(info, lang)
+    fragments += say("tls_sni", lang, "", sni=info.server_hostname or "-", alpn=alpn or "-")
+    for depth, cert in enumerate(info.chain):
+        fragments += say("tls_chain_entry", lang, "class:banner", depth=depth, subject=cert.subject)
+        fragments += say("tls_issuer", lang, "", issuer=cert.issuer)
+        fragments += say(
+            "tls_valid",
+            lang,
+            "",
+            start=f"{cert.not_before:%Y-%m-%d}",
+            end=f"{cert.not_after:%Y-%m-%d}",
+        )
+        if cert.names:
+            fragments += say("tls_names", lang, "", names=", ".join(cert.names))
+    if not info.verified and info.verify_error:
+        fragments += say("tls_advice", lang, "class:explain")
     return fragments

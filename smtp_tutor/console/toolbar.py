@@ -21,6 +21,7 @@ class ToolbarState:
     lang: str = "en"
     manual: bool = False
     raw: bool = False
+    lesson: str | None = None  # in a lesson: "step 2/5: <goal>" replaces the hint
 
 
 def toolbar_fragments(state: ToolbarState) -> Fragments:
@@ -42,7 +43,7 @@ def toolbar_fragments(state: ToolbarState) -> Fragments:
     for flag, key in ((state.manual, "toolbar_manual"), (state.raw, "toolbar_raw")):
         if flag:
             fragments.append(("class:bottom-toolbar", f"[{message('console', key, lang)}] "))
-    hint = message("hints", f"{next_step(dialogue, state.manual)}.short", lang)
+    hint = state.lesson or message("hints", f"{next_step(dialogue, state.manual)}.short", lang)
     fragments.append(("class:toolbar.hint", f" {hint} "))
     return fragments
 

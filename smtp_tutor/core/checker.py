@@ -193,7 +193,7 @@ def _check_extensions(command: Command, dialogue: Dialogue) -> list[Finding]:
     if verb == "AUTH":
         return _check_auth(command, dialogue, caps)
     if verb in PARAMETER_KEYWORDS:
-        return _check_parameters(command, caps)
+        return _check_parameters(command, caps, _transaction_smtputf8(dialogue))
     return []
 
 
@@ -214,7 +214,20 @@ def _check_auth(command: Command, dialogue: Dialogue, caps: Capabilities) -> lis
     return findings
 
 
-def _check_parameters(command: Command, caps: Capabilities) -> list[Finding]:
+def _transaction_smtputf8(dialogue: Dialogue) -> bool:
+    """Whether the open (or pipelined) MAIL FROM asked for SMTPUTF8, which covers every RCPT."""
+    if "SMTPUTF8" in dialogue.mail_parameters:
+        return True
+    for sent in dialogue.in_flight:
+        path = parse_path_argument(sent.command) if sent.command is not None else None
+        if path is not None and sent.verb == "MAIL" and "SMTPUTF8" in path.parameters:
+            return True
+    return False
+
+
+def _check_parameters(
+    command: Command, caps: Capabilities, transaction_smtputf8: bool = False
+) -> list[Finding]:
     path = parse_path_argument(command)
     if path is None:
         return []
@@ -231,7 +244,8 @@ def _check_parameters(command: Command, caps: Capabilities) -> list[Finding]:
             findings += _check_size(value, caps)
         elif name == "BODY" and value and value.upper() not in ("7BIT", "8BITMIME", "BINARYMIME"):
             findings.append(Finding("bad_body_value", "error", {"value": value}))
-    if not path.path.isascii() and "SMTPUTF8" not in path.parameters:
+    utf8_asked = "SMTPUTF8" in path.parameters or (command.verb == "RCPT" and transaction_smtputf8)
+    if not path.path.isascii() and not utf8_asked:
         rule = "smtputf8_parameter" if caps.has("SMTPUTF8") else "smtputf8_unavailable"
         findings.append(Finding(rule, "warning", {"path": path.path}))
     return findings

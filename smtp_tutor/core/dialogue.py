@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from smtp_tutor.core.commands import Command, parse_command, parse_path_argument
+from smtp_tutor.core.messages import Said
 from smtp_tutor.core.replies import Reply
 
 
@@ -253,7 +254,7 @@ class Dialogue:
         flags: dict[str, bool] = {}
 
         if code == 421:
-            self._close("the server closed the session (421)")
+            self._close(Said("problems", "closed_421"))
         elif verb == GREETING:
             self.greeting = reply
             if success or code == 554:  # 554 "no service here": the client may only QUIT
@@ -385,7 +386,7 @@ class Dialogue:
             flags["start_tls"] = True
             return flags
         elif verb == "QUIT":
-            self._close("the session ended with QUIT (221)")
+            self._close(Said("problems", "closed_quit"))
             return flags
         target = SUCCESS_TRANSITIONS.get(verb)
         if target is not None:

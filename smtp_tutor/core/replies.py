@@ -12,41 +12,39 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from smtp_tutor.core.messages import Said
+
 #: RFC 5321 §4.5.3.1.5: a reply line is at most 512 octets including the CRLF.
 REPLY_LINE_LIMIT = 512
 #: Bytes of one line kept before the rest is discarded; bounds memory against a hostile server.
 HARD_LINE_LIMIT = 64 * 1024
-#: Lines of one reply kept; a server sending more gets the rest counted, not stored.
+#: Lines of one reply kept (text and raw bytes); a server sending more gets the rest counted.
 MAX_REPLY_LINES = 1000
 
 _LINE = re.compile(rb"^(\d{3})([ -]?)(.*)$", re.DOTALL)
 _ENHANCED = re.compile(r"^([245])\.(\d{1,3})\.(\d{1,3})(?=\s|$)")
 
 
-class Problem(str):
+class Problem(Said):
     """What is wrong with a reply: reads as English text, carries an id for other languages.
 
     The words live in `data/problems.toml`; `Problem("bare_lf")` is the English sentence, and
-    `problem.id` / `problem.params` let a console say it in the user's language.
+    `problem.key` / `problem.params` let a console say it in the user's language.
     """
 
-    id: str
-    params: dict[str, object]
+    def __new__(cls, problem_id: str, /, **params: object) -> Problem:
+        return super().__new__(cls, "problems", problem_id, **params)  # type: ignore[return-value]
 
-    def __new__(cls, problem_id: str, **params: object) -> Problem:
-        from smtp_tutor.core.messages import message
+    @property
+    def id(self) -> str:
+        return self.key
 
-        self = super().__new__(cls, message("problems", problem_id, "en", **params))
-        self.id = problem_id
-        self.params = params
-        return self
-
-    def __reduce__(self) -> tuple[object, ...]:  # keep pickling/copying simple
-        return (_rebuild_problem, (self.id, self.params))
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_problem, (self.key, self.params))
 
 
-def _rebuild_problem(problem_id: str, params: dict[str, object]) -> Problem:
-    return Problem(problem_id, **params)
+def _problem(key: str, params: dict[str, object]) -> Problem:
+    return Problem(key, **params)
 
 
 @dataclass(frozen=True)
@@ -118,6 +116,7 @@ class _Pending:
     raw: bytearray = field(default_factory=bytearray)
     problems: list[Problem] = field(default_factory=list)
     dropped_lines: int = 0
+    last_size: int = 0  # raw bytes of the last line kept
 
     def add_problem(self, problem: Problem) -> None:
         if problem not in self.problems:
@@ -190,7 +189,9 @@ class ReplyParser:
     def _overlong(self, head: bytes) -> Reply:
         match = _LINE.match(head)
         code = int(match.group(1)) if match else None
-        text = head.decode("utf-8", errors="replace")
+        # Like any reply's lines, the text starts after the code and its separator.
+        body = head[3 + len(match.group(2)) :] if match else head
+        text = body.decode("utf-8", errors="replace")
         problem = Problem("overlong_unterminated", limit=self._hard_limit)
         return Reply(code=code, lines=(text[:200] + "…",), raw=head, problems=(problem,))
 
@@ -262,12 +263,20 @@ class ReplyParser:
             pending.add_problem(Problem("mixed_codes", first=pending.code, second=code))
         for problem in problems:
             pending.add_problem(problem)
-        pending.raw.extend(line[:HARD_LINE_LIMIT])
+        last = not (separator == b"-" and complete)
+        kept = line[:HARD_LINE_LIMIT]
+        if last and len(pending.lines) >= self._max_lines:
+            # The last line shows how the reply ended: it takes the place of the last kept.
+            pending.lines.pop()
+            del pending.raw[len(pending.raw) - pending.last_size :]
+            pending.dropped_lines += 1
         if len(pending.lines) < self._max_lines:
             pending.lines.append(text)
-        else:
+            pending.raw.extend(kept)
+            pending.last_size = len(kept)
+        else:  # neither text nor raw bytes: a reply that never ends must not fill memory
             pending.dropped_lines += 1
-        if separator == b"-" and complete:
+        if not last:
             return None
         self._pending = None
         return self._finish(pending)

@@ -1,0 +1,267 @@
+"""A guided lesson running inside the console: the text above, the real session below.
+
+The runner watches what the console sends and what comes back, and asks the pure engine
+(`core.lessons`) whether the current step is done. It never sends anything itself: every
+line still goes to the sandbox as the student typed it. Progress is saved after each step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from smtp_tutor.core.dialogue import AUTH_RESPONSE, END_OF_DATA, Outcome
+from smtp_tutor.core.lessons import (
+    Lesson,
+    Observation,
+    Step,
+    Text,
+    hint_text,
+    is_for_step,
+    render_reason,
+    verdict,
+)
+from smtp_tutor.core.messages import message
+from smtp_tutor.core.progress import Progress
+from smtp_tutor.lexer import highlight_fragments
+from smtp_tutor.session import ReplyEvent, SessionEvent, TLSEvent, TLSFailed
+
+if TYPE_CHECKING:
+    from smtp_tutor.console.app import Console
+
+
+@dataclass
+class StepResult:
+    step_id: str
+    ok: bool
+    reason: str = ""
+
+
+class LessonRunner:
+    """Follows one lesson through a console session, step by step."""
+
+    def __init__(
+        self, lesson: Lesson, progress: Progress, lang: str, mailbox: Path | None = None
+    ) -> None:
+        self.lesson = lesson
+        self.progress = progress
+        self.lang = lang
+        self.mailbox = mailbox
+        self.index = min(progress.step(lesson.id), len(lesson.steps))
+        self.hint_level = 0
+        self.results: list[StepResult] = []
+        self.console: Console | None = None
+        self._auth_line: str | None = None  # the AUTH line of an auth step in progress
+        self._awaiting_tls: Observation | None = None  # a step that waits for the handshake
+        self._mailbox_count = 0
+
+    # -- texts -------------------------------------------------------------------------
+
+    def _text(self, text: Text | None) -> str:
+        if text is None:
+            return ""
+        value, translated = text.get(self.lang)
+        if not translated:
+            value = f"{self._ui('not_translated')}\n{value}"
+        return value
+
+    def _ui(self, key: str, **params: object) -> str:
+        return message("lessons_ui", key, self.lang, **params)
+
+    def _say(self, text: str, style: str = "") -> None:
+        if self.console is not None and text:
+            self.console.print_text(text, style)
+
+    @property
+    def step(self) -> Step | None:
+        steps = self.lesson.steps
+        return steps[self.index] if self.index < len(steps) else None
+
+    @property
+    def finished(self) -> bool:
+        return self.index >= len(self.lesson.steps)
+
+    @property
+    def passed(self) -> list[str]:
+        return [r.step_id for r in self.results if r.ok]
+
+    def toolbar_text(self) -> str:
+        step = self.step
+        if step is None:
+            return self._ui("toolbar_done", title=self._text(self.lesson.title))
+        goal = self._text(step.goal)
+        return self._ui(
+            "toolbar_step", number=self.index + 1, total=len(self.lesson.steps), goal=goal
+        )
+
+    # -- starting ----------------------------------------------------------------------
+
+    def attach(self, console: Console) -> None:
+        """Show the lesson's title, introduction and playback (before the session starts)."""
+        self.console = console
+        lesson = self.lesson
+        self._say(f"━━ {lesson.number}. {self._text(lesson.title)} ━━", "class:banner")
+        self._say(self._text(lesson.intro))
+        if lesson.playback is not None:
+            self._say(self._ui("playback_title"), "class:banner")
+            if self.console is not None:
+                self.console.show(highlight_fragments(lesson.playback.transcript.strip() + "\n"))
+            self._say(self._text(lesson.playback.note), "class:notice")
+
+    def begin(self) -> None:
+        """The session is open: show the step to do now."""
+        if self.index and not self.finished:
+            self._say(self._ui("resuming", number=self.index + 1), "class:notice")
+        if self.finished:
+            self._say(self._ui("lesson_done", title=self._text(self.lesson.title)), "class:tls.ok")
+            return
+        self._announce()
+
+    def _announce(self) -> None:
+        step = self.step
+        if step is None:
+            return
+        self._mailbox_count = self._count_messages()
+        self.hint_level = 0
+        self._auth_line = None
+        self._awaiting_tls = None
+        header = self._ui("step_header", number=self.index + 1, total=len(self.lesson.steps))
+        self._say(f"\n{header}", "class:banner")
+        self._say(self._text(step.explain))
+        self._say(f"→ {self._text(step.goal)}", "class:toolbar.phase")
+        if step.manual and self.console is not None:
+            self.console.options.manual = True
+
+    # -- what the console reports ------------------------------------------------------
+
+    def on_send(self, line: str, in_data: bool, auth_answer: bool) -> None:
+        """A line is about to go out: remember an auth step's AUTH line."""
+        step = self.step
+        if step is None or in_data or auth_answer:
+            return
+        if step.kind == "auth" and line.split()[:1] and line.split()[0].upper() == "AUTH":
+            self._auth_line = line
+
+    def on_event(self, event: SessionEvent) -> None:
+        step = self.step
+        if step is None:
+            return
+        if isinstance(event, TLSEvent | TLSFailed) and self._awaiting_tls is not None:
+            observation, self._awaiting_tls = self._awaiting_tls, None
+            self._judge(step, self._observe(observation.line, observation.code))
+            return
+        if not isinstance(event, ReplyEvent):
+            return
+        outcome = event.outcome
+        answered = outcome.answered
+        if answered is None:
+            return
+        if step.kind == "command" and answered.command is not None:
+            line = answered.command.line
+            if not is_for_step(step, line):
+                return
+            self._judge_reply(step, line, outcome)
+        elif step.kind == "auth" and answered.verb in ("AUTH", AUTH_RESPONSE):
+            if outcome.reply.code == 334:
+                return  # the exchange goes on
+            line = self._auth_line or (answered.command.line if answered.command else "")
+            self._judge_reply(step, line, outcome)
+        elif step.kind == "message" and answered.verb == END_OF_DATA:
+            self._judge_reply(step, "", outcome)
+
+    def _judge_reply(self, step: Step, line: str, outcome: Outcome) -> None:
+        observation = self._observe(line, outcome.reply.code)
+        if step.state.tls and outcome.start_tls:
+            self._awaiting_tls = observation  # judged once the handshake is over
+            return
+        self._judge(step, observation)
+
+    def _observe(self, line: str, code: int | None) -> Observation:
+        dialogue = self.console.session.dialogue if self.console and self.console.session else None
+        headers: frozenset[str] = frozenset()
+        defects = 0
+        delivered = False
+        if self.mailbox is not None:
+            from smtp_tutor.sandbox.storage import Mailbox
+
+            messages = Mailbox(self.mailbox).messages()
+            if len(messages) > self._mailbox_count:
+                delivered = True
+                latest = messages[-1]
+                headers = frozenset(name.lower() for name in latest.message)
+                defects = len(latest.defects)
+        return Observation(
+            line=line,
+            code=code,
+            tls=bool(dialogue and dialogue.tls_active),
+            authenticated=bool(dialogue and dialogue.authenticated),
+            delivered=delivered,
+            headers=headers,
+            defects=defects,
+        )
+
+    def _judge(self, step: Step, observation: Observation) -> None:
+        result = verdict(step, observation)
+        if result.ok:
+            self.results.append(StepResult(step.id, True))
+            self._say(f"✓ {self._text(step.goal)}", "class:tls.ok")
+            self._say(self._text(step.success), "class:notice")
+            self.index += 1
+            self.progress.mark_step(self.lesson.id, self.index, step.id)
+            if step.manual and self.console is not None:
+                self.console.options.manual = False
+            if self.finished:
+                self._finish()
+            else:
+                self._announce()
+            return
+        self.results.append(StepResult(step.id, False, result.reason))
+        reason = render_reason(result, self.lang)
+        self._say(f"✗ {reason}", "class:finding.error")
+        text, self.hint_level = hint_text(step, self.hint_level, self.lang)
+        self._say(f"  {self._ui('hint_label')} {text}", "class:finding.warning")
+
+    def _finish(self) -> None:
+        self.progress.mark_completed(self.lesson.id)
+        self._say(self._text(self.lesson.outro), "class:notice")
+        self._say(self._ui("lesson_done", title=self._text(self.lesson.title)), "class:tls.ok")
+
+    def _count_messages(self) -> int:
+        if self.mailbox is None:
+            return 0
+        from smtp_tutor.sandbox.storage import Mailbox
+
+        return len(Mailbox(self.mailbox).messages())
+
+    # -- lesson commands ---------------------------------------------------------------
+
+    def hint(self) -> None:
+        step = self.step
+        if step is None:
+            self._say(self._ui("lesson_done", title=self._text(self.lesson.title)))
+            return
+        text, self.hint_level = hint_text(step, self.hint_level, self.lang)
+        self._say(f"  {self._ui('hint_label')} {text}", "class:finding.warning")
+
+    def skip(self) -> None:
+        if self.step is None:
+            return
+        self._say(self._ui("skipped", number=self.index + 1), "class:notice")
+        self.index += 1
+        self.progress.set_position(self.lesson.id, self.index)
+        if self.finished:
+            self._finish()
+        else:
+            self._announce()
+
+    def back(self) -> None:
+        self.index = max(0, self.index - 1)
+        self.progress.set_position(self.lesson.id, self.index)
+        self._announce()
+
+    def restart(self) -> None:
+        self.index = 0
+        self.results.clear()
+        self.progress.set_position(self.lesson.id, 0)
+        self._announce()

@@ -1,0 +1,149 @@
+"""`smtp-tutor lesson [ID]` and `smtp-tutor lessons [--reset] [--check]`: thin glue.
+
+Loading, checking and progress live in the pure engine; the runner lives in `lesson.py`.
+Here we only pick the lesson, start the sandbox it asks for, and print one line per problem.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+
+from smtp_tutor import __version__
+from smtp_tutor.console.app import Console, ConsoleOptions
+from smtp_tutor.console.lesson import LessonRunner
+from smtp_tutor.console.lesson_list import lesson_list_text
+from smtp_tutor.core.lessons import (
+    Lesson,
+    LessonError,
+    check_lesson_file,
+    find_lesson,
+    load_lesson,
+    load_lessons,
+)
+from smtp_tutor.core.messages import localize, message
+from smtp_tutor.core.progress import Progress
+
+EXIT_USAGE = 2
+
+
+def _load(args: argparse.Namespace, lang: str) -> tuple[list[Lesson], Progress]:
+    lessons, errors = load_lessons(args.dir)
+    for error in errors:  # a broken teacher's lesson never stops the built-in ones
+        print(f"smtp-tutor: {error}", file=sys.stderr)
+    progress = Progress.load()
+    if progress.problem:
+        print(f"smtp-tutor: {localize(progress.problem, lang)}", file=sys.stderr)
+    return lessons, progress
+
+
+def run_lesson(args: argparse.Namespace, options: ConsoleOptions) -> int:
+    lessons, progress = _load(args, options.lang)
+    if not lessons:
+        print("smtp-tutor lesson: no lessons found", file=sys.stderr)
+        return 1
+    if args.id:
+        lesson = find_lesson(lessons, args.id)
+        if lesson is None:
+            names = ", ".join(f"{item.number} {item.id}" for item in lessons)
+            print(f"smtp-tutor lesson: no lesson {args.id!r}; there are: {names}", file=sys.stderr)
+            return EXIT_USAGE
+    else:
+        lesson = _next_lesson(lessons, progress)
+    options.lesson_dirs = list(args.dir)
+    return asyncio.run(_run(lesson, progress, options))
+
+
+def _next_lesson(lessons: list[Lesson], progress: Progress) -> Lesson:
+    current = progress.current()
+    if current:
+        found = find_lesson(lessons, current)
+        if found is not None:
+            return found
+    for lesson in lessons:
+        if not progress.completed(lesson.id):
+            return lesson
+    return lessons[0]
+
+
+async def _run(lesson: Lesson, progress: Progress, options: ConsoleOptions) -> int:
+    from smtp_tutor.sandbox import Sandbox, SandboxConfig
+    from smtp_tutor.session import Target
+
+    sandbox = Sandbox(SandboxConfig(port=0, **lesson.scenario))  # type: ignore[arg-type]
+    try:
+        await sandbox.start()
+    except OSError as error:
+        print(f"smtp-tutor: cannot start the sandbox: {error.strerror or error}", file=sys.stderr)
+        return 3
+    options.mailbox = sandbox.mailbox_path
+    options.banner = message(
+        "console",
+        "banner",
+        options.lang,
+        version=__version__,
+        address=f"{sandbox.host}:{sandbox.port}",
+        mailbox=sandbox.mailbox_path,
+    )
+    console = Console(Target(sandbox.host, sandbox.port), options)
+    console.lesson = LessonRunner(lesson, progress, options.lang, mailbox=sandbox.mailbox_path)
+    try:
+        return await console.run()
+    finally:
+        await sandbox.stop()
+
+
+def run_lessons(args: argparse.Namespace, lang: str) -> int:
+    if args.check:
+        return _check(args.check, lang)
+    lessons, progress = _load(args, lang)
+    if args.reset is not None:
+        if args.reset == "*":
+            progress.reset()
+        else:
+            lesson = find_lesson(lessons, args.reset)
+            if lesson is None:
+                print(f"smtp-tutor lessons: no lesson {args.reset!r}", file=sys.stderr)
+                return EXIT_USAGE
+            progress.reset(lesson.id)
+        print(message("lessons_ui", "reset_done", lang))
+    print(lesson_list_text(lessons, progress, lang))
+    return 0
+
+
+def _check(paths: list[Path], lang: str) -> int:
+    """Validate lesson files and replay each valid one's solution; one line per problem."""
+    from smtp_tutor.console.lesson_replay import replay_lesson
+
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            files += sorted(path.glob("*.toml"))
+        elif path.exists():
+            files.append(path)
+        else:
+            print(f"{path}: no such file or folder", file=sys.stderr)
+            return EXIT_USAGE
+    if not files:
+        print("smtp-tutor lessons --check: no lesson files (*.toml) found", file=sys.stderr)
+        return EXIT_USAGE
+    failed = 0
+    for file in files:
+        problems: list[str] = [str(error) for error in check_lesson_file(file)]
+        if not problems:
+            try:
+                lesson = load_lesson(file)
+            except LessonError as error:
+                problems.append(str(error))
+            else:
+                report = asyncio.run(replay_lesson(lesson, lang))
+                problems += [f"{file}: solution replay: {p}" for p in report.problems()]
+        if problems:
+            failed += 1
+            for problem in problems:
+                print(problem)
+        else:
+            print(f"{file}: OK")
+    return 1 if failed else 0

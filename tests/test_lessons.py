@@ -1,0 +1,78 @@
+"""Every built-in lesson's reference solution is replayed through the real console against
+the sandbox, and every step must pass — as Learn Git Branching replays each level in CI.
+A lesson whose solution fails breaks the build."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+import re
+import shutil
+import sys
+from pathlib import Path
+
+import pexpect
+import pytest
+
+from smtp_tutor.console.lesson_replay import replay_lesson
+from smtp_tutor.core.lessons import Lesson, load_lessons
+
+LESSONS, ERRORS = load_lessons()
+
+
+@pytest.fixture(autouse=True)
+def private_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("XDG_DATA_HOME", "XDG_STATE_HOME", "XDG_CONFIG_HOME"):
+        monkeypatch.setenv(name, str(tmp_path / name.lower()))
+
+
+def test_the_curriculum_is_complete() -> None:
+    assert not ERRORS
+    assert [lesson.number for lesson in LESSONS] == list(range(1, 14))
+    assert all(lesson.builtin and not lesson.missing for lesson in LESSONS)
+
+
+@pytest.mark.parametrize("lesson", LESSONS, ids=[f"{x.number:02d}-{x.id}" for x in LESSONS])
+def test_reference_solution_passes_every_step(lesson: Lesson) -> None:
+    report = asyncio.run(replay_lesson(lesson, "en"))
+    assert report.ok, "\n".join(report.problems()) + "\n--- output ---\n" + report.output[-3000:]
+    assert [r.step_id for r in report.results] == [step.id for step in lesson.steps]
+
+
+@pytest.mark.parametrize("lesson", LESSONS[:1] + LESSONS[-1:], ids=lambda x: x.id)
+def test_chinese_replay_passes_too(lesson: Lesson) -> None:
+    report = asyncio.run(replay_lesson(lesson, "zh"))
+    assert report.ok, "\n".join(report.problems())
+    assert "第 1 步" in report.output
+
+
+def smtp_tutor(*args: str) -> list[str]:
+    script = shutil.which("smtp-tutor", path=str(Path(sys.executable).parent))
+    return [script, *args] if script else [sys.executable, "-m", "smtp_tutor", *args]
+
+
+def test_lesson_one_in_chinese_in_a_terminal_with_a_fail_then_pass(tmp_path: Path) -> None:
+    env = dict(os.environ, PROMPT_TOOLKIT_NO_CPR="1", TERM="xterm", NO_COLOR="1")
+    command = smtp_tutor("lesson", "1", "--lang", "zh")
+    child = pexpect.spawn(command[0], command[1:], env=env, encoding="utf-8", timeout=20,
+                          dimensions=(50, 160))  # fmt: skip
+    child.logfile_read = log = io.StringIO()
+    child.expect("第 1 步")
+    child.send("EHLO me.example\r")  # not what step 1 asks
+    child.expect("提示")
+    child.send(":hint\r")
+    child.expect("提示")
+    child.send("NOOP\r")
+    child.expect("✓")
+    child.send(":quit\r")
+    child.expect(pexpect.EOF)
+    screen = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]|\r", "", log.getvalue())
+    assert "✗" in screen
+    child.close()
+    assert child.exitstatus == 0
+    # The progress was saved after the step: the list shows where the student stopped.
+    listing = pexpect.run(
+        " ".join(smtp_tutor("lessons", "--lang", "zh")), env=env, encoding="utf-8"
+    )
+    assert "▸" in listing and "第 2" in listing
