@@ -848,8 +848,19 @@ def load_lesson(path: Path, *, builtin: bool = False) -> Lesson:
 
 
 def builtin_lesson_dir() -> Traversable:
-    """The folder of the lessons that ship with smtp-tutor (a real Path in a normal install)."""
-    return resources.files("smtp_tutor.lessons")
+    """The folder of the lessons that ship with smtp-tutor (a real Path in a normal install).
+
+    An installed package maps the top-level `lessons/` folder to `smtp_tutor.lessons`; code
+    imported straight from a source checkout (tests run from the repository root) has no such
+    package, so the checkout's own `lessons/` folder is used.
+    """
+    try:
+        return resources.files("smtp_tutor.lessons")
+    except ModuleNotFoundError:
+        checkout = Path(__file__).resolve().parents[2] / "lessons"
+        if not checkout.is_dir():
+            raise
+        return checkout
 
 
 def _lesson_files(folder: Path | Traversable) -> list[Path | Traversable]:
