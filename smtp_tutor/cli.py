@@ -97,16 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="open a console on a real server",
         description="Open a console on HOST. Port 25 by default; 465 means TLS from the start.",
     )
-    connect.add_argument("host")
-    connect.add_argument("port", nargs="?", type=_port, default=25)
-    connect.add_argument("--tls", action="store_true", help="TLS from the first byte (as on 465)")
-    connect.add_argument(
-        "--timeout",
-        type=_seconds,
-        default=30.0,
-        metavar="S",
-        help="seconds to wait for the connection and for each reply (30)",
-    )
+    from smtp_tutor.connect_cli import add_arguments
+
+    add_arguments(connect, _port, _seconds)
     _add_transcript(connect)
     _add_common(connect)
 
@@ -468,19 +461,9 @@ def _console_options(args: argparse.Namespace, **extra: object) -> ConsoleOption
 
 
 def _connect(args: argparse.Namespace) -> int:
-    import asyncio
+    from smtp_tutor.connect_cli import run_connect
 
-    from smtp_tutor.console.app import Console
-    from smtp_tutor.session import Target
-
-    target = Target(
-        host=args.host,
-        port=args.port,
-        implicit_tls=True if args.tls else None,
-        connect_timeout=args.timeout,
-        reply_timeout=args.timeout,
-    )
-    return asyncio.run(Console(target, _console_options(args)).run())
+    return run_connect(args, _console_options(args))
 
 
 def _sandbox_console(args: argparse.Namespace) -> int:

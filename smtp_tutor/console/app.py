@@ -137,6 +137,8 @@ class Console:
         self._depth = ColorDepth.MONOCHROME if not self.options.color else None
         self._history: History = InMemoryHistory()
         self.lesson: LessonRunner | None = None  # set by `smtp-tutor lesson`
+        # Where else to try when the target does not answer (the other MX hosts).
+        self.fallbacks: list[Target] = []
 
     @property
     def lang(self) -> str:
@@ -181,12 +183,17 @@ class Console:
                 flush=True,
             )
             return 1
-        try:
-            await self.connect(self.target)
-        except ConnectionFailed as error:
-            self._close_transcript()
-            print(f"smtp-tutor: {error}", file=self.errors or sys.stderr, flush=True)
-            return 3
+        candidates = [self.target, *self.fallbacks]
+        for index, candidate in enumerate(candidates):
+            try:
+                await self.connect(candidate)
+                break
+            except ConnectionFailed as error:
+                if index == len(candidates) - 1:
+                    self._close_transcript()
+                    print(f"smtp-tutor: {error}", file=self.errors or sys.stderr, flush=True)
+                    return 3
+                self.say("connect_failed", "class:finding.error", error=str(error))
         self._make_prompts()
         if self.lesson is not None:
             self.lesson.begin()
