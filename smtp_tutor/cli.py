@@ -247,6 +247,75 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_common(diagram)
 
+    replay = commands.add_parser(
+        "replay",
+        help="send a transcript's C: lines again and check every S: reply",
+        description="Replay FILE, a transcript as :save writes it (docs/transcript.md): send "
+        "its C: lines and check each S: reply in order, stopping at the first mismatch. "
+        "Without --server: against an embedded sandbox on a free loopback port. Exit 0 every "
+        "reply matched, 1 a mismatch (reported as FILE:LINE), 2 a usage or script error, "
+        "3 a connection or TLS failure.",
+    )
+    replay.add_argument("file", metavar="FILE")
+    replay.add_argument(
+        "--server",
+        metavar="HOST[:PORT]",
+        help="replay against this server (port 25; 465 means TLS); the script's @connect "
+        "lines only inform, but a second @connect means: reconnect here",
+    )
+    tls = replay.add_mutually_exclusive_group()
+    tls.add_argument("--tls", action="store_true", help="TLS from the first byte (as on 465)")
+    tls.add_argument(
+        "--starttls",
+        action="store_true",
+        help="for a script without STARTTLS: after the greeting send EHLO (with the script's "
+        "EHLO name) and STARTTLS, do the TLS handshake, then run the script from its first "
+        "C: line inside TLS (so its own EHLO follows); if that fails, exit 3. A script with "
+        "its own STARTTLS runs unchanged",
+    )
+    replay.add_argument(
+        "--verify",
+        action="store_true",
+        help="verify the certificate and stop on a bad one (exit 3); off by default. The "
+        "embedded sandbox's own certificate is trusted",
+    )
+    replay.add_argument(
+        "--cafile", type=Path, metavar="FILE", help="trust this CA certificate (implies --verify)"
+    )
+    replay.add_argument(
+        "--var",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a placeholder's variable (repeatable); else $SMTP_TUTOR_<NAME>, else a prompt",
+    )
+    replay.add_argument(
+        "--step", action="store_true", help="show each command and wait for Enter to send it"
+    )
+    replay.add_argument("--delay", metavar="MS", help="pause MS milliseconds between commands")
+    replay.add_argument(
+        "--pipeline",
+        action="store_true",
+        help="send commands in groups when the server offers PIPELINING (RFC 2920)",
+    )
+    replay.add_argument(
+        "--timeout",
+        type=_seconds,
+        default=30.0,
+        metavar="S",
+        help="seconds to wait for the connection and for each reply (30)",
+    )
+    replay.add_argument(
+        "--mailbox",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="Maildir of the embedded sandbox (default: a temporary one)",
+    )
+    replay.add_argument(
+        "-q", "--quiet", action="store_true", help="print only the summary or the report"
+    )
+    _add_common(replay)
     return parser
 
 
@@ -333,6 +402,10 @@ def _run(args: argparse.Namespace) -> int:
         from smtp_tutor.diagram_cli import run_diagram
 
         return run_diagram(args)
+    if args.command == "replay":
+        from smtp_tutor.replay_cli import run_replay
+
+        return run_replay(args, _language(args))
     return _sandbox_console(args)
 
 

@@ -1,0 +1,583 @@
+"""`smtp-tutor replay`: send a transcript's ``C:`` lines again and check every ``S:`` reply.
+
+A thin asyncio layer over `Connection` and the pure `Script` (docs/transcript.md). How it
+works:
+
+* `_plan` walks the script once and turns it into steps: the bytes of every line that has no
+  placeholder are encoded up front, each line knows the verb it sends, and each expectation
+  knows which command it answers (for the STARTTLS upgrade, the EHLO capabilities and the
+  explanation of a wrong reply).
+* The steps run in *groups*: the lines written in one go before the replies are read. Without
+  pipelining a group is one command — or a whole message, its content lines and the final
+  ``.``, since the server answers nothing in between. With ``--pipeline`` and PIPELINING
+  advertised, a group runs up to a command whose answer changes what comes next (RFC 2920
+  §3.1: EHLO, DATA, AUTH, QUIT …). Replies are read and checked in script order either way.
+* The first mismatch stops the replay: `Stop` carries the exit status and the report, so the
+  whole run has one place where it ends. Nothing the server sends becomes a traceback.
+
+Exit statuses: 0 every reply matched, 1 a mismatch, 2 a script error, 3 connection or TLS.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import NoReturn, TextIO
+
+from smtp_tutor.connection import Closed, Connection, ConnectionFailed, TimedOut, WireObserver
+from smtp_tutor.core.dialogue import Capabilities
+from smtp_tutor.core.replies import Reply
+from smtp_tutor.core.transcript import Directive, Expect, ResolveError, Script, Send, resolve
+
+EXIT_OK = 0
+EXIT_MISMATCH = 1
+EXIT_SCRIPT = 2
+EXIT_CONNECTION = 3
+
+#: Commands that end a pipelined group: what follows depends on their answer (RFC 2920 §3.1).
+GROUP_ENDING = frozenset(
+    {"EHLO", "HELO", "DATA", "STARTTLS", "AUTH", "QUIT", "NOOP", "VRFY", "EXPN", "BDAT", "."}
+)
+#: Message lines shown before the rest of a long message is summarised in one line.
+SHOWN_CONTENT_LINES = 10
+GREETING = "GREETING"
+
+#: --step: prompts and waits for Enter; False once the input has ended.
+StepInput = Callable[[], Awaitable[bool]]
+
+
+@dataclass
+class ReplayOptions:
+    """How to replay; the server itself is given to `replay` (the CLI may start a sandbox)."""
+
+    variables: Mapping[str, str] = field(default_factory=dict)
+    implicit_tls: bool = False
+    starttls: bool = False  # EHLO + STARTTLS before the script, unless it has its own
+    verify: bool = False
+    cafile: Path | None = None
+    pipeline: bool = False
+    step: bool = False
+    delay: float = 0.0  # seconds between groups of commands
+    timeout: float = 30.0
+    quiet: bool = False
+    lang: str = "en"
+
+
+@dataclass
+class ReplayResult:
+    status: int
+    commands: int  # command lines sent (message content lines are not commands)
+    matched: int  # script expectations met
+    elapsed: float  # seconds from connecting to the end
+
+    def summary(self) -> str:
+        ms = self.elapsed * 1000
+        return f"{self.commands} commands, {self.matched} replies matched in {ms:.0f} ms"
+
+
+class Stop(Exception):
+    """Ends the replay: the exit status and what to tell the user (one line, or a report)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+# --------------------------------------------------------------------------- the plan
+
+
+@dataclass(slots=True)
+class _Out:
+    send: Send
+    wire: bytes | None  # None: placeholders are computed when the line is sent
+    verb: str  # upper-case first word; "." for the end of data; "" for message content
+    ends: bool  # ends a pipelined group
+    content: bool  # a message line: the server answers nothing until the final "."
+
+
+@dataclass(slots=True)
+class _In:
+    expect: Expect
+    answers: str  # the command this reply answers: a verb, ".", AUTH or GREETING
+
+
+_Step = _Out | _In | Directive
+
+
+def _wire(line: str) -> bytes:
+    """What `Connection.send_line` would write; a lone surrogate that is no byte becomes '?'."""
+    try:
+        return line.encode("utf-8", errors="surrogateescape") + b"\r\n"
+    except UnicodeEncodeError:
+        return line.encode("utf-8", errors="replace") + b"\r\n"
+
+
+def _plan(script: Script) -> list[_Step]:
+    steps: list[_Step] = []
+    answers = GREETING
+    challenged = False  # the last expectation was a 334: the next line answers it
+    for item in script.items:
+        if isinstance(item, Send):
+            if item.data:
+                verb = "." if item.end_of_data else ""
+            else:
+                words = item.text.split(None, 1)
+                verb = words[0].upper() if words else ""
+            parts = item.parts
+            if not parts:
+                wire: bytes | None = b"\r\n"
+            elif len(parts) == 1 and isinstance(parts[0], str):
+                wire = _wire(parts[0])
+            else:  # the parser merges literal text, so several parts means a placeholder
+                wire = None
+            ends = verb in GROUP_ENDING
+            steps.append(_Out(item, wire, verb, ends, item.data and not verb))
+            if not item.data or verb == ".":
+                answers = "AUTH" if challenged else verb
+            challenged = False
+        elif isinstance(item, Expect):
+            steps.append(_In(item, answers))
+            challenged = item.code == 334
+        elif item.name in ("connect", "closed"):  # @tls and @time only inform
+            steps.append(item)
+            answers, challenged = GREETING, False
+    return steps
+
+
+# --------------------------------------------------------------------------- the replayer
+
+
+def _visible(text: str) -> str:
+    """Server text for a terminal: control characters shown as escapes, never obeyed."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
+
+
+def _got(reply: Reply) -> str:
+    first = _visible(reply.lines[0]) if reply.lines else ""
+    more = " …" if len(reply.lines) > 1 else ""
+    if reply.code is None:
+        return f"a reply without a code: {first!r}{more}"
+    return f"{reply.code} {first}".rstrip() + more
+
+
+class Replayer:
+    """One replay of one script against one server address."""
+
+    def __init__(
+        self,
+        script: Script,
+        host: str,
+        port: int,
+        options: ReplayOptions,
+        *,
+        out: TextIO,
+        err: TextIO,
+        observer: WireObserver | None = None,
+        step_input: StepInput | None = None,
+    ) -> None:
+        self.script = script
+        self.host, self.port = host, port
+        self.options = options
+        self.out, self.err = out, err
+        self.observer = observer
+        self.step_input = step_input
+        self.steps = _plan(script)
+        self._tls_context: ssl.SSLContext | None = None
+        self.connection: Connection | None = None
+        self.capabilities: Capabilities | None = None
+        self.replies = 0  # replies read on the current connection
+        self.last_reply: Reply | None = None
+        self.commands = 0
+        self.matched = 0
+        self.groups = 0
+        self.noted_no_pipelining = False
+        self.script_has_starttls = any(
+            isinstance(s, _Out) and s.verb == "STARTTLS" for s in self.steps
+        )
+        self.show = not options.quiet
+        self.pacing = self.show or options.step or options.delay > 0
+        self.shown_content = 0
+
+    # -- running -------------------------------------------------------------------------
+
+    async def run(self) -> ReplayResult:
+        start = time.perf_counter()
+        status = EXIT_OK
+        try:
+            await self._run_steps()
+        except Stop as stop:
+            status = stop.status
+            stream = self.out if status == EXIT_MISMATCH else self.err
+            stream.write(stop.message + "\n")
+        finally:
+            if self.connection is not None:
+                await self.connection.close()
+                self.connection = None
+        result = ReplayResult(status, self.commands, self.matched, time.perf_counter() - start)
+        if status == EXIT_OK:
+            self.out.write(result.summary() + "\n")
+        elif status == EXIT_MISMATCH:
+            self.out.write("stopped: " + result.summary() + "\n")
+        return result
+
+    async def _run_steps(self) -> None:
+        steps = self.steps
+        count = len(steps)
+        i = 0
+        while i < count:
+            step = steps[i]
+            if isinstance(step, _In):
+                if self.connection is None:
+                    await self._connect(step.expect.line_no)
+                await self._check(step)
+                i += 1
+            elif isinstance(step, _Out):
+                i = await self._send_group(i)
+            else:
+                await self._directive(step)
+                i += 1
+
+    async def _send_group(self, first: int) -> int:
+        """Write the group starting at `first` in one go, then check its replies in order."""
+        steps = self.steps
+        head = steps[first]
+        assert isinstance(head, _Out)
+        if self.connection is None:
+            await self._connect(head.send.line_no)
+        connection = self.connection
+        assert connection is not None
+        if self.replies == 0:
+            await self._implicit_greeting(head.send)
+        if self.options.starttls and not self.script_has_starttls and connection.tls is None:
+            await self._inject_starttls(head.send)
+        pipelining = self.options.pipeline and self._pipelining_offered()
+        # An answer to a 334 challenge must wait for the challenge, and ends its group.
+        challenged = self.last_reply is not None and self.last_reply.code == 334
+        end = first
+        count = len(steps)
+        sends: list[_Out] = []
+        commands = 0
+        last: _Out | None = None
+        while end < count:
+            step = steps[end]
+            if isinstance(step, _Out):
+                if last and not last.content and (last.ends or not pipelining or challenged):
+                    break
+                last = step
+                sends.append(step)
+                commands += not step.content
+            elif last is None or not isinstance(step, _In) or not pipelining or last.ends:
+                break
+            end += 1
+        data = b"".join([s.wire if s.wire is not None else self._resolve(s) for s in sends])
+        if self.pacing:
+            await self._pace(sends)
+        self.commands += commands
+        await connection.send_bytes(data)
+        if pipelining:
+            for index in range(first, end):
+                step = steps[index]
+                if isinstance(step, _In):
+                    await self._check(step)
+        return end
+
+    def _resolve(self, out: _Out) -> bytes:
+        try:
+            line = resolve(out.send, self.options.variables, self.last_reply)
+        except ResolveError as error:
+            raise Stop(EXIT_SCRIPT, f"{self.script.source}:{out.send.line_no}: {error}") from None
+        return _wire(line)
+
+    async def _pace(self, sends: list[_Out]) -> None:
+        """Show the lines; --delay between groups and --step before each: classroom speeds."""
+        if self.options.delay > 0 and self.groups:
+            await asyncio.sleep(self.options.delay)
+        self.groups += 1
+        stepping = self.options.step and self.step_input is not None
+        if self.show or stepping:
+            self._print_sends(sends)
+        if stepping:
+            assert self.step_input is not None
+            self.out.flush()
+            if not await self.step_input():
+                self.step_input = None  # input ended: run the rest without stopping
+
+    def _print_sends(self, sends: list[_Out]) -> None:
+        write = self.out.write
+        for s in sends:
+            if s.send.data and s.verb != ".":
+                self.shown_content += 1
+                if self.shown_content > SHOWN_CONTENT_LINES:
+                    continue
+            elif s.verb == "." and self.shown_content > SHOWN_CONTENT_LINES:
+                hidden = self.shown_content - SHOWN_CONTENT_LINES
+                write(f"C: … ({hidden} more message lines)\n")
+            if s.verb == ".":
+                self.shown_content = 0
+            # The line as the script writes it: a secret stays its placeholder.
+            write(f"C: {s.send.text}".rstrip(" ") + "\n")
+        if self.options.step:
+            self.out.flush()
+
+    # -- replies -------------------------------------------------------------------------
+
+    async def _read(self, line_no: int, waiting_for: str) -> Reply:
+        assert self.connection is not None
+        result = await self.connection.read_reply()
+        if not isinstance(result, Reply):
+            self._lost(result, line_no, waiting_for)
+        self.replies += 1
+        return result
+
+    def _lost(self, result: Closed | TimedOut, line_no: int, waiting_for: str) -> NoReturn:
+        where = f"{self.script.source}:{line_no}"
+        if isinstance(result, Closed):
+            raise Stop(EXIT_CONNECTION, f"{where}: {result.reason} while waiting for {waiting_for}")
+        raise Stop(
+            EXIT_CONNECTION,
+            f"{where}: no reply within {result.seconds:g} s (waiting for {waiting_for})",
+        )
+
+    async def _check(self, step: _In) -> None:
+        """Read the next reply and hold it against `step`: the hot path of every replay."""
+        expect = step.expect
+        assert self.connection is not None
+        reply = await self.connection.read_reply()
+        if not isinstance(reply, Reply):
+            self._lost(reply, expect.line_no, expect.describe())
+        self.replies += 1
+        self.last_reply = reply
+        if expect.code is not None and reply.code == expect.code and not expect.patterns:
+            problem = None  # the usual case, without building the reason string
+        else:
+            problem = expect.mismatch(reply)
+        if self.show:
+            self._print_reply(reply, problem is None)
+        if problem is not None:
+            raise Stop(EXIT_MISMATCH, self._report(expect, reply, problem, step.answers))
+        self.matched += 1
+        verb = step.answers
+        if verb == "EHLO" or verb == "HELO":
+            self._learn(reply, verb)
+        elif verb == "STARTTLS" and reply.code == 220:
+            await self._starttls(expect.line_no)
+
+    def _print_reply(self, reply: Reply, ok: bool, mark: str | None = None) -> None:
+        code = f"{reply.code:03d}" if reply.code is not None else ""
+        lines = reply.lines or ("",)
+        last = len(lines) - 1
+        tail = mark if mark is not None else ("✓" if ok else "✗")
+        chunks = []
+        for index, text in enumerate(lines):
+            separator = "-" if index < last else " "
+            line = f"S: {code}{separator}{_visible(text)}" if code else f"S: {_visible(text)}"
+            chunks.append(line + ("  " + tail if index == last else "") + "\n")
+        self.out.write("".join(chunks))
+
+    def _report(self, expect: Expect, reply: Reply, problem: str, answers: str) -> str:
+        where = f"{self.script.source}:{expect.line_no}"
+        if problem.startswith("expected the text"):
+            head = f"{where}: {problem}"
+        else:
+            head = f"{where}: {problem.split(', got ')[0]}, got {_got(reply)}"
+        return "\n".join([head, *self._explain(reply, answers)])
+
+    def _explain(self, reply: Reply, answers: str) -> list[str]:
+        """One or two lines from the knowledge base: what the code means, what to do next."""
+        if reply.code is None:
+            return []
+        from smtp_tutor.core.knowledge import load_knowledge
+
+        kb = load_knowledge()
+        lang = self.options.lang
+        lines = []
+        info = kb.reply(reply.code, lang, command=answers)
+        if info is not None:
+            lines.append(f"  ↳ {reply.code} {info.title}: {info.next_step}")
+        if reply.enhanced:
+            detail = kb.enhanced(reply.enhanced, lang)
+            if detail is not None:
+                lines.append(f"  ↳ {reply.enhanced} {detail.title}")
+        return lines
+
+    def _learn(self, reply: Reply, verb: str) -> None:
+        if reply.code != 250:
+            return
+        self.capabilities = Capabilities.from_ehlo(reply) if verb == "EHLO" else Capabilities()
+        if (
+            self.options.pipeline
+            and not self.noted_no_pipelining
+            and not self._pipelining_offered()
+        ):
+            self.noted_no_pipelining = True
+            self.err.write(
+                "note: the server does not advertise PIPELINING; sending one command at a time\n"
+            )
+
+    def _pipelining_offered(self) -> bool:
+        return self.capabilities is not None and "PIPELINING" in self.capabilities.keywords
+
+    # -- connections and TLS -------------------------------------------------------------
+
+    def _tls(self) -> ssl.SSLContext:
+        """Made on first use: loading the trust store costs a tenth of a second."""
+        if self._tls_context is None:
+            from smtp_tutor.tls import client_context
+
+            verify = self.options.verify or self.options.cafile is not None
+            try:
+                self._tls_context = client_context(verify=verify, cafile=self.options.cafile)
+            except (OSError, ValueError) as error:  # ssl.SSLError is an OSError
+                reason = getattr(error, "strerror", None) or str(error)
+                raise Stop(
+                    EXIT_CONNECTION, f"cannot use the CA file {self.options.cafile}: {reason}"
+                ) from None
+        return self._tls_context
+
+    async def _connect(self, line_no: int) -> None:
+        context = self._tls() if self.options.implicit_tls else None
+        try:
+            self.connection = await Connection.open(
+                self.host,
+                self.port,
+                implicit_tls=self.options.implicit_tls,
+                connect_timeout=self.options.timeout,
+                reply_timeout=self.options.timeout,
+                ssl_context=context,
+                observer=self.observer,
+                cafile=self.options.cafile,
+            )
+        except ConnectionFailed as error:
+            raise Stop(EXIT_CONNECTION, str(error)) from None
+        self.capabilities = None
+        self.replies = 0
+        self.last_reply = None
+        if self.show:
+            tls = " tls" if self.connection.tls is not None else ""
+            self.out.write(f"@connect {self.host} {self.port}{tls}\n")
+            self._print_tls()
+
+    def _print_tls(self) -> None:
+        info = self.connection.tls if self.connection is not None else None
+        if self.show and info is not None:
+            self.out.write(f"@tls {info.version} {info.cipher}\n")
+
+    async def _starttls(self, line_no: int) -> None:
+        assert self.connection is not None
+        try:
+            await self.connection.starttls(self._tls(), timeout=self.options.timeout)
+        except ConnectionFailed as error:
+            raise Stop(EXIT_CONNECTION, f"{self.script.source}:{line_no}: {error}") from None
+        self.capabilities = None
+        self._print_tls()
+
+    async def _implicit_greeting(self, send: Send) -> None:
+        """A script that starts with a C: line still gets the server's greeting read first."""
+        reply = await self._read(send.line_no, "the greeting")
+        self.last_reply = reply
+        ok = reply.code == 220
+        if self.show:
+            self._print_reply(reply, ok, ("✓" if ok else "✗") + " (greeting, not in the script)")
+        if not ok:
+            report = self._report(
+                Expect(send.line_no, 220, None, (), (), send.line_no),
+                reply,
+                "expected a 220 greeting before this line",
+                GREETING,
+            )
+            raise Stop(EXIT_MISMATCH, report)
+
+    async def _inject_starttls(self, send: Send) -> None:
+        """--starttls: EHLO, STARTTLS and the handshake before the script's first line."""
+        assert self.connection is not None
+        where = f"{self.script.source}:{send.line_no}"
+        name = self._ehlo_name()
+        for line, verb, code in ((f"EHLO {name}", "EHLO", 250), ("STARTTLS", "STARTTLS", 220)):
+            if self.show:
+                self.out.write(f"C: {line}  (--starttls)\n")
+            await self.connection.send_bytes(_wire(line))
+            reply = await self._read(send.line_no, f"the answer to {verb} (--starttls)")
+            ok = reply.code == code
+            if self.show:
+                self._print_reply(reply, ok)
+            if not ok:
+                raise Stop(EXIT_CONNECTION, f"{where}: --starttls: {verb} got {_got(reply)}")
+            if verb == "EHLO" and "STARTTLS" not in Capabilities.from_ehlo(reply).keywords:
+                raise Stop(
+                    EXIT_CONNECTION, f"{where}: --starttls: the server does not offer STARTTLS"
+                )
+        await self._starttls(send.line_no)
+        self.last_reply = None
+
+    def _ehlo_name(self) -> str:
+        for step in self.steps:
+            if isinstance(step, _Out) and step.verb in ("EHLO", "HELO") and step.wire is not None:
+                words = step.send.text.split()
+                if len(words) > 1 and "{" not in words[1]:
+                    return words[1]
+        return "localhost"
+
+    # -- directives ----------------------------------------------------------------------
+
+    async def _directive(self, directive: Directive) -> None:
+        connection = self.connection
+        if directive.name == "connect":
+            # The address comes from the command line; a second @connect is a reconnect.
+            if connection is not None:
+                await connection.close()
+                self.connection = None
+            elif len(directive.args) == 3 and not self.options.implicit_tls:
+                self.err.write(
+                    f"note: {self.script.source}:{directive.line_no}: recorded with TLS from "
+                    "the first byte; add --tls to replay it that way\n"
+                )
+            return
+        # @closed: the session ends here. After 221 or 421 the server is done; otherwise it
+        # must close the connection itself.
+        if connection is None:
+            return
+        ended = self.last_reply is not None and self.last_reply.code in (221, 421)
+        if not ended and not connection.is_closed:
+            result = await connection.read_reply()
+            if isinstance(result, Reply):
+                self.last_reply = result
+                if self.show:
+                    self._print_reply(result, False)
+                where = f"{self.script.source}:{directive.line_no}"
+                report = f"{where}: expected the server to close the connection, got {_got(result)}"
+                raise Stop(EXIT_MISMATCH, report)
+            if not isinstance(result, Closed):
+                raise Stop(
+                    EXIT_MISMATCH,
+                    f"{self.script.source}:{directive.line_no}: expected the server to close "
+                    f"the connection; it was still open after {result.seconds:g} s",
+                )
+        if self.show:
+            self.out.write("@closed  ✓\n")
+        await connection.close()
+        self.connection = None
+
+
+async def replay(
+    script: Script,
+    host: str,
+    port: int,
+    options: ReplayOptions,
+    *,
+    out: TextIO,
+    err: TextIO,
+    observer: WireObserver | None = None,
+    step_input: StepInput | None = None,
+) -> ReplayResult:
+    """Replay `script` against HOST:PORT; the outcome is in the result, never an exception."""
+    replayer = Replayer(
+        script, host, port, options, out=out, err=err, observer=observer, step_input=step_input
+    )
+    return await replayer.run()
