@@ -542,7 +542,7 @@ def test_extra_single_file_and_missing_folder(tmp_path: Path) -> None:
 
 def test_builtin_folder_given_again_is_not_loaded_twice() -> None:
     root = builtin_lesson_dir()
-    assert root == resources.files("smtp_tutor.lessons")
+    assert any(root.joinpath(name).is_file() for name in ("01-greeting.toml",))
     if not isinstance(root, Path):  # pragma: no cover - only in a zipped install
         pytest.skip("built-in lessons are not in a folder")
     assert load_lessons([root]) == load_lessons()
