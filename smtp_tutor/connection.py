@@ -96,6 +96,7 @@ class Connection:
         self._ready: deque[Reply] = deque()
         self._eof = False
         self._handshake_failed = False
+        self._closing: asyncio.Future[None] | None = None
 
     # -- opening -----------------------------------------------------------------------
 
@@ -121,9 +122,8 @@ class Connection:
         address = host.strip("[]")  # "[192.0.2.1]" is how SMTP writes an address literal
         where = f"{host}:{port}"
         try:
-            reader, writer = await asyncio.wait_for(
-                asyncio.open_connection(address, port, limit=READ_SIZE), timeout=connect_timeout
-            )
+            async with asyncio.timeout(connect_timeout):
+                reader, writer = await asyncio.open_connection(address, port, limit=READ_SIZE)
         except TimeoutError:
             raise ConnectionFailed(f"no answer from {where} within {connect_timeout:g} s") from None
         except socket.gaierror as error:
@@ -179,7 +179,11 @@ class Connection:
             if remaining <= 0:
                 return TimedOut(limit)
             try:
-                data = await asyncio.wait_for(self._reader.read(READ_SIZE), remaining)
+                # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a
+                # cancellation that races with arriving data, and a server that never stops
+                # sending would then keep the reader (and Session.close) alive for ever.
+                async with asyncio.timeout(remaining):
+                    data = await self._reader.read(READ_SIZE)
             except TimeoutError:
                 return TimedOut(limit)
             except OSError as error:  # ssl.SSLError included
@@ -225,9 +229,16 @@ class Connection:
         self._mark_closed("closed by the client")
         try:
             self._writer.close()
-            if not self._handshake_failed:
-                # After a failed handshake the stream never learns the socket closed.
-                await asyncio.wait_for(self._writer.wait_closed(), 2)
+            if self._handshake_failed:
+                return  # after a failed handshake the stream never learns the socket closed
+            if self._closing is None:
+                self._closing = asyncio.ensure_future(self._writer.wait_closed())
+                self._closing.add_done_callback(_retrieve)
+            # Shielded: a cancelled caller (Session.close cancels a reader that may be in
+            # here) must not cancel the stream's one close waiter, or every later close
+            # would raise CancelledError.
+            async with asyncio.timeout(2):
+                await asyncio.shield(self._closing)
         except (TimeoutError, OSError):
             pass
 
@@ -305,6 +316,12 @@ class Connection:
         if ssl_object is None:  # pragma: no cover - only after a successful handshake
             raise ConnectionFailed("TLS is not active on this connection")
         return describe(ssl_object, sni or self.host, self.cafile)
+
+
+def _retrieve(future: asyncio.Future[None]) -> None:
+    """Mark a close error as seen: nobody may be left waiting for it (no log noise)."""
+    if not future.cancelled():
+        future.exception()
 
 
 def _buffered(reader: asyncio.StreamReader) -> bytearray:

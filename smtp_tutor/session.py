@@ -12,7 +12,6 @@ and restarts on every reply, so a command typed while the reader was idle is wat
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ssl
 import time
 from collections.abc import Callable
@@ -21,7 +20,7 @@ from pathlib import Path
 
 from smtp_tutor.connection import Closed, Connection, ConnectionFailed, TimedOut, WireObserver
 from smtp_tutor.core.checker import Finding, check
-from smtp_tutor.core.dialogue import Dialogue, Outcome, Phase, Sent
+from smtp_tutor.core.dialogue import END_OF_DATA, Dialogue, Outcome, Phase, Sent
 from smtp_tutor.core.message_data import stuff_line
 from smtp_tutor.tls import TLSInfo
 
@@ -165,7 +164,8 @@ class Session:
         if self._idle.is_set():  # wait_for(…, 0) would time out even on a set event
             return True
         try:
-            await asyncio.wait_for(self._idle.wait(), timeout)
+            async with asyncio.timeout(timeout):  # unlike wait_for, never eats a cancellation
+                await self._idle.wait()
         except TimeoutError:
             return False
         return True
@@ -174,10 +174,14 @@ class Session:
         """Hang up from the client side; no ClosedEvent is emitted for it."""
         self._disarm_watchdog()
         if self._reader_task is not None:
-            self._reader_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reader_task
-            self._reader_task = None
+            task, self._reader_task = self._reader_task, None
+            task.cancel()
+            # asyncio.wait, not `await task` under suppress(CancelledError): that would also
+            # swallow a cancellation of the caller, and a close that must not hang could.
+            await asyncio.wait({task})
+            error = None if task.cancelled() else task.exception()
+            if error is not None:
+                raise error
         if self.connection is not None:
             await self.connection.close()
         self.dialogue.connection_lost("closed by the client")
@@ -196,7 +200,7 @@ class Session:
                 if isinstance(result, TimedOut):
                     continue
                 if isinstance(result, Closed):
-                    self.dialogue.connection_lost(result.reason)
+                    self.dialogue.connection_lost(_lost_reason(self.dialogue, result.reason))
                     await self._closed(connection, self.dialogue.close_reason or result.reason)
                     return
                 outcome = self.dialogue.receive(result)
@@ -262,6 +266,19 @@ class Session:
         self._watchdog = None  # the next reply or command starts a new watch
         if self._sent_at and self.is_open:
             self._listener(SilenceEvent(self.target.reply_timeout))
+
+
+def _lost_reason(dialogue: Dialogue, reason: str) -> str:
+    """Why the connection ended, plus what it means for a message whose dot got no reply.
+
+    Without the reply to the final dot nobody knows whether the server took the message:
+    sending it again may deliver it twice (RFC 5321 §4.1.1.4, RFC 1047).
+    """
+    if any(sent.verb == END_OF_DATA for sent in dialogue.in_flight):
+        return (
+            f"{reason}; the final dot got no reply: the message may or may not have been accepted"
+        )
+    return reason
 
 
 async def open_session(

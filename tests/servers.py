@@ -1,9 +1,9 @@
 """Servers and certificates for client tests: everything on 127.0.0.1, port 0, in-process.
 
 * `ScriptServer` plays a misbehaving SMTP server: each connection runs a script of actions
-  (send bytes, expect a line, wait for the test, switch to TLS, close, hang) so a test can
-  produce exactly the byte sequence a bug needs — injection after 220, a close in the middle
-  of a multiline reply, silence.
+  (send bytes, send them one at a time, expect a line, read raw bytes, wait for the test,
+  switch to TLS, close, reset, hang) so a test can produce exactly the byte sequence a bug
+  needs — injection after 220, a close in the middle of a multiline reply, silence.
 * `SMTPServer` is a bare aiosmtpd server with STARTTLS and AUTH that keeps every envelope.
 * `certificates()` makes (once per test run) a self-signed certificate, an expired one, one
   for another host, and a small CA with a leaf and an intermediate, using `cryptography`.
@@ -19,7 +19,9 @@ import datetime as dt
 import functools
 import ipaddress
 import shutil
+import socket
 import ssl
+import struct
 import tempfile
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
@@ -49,8 +51,6 @@ def run(coro: Coroutine[Any, Any, T], timeout: float = 10.0) -> T:
 
 def unused_port() -> int:
     """A port on 127.0.0.1 where nothing listens (bound, then released)."""
-    import socket
-
     with socket.socket() as sock:
         sock.bind((HOST, 0))
         return int(sock.getsockname()[1])
@@ -84,6 +84,7 @@ class Certificates:
     ca_leaf: Issued  # signed by `ca`, for localhost and 127.0.0.1
     intermediate: Issued  # signed by `ca`, may sign
     chained_leaf: Issued  # signed by `intermediate`; its chain file holds both
+    hostile_subject: Issued  # signed by `ca`; its CN holds backspaces, a bell, an escape
 
 
 def _name(common_name: str) -> x509.Name:
@@ -192,6 +193,9 @@ def certificates() -> Certificates:
         chained_leaf=_issue(
             directory, "chained-leaf", "localhost", names=loopback, issuer=intermediate
         ),
+        hostile_subject=_issue(
+            directory, "hostile", "real\b\b\b\bfake\a\x1b[2J", names=loopback, issuer=ca
+        ),
     )
 
 
@@ -204,10 +208,37 @@ class Send:
 
 
 @dataclass(frozen=True)
+class SendSlowly:
+    """Send `data` one byte at a time, `per_byte_delay` seconds apart: a trickling server."""
+
+    data: bytes
+    per_byte_delay: float
+
+
+@dataclass(frozen=True)
+class SendForever:
+    """Send `chunk` again and again until the client goes away: a server that never stops."""
+
+    chunk: bytes
+
+
+@dataclass(frozen=True)
 class Expect:
     """Read one line; it must start with `prefix` (mismatches are kept in `errors`)."""
 
     prefix: bytes
+
+
+@dataclass(frozen=True)
+class ExpectUntil:
+    """Read lines until one is exactly `line` (say b".\\r\\n" after DATA); all are recorded."""
+
+    line: bytes
+
+
+@dataclass(frozen=True)
+class ReadBytes:
+    """Read whatever arrives next as raw bytes (a ClientHello, say), without waiting for a line."""
 
 
 @dataclass(frozen=True)
@@ -240,11 +271,29 @@ class Close:
 
 
 @dataclass(frozen=True)
+class Reset:
+    """Drop the connection with a TCP RST (SO_LINGER 0) instead of an orderly close."""
+
+
+@dataclass(frozen=True)
 class Hang:
     """Say nothing more; read (and record) until the client hangs up."""
 
 
-Action = Send | Expect | Wait | WaitFor | StartTLS | Close | Hang
+Action = (
+    Send
+    | SendSlowly
+    | SendForever
+    | Expect
+    | ExpectUntil
+    | ReadBytes
+    | Wait
+    | WaitFor
+    | StartTLS
+    | Close
+    | Reset
+    | Hang
+)
 
 
 @dataclass
@@ -265,6 +314,7 @@ class ScriptServer:
     finished: asyncio.Event = field(default_factory=asyncio.Event)
     _server: asyncio.Server | None = None
     _writers: list[asyncio.StreamWriter] = field(default_factory=list)
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
     @property
     def port(self) -> int:
@@ -290,8 +340,24 @@ class ScriptServer:
         for writer in self._writers:
             writer.close()
         await self._server.wait_closed()
+        # A handler still in a Wait or a TLS delay must not outlive the test's event loop.
+        running = [task for task in self._tasks if not task.done()]
+        for task in running:
+            task.cancel()
+        if running:
+            await asyncio.wait(running)
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)
+        try:
+            await self._serve(reader, writer)
+        except asyncio.CancelledError:
+            # Cancelled by __aexit__: end normally, or asyncio's stream callback logs an error.
+            self.errors.append("cancelled")
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
         self._writers.append(writer)
         tls = self.ssl is not None
@@ -300,11 +366,29 @@ class ScriptServer:
                 if isinstance(action, Send):
                     writer.write(action.data)
                     await writer.drain()
+                elif isinstance(action, SendSlowly):
+                    for index in range(len(action.data)):
+                        writer.write(action.data[index : index + 1])
+                        await writer.drain()
+                        await asyncio.sleep(action.per_byte_delay)
+                elif isinstance(action, SendForever):
+                    while not writer.is_closing():
+                        writer.write(action.chunk)
+                        await writer.drain()
                 elif isinstance(action, Expect):
                     line = await reader.readline()
                     self.received.append(Received(line, tls))
                     if not line.startswith(action.prefix):
                         self.errors.append(f"expected {action.prefix!r}, got {line!r}")
+                elif isinstance(action, ExpectUntil):
+                    while line := await reader.readline():
+                        self.received.append(Received(line, tls))
+                        if line == action.line:
+                            break
+                    else:
+                        self.errors.append(f"expected {action.line!r}, got end of stream")
+                elif isinstance(action, ReadBytes):
+                    self.received.append(Received(await reader.read(65536), tls))
                 elif isinstance(action, Wait):
                     await asyncio.sleep(action.seconds)
                 elif isinstance(action, WaitFor):
@@ -317,6 +401,11 @@ class ScriptServer:
                     tls = True
                 elif isinstance(action, Close):
                     break
+                elif isinstance(action, Reset):
+                    sock = writer.get_extra_info("socket")
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    writer.transport.abort()
+                    break
                 elif isinstance(action, Hang):
                     while line := await reader.readline():
                         self.received.append(Received(line, tls))
@@ -325,8 +414,10 @@ class ScriptServer:
         finally:
             self.finished.set()
             writer.close()
-            with contextlib.suppress(OSError):
-                await writer.wait_closed()
+            # Bounded: a TLS stream whose client left without close_notify waits 30 s.
+            with contextlib.suppress(OSError, TimeoutError):
+                async with asyncio.timeout(0.5):
+                    await writer.wait_closed()
 
 
 # -- a real SMTP server -------------------------------------------------------------------
