@@ -251,11 +251,6 @@ SCENARIOS: list[Scenario] = [
         lines=(),
         expect=("fake", "ready"),
         absent=("\x08", "\x07", "\x9b", "\x00"),
-        xfail=(
-            "console bug: control characters in a reply reach the terminal as they are, so a "
-            "server can overwrite text with backspaces, ring the bell or send a C1 CSI; "
-            "render.reply_fragments should show them as \\xNN like raw_fragments does"
-        ),
         replay=(0, "0 commands, 1 replies matched"),
     ),
     Scenario(
@@ -519,10 +514,6 @@ SCENARIOS: list[Scenario] = [
         absent=("\b", "\a"),
         trust_ca=True,
         transcript=("@tls",),
-        xfail=(
-            "console bug: the certificate's subject (and issuer) reach the terminal with their "
-            "control characters; render.tls_fragments should show them as \\xNN"
-        ),
         replay=(0, "3 commands, 4 replies matched"),
     ),
     Scenario(
@@ -724,14 +715,6 @@ def test_transcript_is_written_while_the_console_runs(tmp_path: Path) -> None:
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "console bug: with implicit TLS the transcript says @tls before @connect … tls "
-        "(Console.connect records the connection after Session.connect has already emitted "
-        "the TLSEvent); docs/transcript.md puts @tls right after @connect … tls"
-    ),
-)
 def test_implicit_tls_transcript_starts_with_the_connection(tmp_path: Path) -> None:
     [scenario] = [s for s in SCENARIOS if s.name == "implicit TLS with an expired certificate"]
     result = run(drive(scenario, tmp_path / "session.txt"), timeout=30)

@@ -15,6 +15,8 @@ so a secret or a message line can never reach the history file.
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import sys
 from collections import deque
 from collections.abc import Callable
@@ -31,12 +33,20 @@ from prompt_toolkit.output import ColorDepth, Output
 from prompt_toolkit.patch_stdout import patch_stdout
 from prompt_toolkit.shortcuts import print_formatted_text
 
-from smtp_tutor.connection import ConnectionFailed, WireEvent
+from smtp_tutor.connection import ConnectionFailed, WireEvent, wants_implicit_tls
 from smtp_tutor.console import render
 from smtp_tutor.console.completion import AddressBook, HeaderBlock, SMTPCompleter
 from smtp_tutor.console.history import LineKind, SafeFileHistory
+from smtp_tutor.console.masking import MaskInitialResponse
 from smtp_tutor.console.toolbar import ToolbarState, prompt_label, toolbar_fragments
-from smtp_tutor.core.auth import AuthError, AuthExchange, AuthStep, SecretTracker
+from smtp_tutor.core.auth import (
+    AuthError,
+    AuthExchange,
+    AuthStep,
+    SecretTracker,
+    classify_login_prompt,
+    decode_challenge,
+)
 from smtp_tutor.core.commands import parse_command
 from smtp_tutor.core.dialogue import (
     AUTH_RESPONSE,
@@ -50,6 +60,7 @@ from smtp_tutor.core.knowledge import load_knowledge
 from smtp_tutor.core.message_data import stuff_line
 from smtp_tutor.core.message_lint import lint_message, render_finding
 from smtp_tutor.core.messages import localize, message
+from smtp_tutor.core.replies import Reply
 from smtp_tutor.core.transcript import Placeholder, TranscriptRecorder
 from smtp_tutor.session import (
     ClosedEvent,
@@ -133,6 +144,7 @@ class Console:
         self._auth: AuthExchange | None = None
         self._auth_step: AuthStep | None = None
         self._grouping = False
+        self._password_challenge = False  # the last 334 asked for a password
         self._style = render.console_style(self.options.style)
         self._depth = ColorDepth.MONOCHROME if not self.options.color else None
         self._history: History = InMemoryHistory()
@@ -250,10 +262,14 @@ class Console:
         self.template.clear()
         self.say("connecting", target=target.label)
         self.session = Session(target, self._on_event, self._on_wire)
-        await self.session.connect()
-        self._record(
-            self.recorder.connected, target.host, target.port, self.session.dialogue.tls_active
-        )
+        # Recorded first: with implicit TLS the handshake's @tls must follow @connect.
+        implicit = wants_implicit_tls(target.port, target.implicit_tls)
+        self._record(self.recorder.connected, target.host, target.port, implicit)
+        try:
+            await self.session.connect()
+        except ConnectionFailed as error:
+            self._record(self.recorder.closed, str(error))
+            raise
         await self.session.wait_idle(target.reply_timeout + 1)
 
     def _make_prompts(self) -> None:
@@ -292,7 +308,10 @@ class Console:
             "bottom_toolbar": self._toolbar if self.options.toolbar else None,
         }
         self._prompt = PromptSession[str](
-            history=self._history, auto_suggest=AutoSuggestFromHistory(), **common
+            history=self._history,
+            auto_suggest=AutoSuggestFromHistory(),
+            input_processors=[MaskInitialResponse()],
+            **common,
         )
         # Secrets and message lines never go into any history, not even in memory.
         self._quiet_prompt = PromptSession[str](history=DummyHistory(), **common)
@@ -324,8 +343,9 @@ class Console:
                 prompt_label(dialogue), is_password=False, default=default
             )
         if dialogue is not None and dialogue.awaiting_auth_response:
+            # Typed by hand (manual mode): after a password challenge the answer is masked.
             return await self._quiet_prompt.prompt_async(
-                prompt_label(dialogue), is_password=False, default=""
+                prompt_label(dialogue), is_password=self._password_challenge, default=""
             )
         if isinstance(self._history, SafeFileHistory):
             self._history.expect(LineKind.COMMAND)
@@ -435,9 +455,12 @@ class Console:
         sent = await session.send(line)
         if sent is not None:
             wire = stuff_line(line) if in_data and line != "." else line
-            secret = Placeholder.variable("auth_response") if auth_answer else None
-            if not in_data and _is_auth_with_response(line):
-                secret = Placeholder.variable("auth_initial_response")
+            secret = None
+            if auth_answer:
+                secret = self._typed_secret(line.strip(), dialogue.auth_mechanism)
+            elif not in_data and _is_auth_with_response(line):
+                mechanism, response = line.split()[1].upper(), line.split()[2]
+                secret = self._typed_secret(response, mechanism, initial=True)
             self._record(self.recorder.sent, wire, secret)
         if in_data and sent is not None and line != "." and line.startswith("."):
             self.say("dot_stuffed", "class:sent", line="." + line)
@@ -572,6 +595,7 @@ class Console:
             command = _context(answered.verb) if answered is not None else None
             self.show(render.explanation_fragments(outcome.reply, lang, command))
             self._record(self.recorder.received, outcome.reply, event.latency)
+            self._password_challenge = _asks_for_password(outcome.reply)
             self._remember_caps(outcome)
             self._auth_progress(outcome)
         elif isinstance(event, TLSEvent):
@@ -634,6 +658,29 @@ class Console:
             return Placeholder.xoauth2(user)
         return Placeholder.login_password()
 
+    def _typed_secret(
+        self, answer: str, mechanism: str | None, initial: bool = False
+    ) -> Placeholder | None:
+        """How replay rebuilds an AUTH answer typed by hand: read what it holds, keep no secret.
+
+        The base64 is decoded only to learn its shape and the user name; None means the line
+        holds no secret (a LOGIN user name) and is recorded as typed.
+        """
+        try:
+            decoded = base64.b64decode(answer, validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError, ValueError):
+            return Placeholder.variable("auth_response")
+        if mechanism == "PLAIN" and decoded.count("\0") == 2:
+            return Placeholder.plain(decoded.split("\0")[1])
+        if mechanism == "LOGIN":
+            asked_user = initial or not self._password_challenge
+            return None if asked_user else Placeholder.login_password()
+        if mechanism == "CRAM-MD5" and " " in decoded:
+            return Placeholder.cram_md5(decoded.rpartition(" ")[0])
+        if mechanism == "XOAUTH2" and decoded.startswith("user="):
+            return Placeholder.xoauth2(decoded[5:].split("\x01", 1)[0])
+        return Placeholder.variable("auth_response")
+
     def _record(self, event: Callable[..., None], *args: object) -> None:
         """Record one event; a transcript file that fails is reported once, the session goes on."""
         try:
@@ -657,6 +704,16 @@ def parse_mail_parameters(dialogue: Dialogue | None) -> dict[str, str]:
 
 def _smtputf8(dialogue: Dialogue | None) -> bool:
     return "SMTPUTF8" in parse_mail_parameters(dialogue)
+
+
+def _asks_for_password(reply: Reply) -> bool:
+    """A 334 whose challenge is not plainly a user-name prompt: mask the answer to be safe."""
+    if reply.code != 334:
+        return False
+    try:
+        return classify_login_prompt(decode_challenge(reply.text)) != "username"
+    except AuthError:
+        return True
 
 
 def _is_auth_with_response(line: str) -> bool:

@@ -73,6 +73,9 @@ def say(key: str, lang: str, style: str = "class:notice", /, **params: object) -
 def reply_fragments(reply: Reply, latency: float | None = None, lang: str = "en") -> Fragments:
     """A reply as one block, highlighted by the SMTP lexer, latency dimmed after it."""
     text = reply.raw.decode("utf-8", errors="replace")
+    # A server must not be able to move the cursor, ring the bell or rewrite what is shown:
+    # every control character but the line ends is shown as \xNN.
+    text = "\n".join(_visible_text(line) for line in text.replace("\r\n", "\n").split("\n"))
     if not text.endswith("\n"):
         text += "\n"
     fragments = highlight_reply_fragments(text)
@@ -134,8 +137,8 @@ def tls_fragments(info: TLSInfo, lang: str = "en") -> Fragments:
     )
     cert = info.certificate
     if cert is not None:
-        fragments += say("tls_subject", lang, "", subject=cert.subject)
-        fragments += say("tls_issuer", lang, "", issuer=cert.issuer)
+        fragments += say("tls_subject", lang, "", subject=_visible_text(cert.subject))
+        fragments += say("tls_issuer", lang, "", issuer=_visible_text(cert.issuer))
         fragments += say(
             "tls_valid",
             lang,
@@ -175,10 +178,11 @@ def raw_fragments(direction: str, data: bytes) -> Fragments:
 
 def _visible(data: bytes) -> str:
     """Printable text as is; every other byte as \\xNN, so nothing can hide on screen."""
-    out = []
-    for char in data.decode("utf-8", errors="backslashreplace"):
-        out.append(char if char.isprintable() else f"\\x{ord(char):02x}")
-    return "".join(out)
+    return _visible_text(data.decode("utf-8", errors="backslashreplace"))
+
+
+def _visible_text(text: str) -> str:
+    return "".join(char if char.isprintable() else f"\\x{ord(char):02x}" for char in text)
 
 
 def as_text(fragments: Fragments) -> FormattedText:
@@ -300,8 +304,14 @@ def tls_detail_fragments(info: TLSInfo | None, alpn: str | None, lang: str = "en
     fragments = tls_fragments(info, lang)
     fragments += say("tls_sni", lang, "", sni=info.server_hostname or "-", alpn=alpn or "-")
     for depth, cert in enumerate(info.chain):
-        fragments += say("tls_chain_entry", lang, "class:banner", depth=depth, subject=cert.subject)
-        fragments += say("tls_issuer", lang, "", issuer=cert.issuer)
+        fragments += say(
+            "tls_chain_entry",
+            lang,
+            "class:banner",
+            depth=depth,
+            subject=_visible_text(cert.subject),
+        )
+        fragments += say("tls_issuer", lang, "", issuer=_visible_text(cert.issuer))
         fragments += say(
             "tls_valid",
             lang,
