@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import functools
 import sys
 from collections import deque
 from collections.abc import Callable
@@ -281,7 +282,6 @@ class Console:
             error = getattr(self._history, "error", None)
             if error is not None:
                 self.say("history_problem", "class:finding.warning", error=error)
-        kb = load_knowledge()
         from smtp_tutor.console.commands import COMMANDS
 
         commands = [
@@ -292,7 +292,7 @@ class Console:
             commands,
             addresses=self.addresses,
             header_block=self.header_block,
-            describe=lambda keyword: _summary(kb.keyword(keyword, self.lang)),
+            describe=lambda keyword: _summary(load_knowledge().keyword(keyword, self.lang)),
         )
         common = {
             "input": self.input,
@@ -313,8 +313,16 @@ class Console:
             input_processors=[MaskInitialResponse()],
             **common,
         )
-        # Secrets and message lines never go into any history, not even in memory.
-        self._quiet_prompt = PromptSession[str](history=DummyHistory(), **common)
+        self._prompt_settings = common
+
+    @functools.cached_property
+    def _quiet_prompt(self) -> PromptSession[str]:
+        """Secrets and message lines never go into any history, not even in memory.
+
+        Made on first use: a second prompt session costs start-up time most sessions
+        only need once DATA or AUTH begins.
+        """
+        return PromptSession[str](history=DummyHistory(), **self._prompt_settings)
 
     def _dialogue(self) -> Dialogue | None:
         return self.session.dialogue if self.session is not None else None
