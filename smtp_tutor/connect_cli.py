@@ -204,6 +204,7 @@ def _hosts(args: argparse.Namespace, port: int) -> list[tuple[str, str | None]]:
 def _target(
     args: argparse.Namespace, host: str, name: str | None, port: int, context: ssl.SSLContext
 ) -> Target:
+    from smtp_tutor.mx import socket_family
     from smtp_tutor.session import Target
 
     return Target(
@@ -215,6 +216,8 @@ def _target(
         ssl_context=context,
         server_hostname=args.sni or name,
         cafile=args.cafile,
+        family=socket_family(args.ipv4, args.ipv6),
+        source_address=args.source_address,
     )
 
 

@@ -113,17 +113,23 @@ class Connection:
         server_hostname: str | None = None,
         observer: WireObserver | None = None,
         cafile: str | Path | None = None,
+        family: int = socket.AF_UNSPEC,
+        source_address: str | None = None,
     ) -> Connection:
         """Connect; port 465 implies TLS from the first byte unless told otherwise.
 
         TCP and TLS are set up one after the other so that a failure names the step that
         failed; `connect_timeout` bounds each. `cafile` only feeds the verification report.
+        `family` (AF_INET/AF_INET6) picks IPv4 or IPv6; `source_address` the local address.
         """
         address = host.strip("[]")  # "[192.0.2.1]" is how SMTP writes an address literal
         where = f"{host}:{port}"
+        local = (source_address.strip("[]"), 0) if source_address else None
         try:
             async with asyncio.timeout(connect_timeout):
-                reader, writer = await asyncio.open_connection(address, port, limit=READ_SIZE)
+                reader, writer = await asyncio.open_connection(
+                    address, port, limit=READ_SIZE, family=family, local_addr=local
+                )
         except TimeoutError:
             raise ConnectionFailed(f"no answer from {where} within {connect_timeout:g} s") from None
         except socket.gaierror as error:

@@ -12,6 +12,7 @@ and restarts on every reply, so a command typed while the reader was idle is wat
 from __future__ import annotations
 
 import asyncio
+import socket
 import ssl
 import time
 from collections.abc import Callable
@@ -76,6 +77,8 @@ class Target:
     ssl_context: ssl.SSLContext | None = None
     server_hostname: str | None = None
     cafile: str | Path | None = None
+    family: int = socket.AF_UNSPEC  # AF_INET for --ipv4, AF_INET6 for --ipv6
+    source_address: str | None = None  # the local address to connect from
 
     @property
     def label(self) -> str:
@@ -115,6 +118,8 @@ class Session:
             server_hostname=target.server_hostname,
             observer=self._observer,
             cafile=target.cafile,
+            family=target.family,
+            source_address=target.source_address,
         )
         if self.connection.tls is not None:
             info = self.connection.tls

@@ -202,3 +202,33 @@ def test_probe_against_postfix_shows_auth_appearing_after_tls(
     before, after = result.stdout.split("TLS active", 1)
     assert "AUTH" not in before.split("C: EHLO", 1)[1]  # hidden until TLS
     assert "AUTH PLAIN" in after and "235" in after
+
+
+def test_source_address_and_address_family(home: dict[str, str]) -> None:
+    peers: list[str] = []
+
+    async def greet(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peers.append(writer.get_extra_info("peername")[0])
+        writer.write(b"220 test ESMTP\r\n")
+        await reader.readline()  # QUIT
+        writer.write(b"221 bye\r\n")
+        await writer.drain()
+        writer.close()
+
+    async def main() -> list[subprocess.CompletedProcess[str]]:
+        server = await asyncio.start_server(greet, "127.0.0.1", 0)
+        port = str(server.sockets[0].getsockname()[1])
+        base = ["connect", "127.0.0.1", port, "--quit-after", "connect", "--timeout", "5"]
+        try:
+            return [
+                await asyncio.to_thread(run, home, *base, "--source-address", "127.0.0.2"),
+                await asyncio.to_thread(run, home, *base, "-4"),
+                await asyncio.to_thread(run, home, *base, "-6"),
+            ]
+        finally:
+            server.close()
+
+    sourced, ipv4, ipv6 = asyncio.run(main())
+    assert sourced.returncode == 0 and ipv4.returncode == 0, sourced.stderr + ipv4.stderr
+    assert peers == ["127.0.0.2", "127.0.0.1"]  # the first came from the asked address
+    assert ipv6.returncode == 3 and len(ipv6.stderr.strip().splitlines()) == 1
