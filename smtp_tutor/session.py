@@ -164,6 +164,24 @@ class Session:
         await self.connection.send_line(wire_line)
         return sent
 
+    async def send_chunk(self, chunk: bytes, last: bool) -> Sent | None:
+        """CHUNKING (RFC 3030): `BDAT <size> [LAST]` and the chunk's bytes, as they are.
+
+        BDAT has no dot-stuffing and no end marker: the size says where the chunk ends.
+        """
+        await self._not_upgrading.wait()
+        if not self.is_open:
+            return None
+        assert self.connection is not None
+        line = f"BDAT {len(chunk)}" + (" LAST" if last else "")
+        sent = self.dialogue.send(line)
+        self._sent_at.append(time.monotonic())
+        self._idle.clear()
+        if self._watchdog is None:
+            self._arm_watchdog()
+        await self.connection.send_bytes(line.encode("ascii") + b"\r\n" + chunk)
+        return sent
+
     async def wait_idle(self, timeout: float | None = None) -> bool:
         """Wait until every line sent has its reply (or the session closed)."""
         if self._idle.is_set():  # wait_for(…, 0) would time out even on a set event

@@ -525,3 +525,59 @@ def test_diagram_of_the_session(tmp_path: Path) -> None:
     ET.fromstring(text)
     assert "EHLO me" in text and "NOOP" in text and "235" in text
     assert "secret" not in text.replace("student / secret", "")
+
+
+def test_bdat_without_chunking_warns_and_goes_out_anyway(tmp_path: Path) -> None:
+    out, _ = session(
+        tmp_path,
+        [
+            "EHLO me",
+            "MAIL FROM:<a@example.com>",
+            "RCPT TO:<b@example.com>",
+            ":bdat",
+            "Subject: x",
+            "",
+            "hi",
+            ".",
+            "QUIT",
+        ],
+    )
+    text = screen_text(out)
+    assert "did not advertise CHUNKING" in text
+    assert "→ BDAT 18 LAST  (chunk 1 of 1)" in text
+    assert "\n5" in text  # the sandbox refuses it: BDAT is not implemented there
+
+
+@pytest.mark.postfix
+def test_bdat_chunks_deliver_through_postfix(tmp_path: Path, postfix: object) -> None:
+    from tests.postfix import PostfixInstance
+
+    assert isinstance(postfix, PostfixInstance)
+    body = [
+        "Subject: chunked",
+        "Message-ID: <bdat@me.example>",
+        "",
+        ".a line with a dot",
+        "and a longer line to make several chunks of twenty bytes",
+    ]
+    lines = [
+        "EHLO me",
+        f"MAIL FROM:<{postfix.address}>",
+        f"RCPT TO:<{postfix.address}>",
+        ":bdat 20",
+        *body,
+        ".",
+        "QUIT",
+    ]
+
+    async def main() -> str:
+        options = ConsoleOptions(color=False, toolbar=False)
+        _code, out, _ = await run_console(Target(postfix.host, postfix.port), lines, options)
+        return screen_text(out)
+
+    text = asyncio.run(main())
+    assert "(chunk 1 of " in text and " LAST  (chunk" in text
+    assert "did not advertise CHUNKING" not in text
+    raw = postfix.wait_for_message(containing=b"bdat@me.example")
+    assert b"\n.a line with a dot\n" in raw  # no dot-stuffing with BDAT: the dot is data
+    assert raw.rstrip(b"\n").endswith(b"several chunks of twenty bytes")

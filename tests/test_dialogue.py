@@ -280,3 +280,14 @@ def test_tables_cover_every_phase_sensibly() -> None:
     for verb, phases in ALLOWED_PHASES.items():
         assert Phase.CLOSED not in phases and Phase.DATA not in phases, verb
         assert Phase.AWAITING_GREETING not in phases, verb
+
+
+def test_bdat_chunks_and_last() -> None:
+    d = ready()
+    for line, code in [("MAIL FROM:<a@x>", 250), ("RCPT TO:<b@x>", 250), ("BDAT 10", 250)]:
+        d.send(line)
+        d.receive(make_reply(code, "ok"))
+    assert d.phase is Phase.RCPT  # more chunks may follow
+    d.send("BDAT 5 LAST")
+    d.receive(make_reply(250, "2.0.0 queued"))
+    assert d.phase is Phase.READY and d.recipients == []

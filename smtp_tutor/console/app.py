@@ -139,6 +139,9 @@ class Console:
         self.header_block = HeaderBlock()
         self.data_lines: list[str] = []
         self.template: deque[str] = deque()
+        # :bdat collects a message here, then sends it in chunks of this size (0: one chunk).
+        self.bdat_lines: list[str] | None = None
+        self.bdat_chunk_size = 0
         # Everything is recorded from the start, so :save can write the whole session.
         self.recorder = TranscriptRecorder(timing=True)
         self._transcript_file: TextIO | None = None
@@ -345,6 +348,8 @@ class Console:
             return await self._quiet_prompt.prompt_async(
                 prompt_label(dialogue, step.need), is_password=not step.echo, default=""
             )
+        if self.bdat_lines is not None:
+            return await self._quiet_prompt.prompt_async("bdat> ", is_password=False, default="")
         if dialogue is not None and dialogue.sending_data:
             default = self.template.popleft() if self.template else ""
             return await self._quiet_prompt.prompt_async(
@@ -388,6 +393,9 @@ class Console:
             await self._provide_secret(text)
             return
         lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+        if self.bdat_lines is not None:
+            await self._collect_bdat(lines)
+            return
         if len(lines) > 1:
             if lines[-1] == "":
                 lines.pop()
@@ -476,6 +484,49 @@ class Console:
             self.data_lines = []
         if wait and (not in_data or line == "."):
             await session.wait_idle(self.target.reply_timeout + 1)
+
+    # -- CHUNKING ----------------------------------------------------------------------
+
+    async def _collect_bdat(self, lines: list[str]) -> None:
+        """Lines typed after :bdat form the message; a lone "." sends it in BDAT chunks."""
+        assert self.bdat_lines is not None
+        for line in lines:
+            if line == ".":
+                message = "".join(f"{text}\r\n" for text in self.bdat_lines).encode()
+                self.bdat_lines = None
+                await self.send_bdat(message)
+                return
+            self.bdat_lines.append(line[1:] if line.startswith("::") else line)
+
+    async def send_bdat(self, message: bytes) -> None:
+        """Send `message` as BDAT chunks of the chosen size, the last one marked LAST."""
+        session = self.session
+        if session is None or not session.is_open:
+            self.say("not_connected", "class:finding.error")
+            return
+        size = self.bdat_chunk_size or max(len(message), 1)
+        chunks = [message[i : i + size] for i in range(0, len(message), size)] or [b""]
+        caps = session.dialogue.capabilities
+        pipelined = caps is not None and caps.has("PIPELINING")
+        for number, chunk in enumerate(chunks, 1):
+            last = number == len(chunks)
+            command = f"BDAT {len(chunk)}" + (" LAST" if last else "")
+            self.say("bdat_chunk", "class:sent", command=command, number=number, total=len(chunks))
+            sent = await session.send_chunk(chunk, last)
+            if sent is None:
+                return
+            # The chunk's bytes are not C: lines (they need not end in CRLF): a comment says
+            # what went out. Replaying BDAT chunks is not supported yet.
+            self._record(self.recorder.sent, command)
+            self._record(
+                self.recorder.comment,
+                f"BDAT chunk {number}/{len(chunks)}: {len(chunk)} bytes of message data",
+            )
+            if not pipelined or last:
+                await session.wait_idle(self.target.reply_timeout + 1)
+            dialogue = session.dialogue
+            if dialogue.phase is Phase.CLOSED:
+                return
 
     # -- DATA helpers ------------------------------------------------------------------
 

@@ -248,6 +248,22 @@ async def _diagram(console: Console, args: list[str]) -> None:
     console.say("diagram_saved", path=path)
 
 
+async def _bdat(console: Console, args: list[str]) -> None:
+    """CHUNKING: type the message, end it with a lone "."; it goes out as BDAT chunks."""
+    if args and not (args[0].isdigit() and int(args[0]) > 0):
+        console.say("usage", "class:finding.error", usage=":bdat [CHUNK-SIZE]")
+        return
+    session = console.session
+    if session is None or not session.is_open:
+        console.say("not_connected", "class:finding.error")
+        return
+    findings = session.check("BDAT 1 LAST")  # sequence and CHUNKING advertised?
+    console.show(render.finding_fragments(findings, console.lang))
+    console.bdat_chunk_size = int(args[0]) if args else 0
+    console.bdat_lines = []
+    console.say("bdat_intro")
+
+
 async def _clear(console: Console, args: list[str]) -> None:
     from prompt_toolkit.shortcuts import clear
 
@@ -309,6 +325,7 @@ COMMANDS: dict[str, Handler] = {
     "unb64": _unb64,
     "save": _save,
     "diagram": _diagram,
+    "bdat": _bdat,
     "clear": _clear,
     "skip": _skip,
     "back": _back,

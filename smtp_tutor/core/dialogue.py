@@ -377,6 +377,12 @@ class Dialogue:
             self.recipients.append(path.path if path else command.argument)
         elif verb == "DATA":
             self.data_lines = 0
+        elif verb == "BDAT" and command is not None:
+            # RFC 3030: each chunk gets its 250; the one marked LAST ends the transaction.
+            if "LAST" in command.argument.upper().split()[1:]:
+                self._reset_transaction()
+                self.phase = Phase.READY
+            return flags
         elif verb == "RSET":
             self._reset_transaction()
             self.phase = Phase.READY if self.said_hello else Phase.GREETED
