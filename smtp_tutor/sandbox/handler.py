@@ -8,7 +8,6 @@ connection anywhere - accepted mail goes into the Maildir and nowhere else.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import hmac
 import logging
@@ -17,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword, Session
 
 from smtp_tutor.sandbox.config import SandboxConfig
-from smtp_tutor.sandbox.storage import Mailbox
+from smtp_tutor.sandbox.storage import Mailbox, MailboxWriter
 from smtp_tutor.sandbox.triggers import Greylist, Trigger, find_trigger
 
 if TYPE_CHECKING:
@@ -43,6 +42,7 @@ class SandboxHandler:
     def __init__(self, config: SandboxConfig, mailbox: Mailbox) -> None:
         self.config = config
         self.mailbox = mailbox
+        self.writer = MailboxWriter(mailbox)
         self.greylist = Greylist(config.greylist_delay)
         self.connections: set[SandboxSMTP] = set()
 
@@ -143,7 +143,7 @@ class SandboxHandler:
                 return trigger.reply_for(address)
         raw = envelope.original_content or b""
         record = self._envelope_record(server, session, envelope, len(raw))
-        key = await asyncio.to_thread(self.mailbox.add, raw, record)
+        key = await self.writer.add(raw, record)  # the files are in place when it returns
         log.info("stored message %s from %r for %r", key, record["mail_from"], envelope.rcpt_tos)
         return f"250 2.0.0 Ok: stored as {key}; nothing is relayed"
 
@@ -169,6 +169,10 @@ class SandboxHandler:
             "size": size,
             "server": {"hostname": self.config.hostname, "relayed": False},
         }
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Stop the Maildir writer threads once what is queued is written."""
+        self.writer.close(timeout)
 
     # Other commands ---------------------------------------------------------------------
 

@@ -23,6 +23,7 @@ from smtp_tutor.sandbox.protocol import AUTH_MECHANISMS, SandboxSMTP
 from smtp_tutor.sandbox.storage import Mailbox
 
 STOP_TIMEOUT = 5.0
+LISTEN_BACKLOG = 100  # asyncio's default
 
 
 class Sandbox:
@@ -58,6 +59,10 @@ class Sandbox:
             host=self.config.host,
             port=self.config.port,
             ssl=tls_context if implicit else None,
+            # asyncio's default backlog of 100 drops the handshakes of a burst of more
+            # clients, which then wait seconds for the kernel's retry: let every
+            # connection the limit allows (and a few more to refuse with 421) queue.
+            backlog=self.config.max_connections + LISTEN_BACKLOG,
         )
         self._handler = handler
         self.host, self.port = self._server.sockets[0].getsockname()[:2]
@@ -73,6 +78,7 @@ class Sandbox:
             connection.shutdown()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(server.wait_closed(), STOP_TIMEOUT)
+        handler.close(STOP_TIMEOUT)
 
     @property
     def running(self) -> bool:

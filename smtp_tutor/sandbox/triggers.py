@@ -64,14 +64,20 @@ def load_triggers() -> tuple[Trigger, ...]:
     return _parse(tomllib.loads(text))
 
 
+@cache
+def _trigger_index() -> dict[tuple[str, str], Trigger]:
+    """(command, local part) -> trigger; asked several times for every message."""
+    index: dict[tuple[str, str], Trigger] = {}
+    for trigger in load_triggers():
+        for command in trigger.commands:
+            index.setdefault((command, trigger.local_part), trigger)  # the first one wins
+    return index
+
+
 def find_trigger(command: str, address: str) -> Trigger | None:
     """The trigger `address` fires in `command` ("MAIL" or "RCPT"), if any."""
     local_part = address.rpartition("@")[0] if "@" in address else address
-    local_part = local_part.lower()
-    for trigger in load_triggers():
-        if trigger.local_part == local_part and command in trigger.commands:
-            return trigger
-    return None
+    return _trigger_index().get((command, local_part.lower()))
 
 
 def triggers_help(greylist_delay: float = 5, slow_delay: float = 5) -> str:
