@@ -6,20 +6,25 @@ import asyncio
 import base64
 import io
 import os
+import socket
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from smtp_tutor.cli import main
 from smtp_tutor.connection import WireEvent
 from smtp_tutor.console.app import ConsoleOptions
 from smtp_tutor.console.scripted import run_console
 from smtp_tutor.core.knowledge import load_knowledge
+from smtp_tutor.core.replies import ReplyParser
 from smtp_tutor.core.transcript import parse_transcript
-from smtp_tutor.replay import ReplayOptions, ReplayResult, replay
+from smtp_tutor.replay import ReplayOptions, ReplayResult, _Link, replay, simple_reply
 from smtp_tutor.replay_cli import env_name, gather_variables, parse_server
 from smtp_tutor.sandbox import Mailbox, SandboxConfig, ThreadedSandbox
 from smtp_tutor.session import Target
@@ -511,10 +516,19 @@ def test_pipeline_sends_each_group_in_one_write_and_still_matches(
     assert result.status == 0, out + err
     assert result.matched == 2 + 3 * 4 + 1
     group = b"MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.org>\r\nDATA\r\n"
-    assert writes.count(group) == 3
-    assert writes.count(b"Subject: 0\r\n\r\nbody\r\n.\r\n") == 1  # the message as one block
-    assert len(writes) == 1 + 3 * 2 + 1  # EHLO, two writes per message, QUIT
-    assert len(bodies(sandbox.mailbox_path)) == 3
+    # A message starts a group (RFC 2920 §3.1): its "." and the next transaction, or QUIT,
+    # follow in the same write; DATA still waits for its 354.
+    assert writes == [
+        b"EHLO me\r\n",
+        group,
+        b"Subject: 0\r\n\r\nbody\r\n.\r\n" + group,
+        b"Subject: 1\r\n\r\nbody\r\n.\r\n" + group,
+        b"Subject: 2\r\n\r\nbody\r\n.\r\nQUIT\r\n",
+    ]
+    stored = bodies(sandbox.mailbox_path)
+    assert len(stored) == 3
+    assert all(any(b"Subject: %d\r\n" % i in raw for raw in stored) for i in range(3))
+    assert "S: 250" in out and out.index("C: QUIT") < out.rindex("S: 250")
 
 
 def test_without_pipeline_each_command_is_its_own_write(sandbox: ThreadedSandbox) -> None:
@@ -539,6 +553,148 @@ def test_pipelined_mismatch_still_names_the_line(sandbox: ThreadedSandbox) -> No
     result, _writes, out, _err = replay_observed(sandbox, text, pipeline=True, quiet=True)
     assert result.status == 1
     assert out.startswith("pipelined.smtp:7: expected 250, got 550 5.1.1")
+
+
+def test_a_message_refused_at_its_dot_is_told_apart_from_the_next_envelope(
+    sandbox: ThreadedSandbox,
+) -> None:
+    # The first message is refused after its final dot (the sandbox's toobig trigger), while
+    # the second message's MAIL, RCPT and DATA already went out in the same write.
+    text = messages_script(2).replace("C: RCPT TO:<b@", "C: RCPT TO:<toobig@", 1)
+
+    result, writes, out, _err = replay_observed(sandbox, text, pipeline=True, quiet=True)
+
+    assert result.status == 1
+    assert out.startswith("pipelined.smtp:14: expected 250, got 552 5.3.4 Message too big")
+    assert b"Subject: 0\r\n\r\nbody\r\n.\r\nMAIL FROM:<a@example.org>\r\n" in writes[2]
+
+    expected = text.replace("C: .\nS: 250", "C: .\nS: 552", 1)
+    result, _writes, out, err = replay_observed(sandbox, expected, pipeline=True, quiet=True)
+
+    assert result.status == 0, out + err
+    assert result.matched == 2 + 2 * 4 + 1
+    assert [b"Subject: 1\r\n" in raw for raw in bodies(sandbox.mailbox_path)] == [True]
+
+
+# -- the wire: replies as the core parser makes them, cancelling ---------------------------
+
+REPLY_LINES = st.one_of(
+    st.builds(
+        lambda code, separator, text, end: b"%d%s%s%s" % (code, separator, text, end),
+        st.integers(0, 999),
+        st.sampled_from([b" ", b"-", b"", b"\t"]),
+        st.binary(max_size=40).map(lambda raw: raw.replace(b"\n", b"")),
+        st.sampled_from([b"\r\n", b"\n", b"\r\r\n"]),
+    ),
+    st.binary(max_size=20).map(lambda raw: raw.replace(b"\n", b"") + b"\n"),
+    st.builds(lambda n: b"250 " + b"x" * n + b"\r\n", st.integers(500, 520)),
+)
+
+
+@given(REPLY_LINES)
+def test_the_fast_path_makes_the_parsers_reply_or_leaves_the_line_to_it(line: bytes) -> None:
+    fast = simple_reply(line)
+    if fast is not None:
+        assert [fast] == ReplyParser().feed(line)
+
+
+def test_the_fast_path_takes_the_usual_replies() -> None:
+    for line in (b"250 2.1.0 Ok\r\n", b"354 End data with <CR><LF>.<CR><LF>\r\n", b"221\r\n"):
+        assert simple_reply(line) is not None
+
+
+@given(st.lists(REPLY_LINES, max_size=12), st.lists(st.integers(1, 60), max_size=8))
+def test_received_bytes_make_the_same_replies_however_they_are_cut(
+    lines: list[bytes], cuts: list[int]
+) -> None:
+    stream = b"".join(lines)
+    chunks, position = [], 0
+    for size in cuts:
+        chunks.append(stream[position : position + size])
+        position += size
+    chunks.append(stream[position:])
+    sock, other = socket.socketpair()
+    with sock, other:
+        link = _Link(sock, "127.0.0.1", 25, 1.0, None)
+        for chunk in chunks:
+            if chunk:
+                link._take(chunk)
+        replies = list(link._ready) + link._parser.feed_eof()
+    parser = ReplyParser()
+    expected = [reply for chunk in chunks for reply in parser.feed(chunk)] + parser.feed_eof()
+    assert replies == expected
+
+
+def test_an_over_long_line_is_cut_as_the_parser_cuts_it() -> None:
+    # Cut at 70_004, the tail of the dropped line would pass for a reply of its own.
+    stream = b"250 " + b"A" * 70_000 + b"250 tail\r\n250 after\r\n221 bye\r\n"
+    for cut in (10, 65_540, 70_004, 70_013, 70_014, 70_020):
+        parser = ReplyParser()
+        expected = parser.feed(stream[:cut]) + parser.feed(stream[cut:])
+        sock, other = socket.socketpair()
+        with sock, other:
+            link = _Link(sock, "127.0.0.1", 25, 1.0, None)
+            link._take(stream[:cut])
+            link._take(stream[cut:])
+            assert list(link._ready) == expected
+            assert [reply.lines for reply in expected][1:] == [("after",), ("bye",)], cut
+
+
+@pytest.mark.parametrize("kernel_timeouts", [True, False], ids=["kernel", "python"])
+def test_replies_and_silence_with_either_kind_of_socket_timeout(
+    sandbox: ThreadedSandbox, monkeypatch: pytest.MonkeyPatch, kernel_timeouts: bool
+) -> None:
+    """Linux times reads out in the kernel; elsewhere Python's socket timeouts do."""
+    monkeypatch.setattr("smtp_tutor.replay._KERNEL_TIMEOUTS", kernel_timeouts)
+    result, _writes, out, err = replay_observed(sandbox, messages_script(2), pipeline=True)
+    assert result.status == 0, out + err
+
+    text = f"{SENDER}C: RCPT TO:<slow@example.org>\nS: 250\nC: QUIT\nS: 221\n"
+    result, _writes, out, err = replay_observed(sandbox, text, timeout=0.3)
+    assert result.status == 3
+    assert err == "pipelined.smtp:7: no reply within 0.3 s (waiting for 250)\n"
+
+
+def test_cancelling_a_replay_ends_it_at_once_and_quietly() -> None:
+    """The replay waits in a worker thread; a cancelled caller must not wait for the timeout."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    accepted: list[socket.socket] = []
+    out, err = io.StringIO(), io.StringIO()
+    script = parse_transcript("S: 220\nC: QUIT\nS: 221\n", "silent.smtp")
+
+    async def cancelled() -> None:
+        task = asyncio.create_task(
+            replay(
+                script,
+                "127.0.0.1",
+                listener.getsockname()[1],
+                ReplayOptions(timeout=600),
+                out=out,
+                err=err,
+            )
+        )
+        accepted.append(await asyncio.to_thread(lambda: listener.accept()[0]))
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    finished = threading.Event()
+
+    def run() -> None:
+        asyncio.run(cancelled())  # returns once the worker thread has ended
+        finished.set()
+
+    runner = threading.Thread(target=run, daemon=True)
+    runner.start()
+    try:
+        # Generous: the replay's own timeout is ten minutes.
+        assert finished.wait(30), "the replay went on waiting after it was cancelled"
+    finally:
+        listener.close()
+        for sock in accepted:
+            sock.close()
+    assert err.getvalue() == ""
+    assert "replies matched" not in out.getvalue()
 
 
 # -- classroom pacing: --step and --delay (the real command, stdin a pipe) ----------------
