@@ -163,6 +163,10 @@ def _timeval(seconds: float) -> bytes:
     return struct.pack("ll", whole, int((seconds - whole) * 1_000_000))
 
 
+#: Parser problems that mean the reply was cut off by the connection breaking.
+_CUT_SHORT = frozenset({"closed_mid_reply", "closed_mid_line"})
+
+
 class _Link:
     """One blocking connection: `Connection`'s contract, without asyncio's cost per read.
 
@@ -188,6 +192,7 @@ class _Link:
         self.timeout = timeout
         self.observer = observer
         self.tls: tuple[str, str] | None = None  # TLS version and cipher, once up
+        self.injected = False  # clear text followed the 220 to STARTTLS (thrown away)
         self._tls: ssl.SSLObject | None = None
         self._incoming = ssl.MemoryBIO()
         self._outgoing = ssl.MemoryBIO()
@@ -387,6 +392,11 @@ class _Link:
 
     # -- TLS ---------------------------------------------------------------------------
 
+    @property
+    def unsolicited(self) -> Reply | None:
+        """A reply already received that nothing asked for yet (read before sending)."""
+        return self._ready[0] if self._ready else None
+
     def starttls(self, context: ssl.SSLContext, timeout: float) -> None:
         """TLS in place after the 220 to STARTTLS; clear text that followed it is dropped.
 
@@ -395,6 +405,7 @@ class _Link:
         """
         if self._eof or self._send_failed is not None:
             raise ConnectionFailed("cannot start TLS: the connection is closed")
+        self.injected = bool(self._ready) or self._parser.has_partial
         self._ready.clear()
         self._parser = ReplyParser()
         self._clean = True
@@ -663,6 +674,15 @@ class Replayer:
             data = b"".join([s.wire if s.wire is not None else self._resolve(s) for s in sends])
         if self.pacing:
             self._pace(sends)
+        if link.unsolicited is not None:  # every reply expected so far was read already
+            reply = link.unsolicited
+            if self.show:
+                self._print_reply(reply, False)
+            raise Stop(
+                EXIT_MISMATCH,
+                f"{self.script.source}:{head.send.line_no}: the server sent "
+                f"{_got(reply)} before this line was sent: a reply to no command",
+            )
         self.commands += commands
         link.send(data)
         if pipelining:
@@ -771,6 +791,14 @@ class Replayer:
             self._lost(reply, expect.line_no, expect.describe())
         self.replies += 1
         self.last_reply = reply
+        if reply.problems and any(getattr(p, "id", "") in _CUT_SHORT for p in reply.problems):
+            if self.show:
+                self._print_reply(reply, False)
+            raise Stop(
+                EXIT_CONNECTION,
+                f"{self.script.source}:{expect.line_no}: the connection broke in the middle of "
+                f"a reply (waiting for {expect.describe()})",
+            )
         if expect.code is not None and reply.code == expect.code and not expect.patterns:
             problem = None  # the usual case, without building the reason string
         else:
@@ -895,6 +923,12 @@ class Replayer:
             raise Stop(EXIT_CONNECTION, f"{self.script.source}:{line_no}: {error}") from None
         self.capabilities = None
         self._print_tls()
+        if self.link.injected:
+            raise Stop(
+                EXIT_MISMATCH,
+                f"{self.script.source}:{line_no}: the server sent clear text after its 220 to "
+                "STARTTLS; it was thrown away (possible STARTTLS injection, CVE-2011-0411)",
+            )
 
     def _implicit_greeting(self, send: Send) -> None:
         """A script that starts with a C: line still gets the server's greeting read first."""

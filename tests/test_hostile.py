@@ -260,10 +260,6 @@ SCENARIOS: list[Scenario] = [
         expect=("250 surprise", "this reply answers no command that was sent", "250 hostile"),
         transcript=("S: 250 surprise", "S: 250 hostile.example"),
         replay=(1, ""),
-        replay_xfail=(
-            "replay bug: a reply that arrived before any command was sent is taken as the "
-            "answer to EHLO (Connection.pending_input before sending would catch it)"
-        ),
     ),
     # -- malformed replies to EHLO
     Scenario(
@@ -333,7 +329,7 @@ SCENARIOS: list[Scenario] = [
             "not connected — use :reconnect",
         ),
         transcript=("# malformed reply: connection closed in the middle of a reply", "@closed"),
-        replay=(3, "hostile.txt:5: the server closed the connection while waiting for 250"),
+        replay=(3, "hostile.txt:3: the connection broke in the middle of a reply"),
     ),
     Scenario(
         "connection reset in the middle of a line",
@@ -342,10 +338,6 @@ SCENARIOS: list[Scenario] = [
         expect=("connection closed: ",),
         transcript=("@closed",),
         replay=(3, "hostile.txt:3: the connection broke"),
-        replay_xfail=(
-            "replay bug: a reply cut short by the connection breaking counts as a match (✓) "
-            "and the replay ends with 0"
-        ),
     ),
     # -- 421 at every phase
     Scenario(
@@ -438,10 +430,6 @@ SCENARIOS: list[Scenario] = [
         trust_ca=True,
         transcript=("@tls",),
         replay=(1, ""),
-        replay_xfail=(
-            "replay bug: plain text injected after the 220 to STARTTLS is dropped without a "
-            "word (TLSInfo.discarded_cleartext); the console flags it as possible injection"
-        ),
     ),
     Scenario(
         "expired certificate",
