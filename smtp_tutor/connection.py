@@ -123,27 +123,14 @@ class Connection:
         `family` (AF_INET/AF_INET6) picks IPv4 or IPv6; `source_address` the local address.
         """
         address = host.strip("[]")  # "[192.0.2.1]" is how SMTP writes an address literal
-        where = f"{host}:{port}"
         local = (source_address.strip("[]"), 0) if source_address else None
         try:
             async with asyncio.timeout(connect_timeout):
                 reader, writer = await asyncio.open_connection(
                     address, port, limit=READ_SIZE, family=family, local_addr=local
                 )
-        except TimeoutError:
-            raise ConnectionFailed(f"no answer from {where} within {connect_timeout:g} s") from None
-        except socket.gaierror as error:
-            raise ConnectionFailed(f"cannot resolve host {host!r}: {error.strerror}") from None
-        except (UnicodeError, ValueError):
-            raise ConnectionFailed(f"{host!r} is not a valid host name") from None
-        except OSError as error:
-            if _refused(error):
-                raise ConnectionFailed(
-                    f"connection to {where} refused — is a server listening?"
-                ) from None
-            raise ConnectionFailed(
-                f"cannot connect to {where}: {error.strerror or error}"
-            ) from None
+        except (OSError, UnicodeError, ValueError) as error:
+            raise connect_failure(error, host, port, connect_timeout) from None
         connection = cls(reader, writer, host, port, reply_timeout, observer, cafile)
         if wants_implicit_tls(port, implicit_tls):
             try:
@@ -346,6 +333,21 @@ def _preview(data: bytes) -> str:
     first = data.split(b"\n", 1)[0].rstrip(b"\r")
     text = first[:60].decode("utf-8", errors="replace")
     return repr(text + ("…" if len(first) > 60 else ""))
+
+
+def connect_failure(error: BaseException, host: str, port: int, timeout: float) -> ConnectionFailed:
+    """Why a TCP connection could not be opened, in one line (shared with replay)."""
+    where = f"{host}:{port}"
+    if isinstance(error, TimeoutError):
+        return ConnectionFailed(f"no answer from {where} within {timeout:g} s")
+    if isinstance(error, socket.gaierror):
+        return ConnectionFailed(f"cannot resolve host {host!r}: {error.strerror}")
+    if isinstance(error, UnicodeError | ValueError):
+        return ConnectionFailed(f"{host!r} is not a valid host name")
+    if isinstance(error, OSError) and _refused(error):
+        return ConnectionFailed(f"connection to {where} refused — is a server listening?")
+    reason = getattr(error, "strerror", None) or error
+    return ConnectionFailed(f"cannot connect to {where}: {reason}")
 
 
 def _refused(error: OSError) -> bool:

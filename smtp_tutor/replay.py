@@ -50,8 +50,8 @@ from smtp_tutor.connection import (
     TimedOut,
     WireEvent,
     WireObserver,
-    _refused,
     _ssl_reason,
+    connect_failure,
 )
 from smtp_tutor.core.dialogue import Capabilities
 from smtp_tutor.core.replies import REPLY_LINE_LIMIT, Reply, ReplyParser, parse_enhanced
@@ -221,23 +221,10 @@ class _Link:
     ) -> _Link:
         """Connect (and with `tls`, handshake at once); failures worded as `Connection`'s."""
         address = host.strip("[]")  # "[192.0.2.1]" is how SMTP writes an address literal
-        where = f"{host}:{port}"
         try:
             sock = socket.create_connection((address, port), timeout=timeout)
-        except TimeoutError:
-            raise ConnectionFailed(f"no answer from {where} within {timeout:g} s") from None
-        except socket.gaierror as error:
-            raise ConnectionFailed(f"cannot resolve host {host!r}: {error.strerror}") from None
-        except (UnicodeError, ValueError):
-            raise ConnectionFailed(f"{host!r} is not a valid host name") from None
-        except OSError as error:
-            if _refused(error):
-                raise ConnectionFailed(
-                    f"connection to {where} refused — is a server listening?"
-                ) from None
-            raise ConnectionFailed(
-                f"cannot connect to {where}: {error.strerror or error}"
-            ) from None
+        except (OSError, UnicodeError, ValueError) as error:
+            raise connect_failure(error, host, port, timeout) from None
         with contextlib.suppress(OSError):
             # Every group is one write: nothing to gain from Nagle's algorithm, only delay.
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
