@@ -31,6 +31,8 @@ from cryptography.x509.verification import (
     VerificationError,
 )
 
+from smtp_tutor.core.messages import Said
+
 _T = TypeVar("_T")
 _PEM_BLOCK = re.compile(
     rb"-----BEGIN CERTIFICATE-----\r?\n.+?\r?\n-----END CERTIFICATE-----", re.DOTALL
@@ -133,23 +135,24 @@ def verify_chain(
     With `cafile` only the certificates in that file are trusted, otherwise the system's.
     """
     if not certs:
-        return False, "the server sent no certificate"
+        return False, Said("tls", "no_certificate")
     leaf = certs[0]
     now = dt.datetime.now(dt.UTC)
     if leaf.not_valid_after_utc < now:
-        return False, f"the certificate expired on {leaf.not_valid_after_utc:%Y-%m-%d}"
+        return False, Said("tls", "expired", date=f"{leaf.not_valid_after_utc:%Y-%m-%d}")
     if leaf.not_valid_before_utc > now:
-        return False, f"the certificate is not valid before {leaf.not_valid_before_utc:%Y-%m-%d}"
+        return False, Said("tls", "not_yet_valid", date=f"{leaf.not_valid_before_utc:%Y-%m-%d}")
     if not server_hostname:
-        return False, "no server name to check the certificate against"
+        return False, Said("tls", "no_server_name")
     try:
         subject = _subject(server_hostname)
     except ValueError:
-        return False, f"{server_hostname!r} is not a host name a certificate can be checked for"
+        return False, Said("tls", "bad_server_name", name=repr(server_hostname))
     roots = _trust_store(cafile)
     if not roots:
-        where = f"in {cafile}" if cafile else "on this system"
-        return False, f"no trusted certificate authorities were found {where}"
+        if cafile:
+            return False, Said("tls", "no_authorities_in", path=str(cafile))
+        return False, Said("tls", "no_authorities")
     try:
         _policy(roots, now).build_server_verifier(subject).verify(leaf, certs[1:])
     except (VerificationError, ValueError) as error:
@@ -202,19 +205,18 @@ def _plain_reason(message: str, leaf: x509.Certificate, roots: list[x509.Certifi
             names = ", ".join(_certificate_info(leaf).names) or "no names"
         except ValueError:
             names = "names that cannot be read"
-        reason = f"was issued for another host name (it names {names})"
         if untrusted_self_signed:
-            return f"the certificate is self-signed, and it {reason}"
-        return f"the certificate {reason}"
+            return Said("tls", "self_signed_wrong_host", names=names)
+        return Said("tls", "wrong_host", names=names)
     if untrusted_self_signed:
-        return "the certificate is self-signed: nobody vouches for it"
+        return Said("tls", "self_signed")
     if "not valid at validation time" in lowered:
-        return "a certificate in the chain has expired or is not valid yet"
+        return Said("tls", "chain_expired")
     if "candidates exhausted" in lowered or "issuer" in lowered:
-        return "the certificate was issued by an authority this system does not trust"
+        return Said("tls", "unknown_authority")
     detail = re.sub(r"\s*\(encountered processing .*\)$", "", message, flags=re.DOTALL)
     detail = detail.removeprefix("validation failed: ")
-    return f"the chain breaks a rule for server certificates: {detail}"
+    return Said("tls", "rule_broken", detail=detail)
 
 
 def _trust_store(cafile: str | Path | None) -> list[x509.Certificate]:

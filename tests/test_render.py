@@ -145,3 +145,13 @@ def test_malformed_reply_problems_in_chinese() -> None:
     assert "different codes (250 and 251)" in reply.problems[0]  # still reads as English
     text = render.plain(render.reply_fragments(reply, lang="zh"))
     assert "回复格式有误" in text and "不同的回复码（250 和 251）" in text
+
+
+def test_tls_verification_reason_in_chinese() -> None:
+    from smtp_tutor.core.messages import Said
+
+    info = tls_info(False)
+    object.__setattr__(info, "verify_error", Said("tls", "self_signed"))
+    assert "self-signed" in render.plain(render.tls_fragments(info))
+    zh = render.plain(render.tls_fragments(info, "zh"))
+    assert "证书是自签名的" in zh and "self-signed" not in zh

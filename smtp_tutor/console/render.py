@@ -151,7 +151,7 @@ def tls_fragments(info: TLSInfo, lang: str = "en") -> Fragments:
     if info.verified:
         fragments += say("tls_verified", lang, "class:tls.ok")
     else:
-        reason = info.verify_error or "?"
+        reason = localize(info.verify_error, lang) if info.verify_error else "?"
         fragments += say("tls_not_verified", lang, "class:tls.warn", reason=reason)
     discarded = getattr(info, "discarded_cleartext", 0)
     if discarded:
