@@ -613,7 +613,7 @@ class Console:
         elif step.line not in ("*", ""):
             self.say("auth_sent_clear", "class:sent", line=step.line)
         if step.note:
-            self.say("auth_note", "class:explain", note=step.note)
+            self.say("auth_note", "class:explain", note=localize(step.note, self.lang))
         self._auth_step = None
         placeholder = self._placeholder(step) if step.secret else None
         if await self.session.send(step.line) is not None:

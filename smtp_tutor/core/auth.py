@@ -21,6 +21,8 @@ import re
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
+from smtp_tutor.core.messages import Said
+
 __all__ = [
     "MASK",
     "SUPPORTED_MECHANISMS",
@@ -745,7 +747,7 @@ class AuthExchange:
             raise AuthError("the server has not answered yet; cancel at its next challenge")
         self._cancelled = True
         self._phase = "wait"
-        return AuthStep(line="*", note="'*' cancels the exchange; the server should answer 501")
+        return AuthStep(line="*", note=Said("auth", "cancel"))
 
     def feed_reply(self, reply: _HasReply) -> AuthStep:
         """`feed` for a parsed reply object with ``code`` and ``text``."""
@@ -852,25 +854,23 @@ class AuthExchange:
             return AuthStep(
                 line="",
                 challenge=json.dumps(error, ensure_ascii=False),
-                note="the token was rejected; an empty line asks the server for the final reply",
+                note=Said("auth", "xoauth2_rejected"),
             )
         if mech == "LOGIN":
             if self._responses >= 2:
-                return self._protocol_cancel(challenge, "LOGIN asks only twice; cancelling")
+                return self._protocol_cancel(challenge, Said("auth", "login_twice"))
             kind = classify_login_prompt(challenge.text)
             if kind == "unknown":
                 kind = "username" if self._responses == 0 else "password"
             self._target = "login-user" if kind == "username" else "login-pass"
             return self._advance()
         if self._responses >= 1:
-            return self._protocol_cancel(
-                challenge, f"{mech} needs one response only and it was sent; cancelling"
-            )
+            return self._protocol_cancel(challenge, Said("auth", "one_response", mechanism=mech))
         if mech == "CRAM-MD5":
             if not challenge.valid:
                 return self._protocol_cancel(
                     challenge,
-                    f"cannot answer: the CRAM-MD5 challenge is not base64 ({challenge.error})",
+                    Said("auth", "cram_not_base64", error=str(challenge.error)),
                 )
             self._target = "cram"
             return self._advance()
