@@ -76,3 +76,38 @@ def test_lesson_one_in_chinese_in_a_terminal_with_a_fail_then_pass(tmp_path: Pat
         " ".join(smtp_tutor("lessons", "--lang", "zh")), env=env, encoding="utf-8"
     )
     assert "▸" in listing and "第 2" in listing
+
+
+def test_restart_starts_the_greylist_lesson_afresh(tmp_path: Path) -> None:
+    from smtp_tutor.console.app import ConsoleOptions
+    from smtp_tutor.console.lesson import LessonRunner
+    from smtp_tutor.console.scripted import run_console
+    from smtp_tutor.core.lessons import find_lesson
+    from smtp_tutor.core.progress import Progress
+    from smtp_tutor.sandbox import Sandbox, SandboxConfig
+    from smtp_tutor.session import Target
+
+    lesson = find_lesson(LESSONS, "rset-quit")
+    assert lesson is not None
+    solution = [line for step in lesson.steps for line in step.solution]
+
+    async def main() -> LessonRunner:
+        config = SandboxConfig(port=0, mailbox=tmp_path / "Maildir", **lesson.scenario)  # type: ignore[arg-type]
+        sandbox = Sandbox(config)
+        await sandbox.start()
+        runner = LessonRunner(lesson, Progress(), "en", mailbox=sandbox.mailbox_path)
+        runner.on_restart = sandbox.forget_greylist
+
+        def attach(console: object) -> None:
+            console.lesson = runner  # type: ignore[attr-defined]
+
+        try:
+            options = ConsoleOptions(color=False, toolbar=False, mailbox=sandbox.mailbox_path)
+            lines = [*solution[:4], ":restart", *solution]  # halfway, then from the top
+            await run_console(Target(sandbox.host, sandbox.port), lines, options, prepare=attach)
+        finally:
+            await sandbox.stop()
+        return runner
+
+    runner = asyncio.run(main())
+    assert runner.finished and all(result.ok for result in runner.results)

@@ -291,6 +291,8 @@ async def _back(console: Console, args: list[str]) -> None:
 async def _restart(console: Console, args: list[str]) -> None:
     lesson = _lesson_or_say(console)
     if lesson is not None:
+        if lesson.on_restart is not None:
+            lesson.on_restart()  # before reconnecting: the new session starts from scratch
         await _open(console, console.target)
         lesson.restart()
 

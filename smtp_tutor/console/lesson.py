@@ -7,6 +7,7 @@ line still goes to the sandbox as the student typed it. Progress is saved after 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -55,6 +56,8 @@ class LessonRunner:
         self._auth_line: str | None = None  # the AUTH line of an auth step in progress
         self._awaiting_tls: Observation | None = None  # a step that waits for the handshake
         self._mailbox_count = 0
+        # Called on :restart before reconnecting: the sandbox forgets what it remembered.
+        self.on_restart: Callable[[], None] | None = None
 
     # -- texts -------------------------------------------------------------------------
 

@@ -89,6 +89,7 @@ async def _run(lesson: Lesson, progress: Progress, options: ConsoleOptions) -> i
     )
     console = Console(Target(sandbox.host, sandbox.port), options)
     console.lesson = LessonRunner(lesson, progress, options.lang, mailbox=sandbox.mailbox_path)
+    console.lesson.on_restart = sandbox.forget_greylist
     try:
         return await console.run()
     finally:

@@ -84,6 +84,11 @@ class Sandbox:
     def running(self) -> bool:
         return self._server is not None
 
+    def forget_greylist(self) -> None:
+        """Forget every greylisted triple, so a restarted lesson sees the first refusal again."""
+        if self._handler is not None:
+            self._handler.greylist.forget()
+
     def mailbox(self) -> Mailbox:
         return Mailbox(self.mailbox_path)
 

@@ -118,6 +118,10 @@ class Greylist:
         self.delay = delay
         self._first_seen: dict[tuple[str, str, str], float] = {}
 
+    def forget(self) -> None:
+        """Start afresh (a lesson restarted): every triple is refused once again."""
+        self._first_seen.clear()
+
     def wait_left(self, client: str, sender: str, recipient: str) -> float:
         """Seconds the client must still wait; 0 means accept now."""
         triple = (client, sender.lower(), recipient.lower())
