@@ -58,6 +58,17 @@ def _add_transcript(parser: argparse.ArgumentParser, *, top: bool = False) -> No
     )
 
 
+def _add_lesson_dirs(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--dir",
+        action="append",
+        type=Path,
+        default=[],
+        metavar="PATH",
+        help="also load lessons from this folder (repeatable)",
+    )
+
+
 def _add_common(parser: argparse.ArgumentParser, *, top: bool = False) -> None:
     # A subcommand's defaults would overwrite what was given before the subcommand
     # (`smtp-tutor --lang zh explain 535`), so only the top-level parser sets defaults.
@@ -188,14 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
         "the server; each step is checked. Without ID, continue where you stopped.",
     )
     lesson.add_argument("id", nargs="?", help="lesson number or name, e.g. 1 or greeting")
-    lesson.add_argument(
-        "--dir",
-        action="append",
-        type=Path,
-        default=[],
-        metavar="PATH",
-        help="also load lessons from this folder (repeatable)",
-    )
+    _add_lesson_dirs(lesson)
     _add_common(lesson)
 
     lessons = commands.add_parser(
@@ -204,14 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="List the lessons with your progress; --reset forgets it; --check "
         "validates lesson files and replays their solutions against the sandbox.",
     )
-    lessons.add_argument(
-        "--dir",
-        action="append",
-        type=Path,
-        default=[],
-        metavar="PATH",
-        help="also load lessons from this folder (repeatable)",
-    )
+    _add_lesson_dirs(lessons)
     lessons.add_argument(
         "--reset",
         nargs="?",

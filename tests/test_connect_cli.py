@@ -10,14 +10,13 @@ import asyncio
 import os
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from smtp_tutor.mx import MXLookupError, lookup_mx, make_resolver
-from smtp_tutor.sandbox import Sandbox, SandboxConfig
+from smtp_tutor.sandbox import SandboxConfig, ThreadedSandbox
 from tests.dns_server import dns_server
 
 
@@ -34,28 +33,11 @@ def home(tmp_path: Path) -> dict[str, str]:
 
 
 @pytest.fixture
-def sandbox(home: dict[str, str], tmp_path: Path) -> Iterator[Sandbox]:
+def sandbox(home: dict[str, str], tmp_path: Path) -> Iterator[ThreadedSandbox]:
     """A sandbox in a thread of its own, so subprocess clients can reach it."""
     os.environ["XDG_DATA_HOME"] = home["XDG_DATA_HOME"]
-    loop = asyncio.new_event_loop()
-    box = Sandbox(SandboxConfig(port=0, mailbox=tmp_path / "Maildir"))
-    ready = threading.Event()
-
-    def run() -> None:
-        asyncio.set_event_loop(loop)
-        loop.run_until_complete(box.start())
-        ready.set()
-        loop.run_forever()
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    assert ready.wait(10)
-    try:
+    with ThreadedSandbox(SandboxConfig(port=0, mailbox=tmp_path / "Maildir")) as box:
         yield box
-    finally:
-        asyncio.run_coroutine_threadsafe(box.stop(), loop).result(10)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(5)
 
 
 def run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -94,7 +76,9 @@ def test_lookup_orders_by_preference_with_addresses() -> None:
             lookup_mx("missing.test", resolver)
 
 
-def test_connect_mx_falls_back_to_the_next_server(home: dict[str, str], sandbox: Sandbox) -> None:
+def test_connect_mx_falls_back_to_the_next_server(
+    home: dict[str, str], sandbox: ThreadedSandbox
+) -> None:
     with dns_server(ZONE) as server:
         result = run(
             home,
@@ -118,7 +102,7 @@ def test_connect_mx_falls_back_to_the_next_server(home: dict[str, str], sandbox:
     assert "certificate subject:" in out and "221" in out
 
 
-def test_quit_after_each_stage(home: dict[str, str], sandbox: Sandbox) -> None:
+def test_quit_after_each_stage(home: dict[str, str], sandbox: ThreadedSandbox) -> None:
     base = ["connect", "127.0.0.1", str(sandbox.port), "--timeout", "5"]
     connect = run(home, *base, "--quit-after", "connect")
     assert connect.returncode == 0 and "220 " in connect.stdout and "EHLO" not in connect.stdout
@@ -153,7 +137,7 @@ def test_quit_after_each_stage(home: dict[str, str], sandbox: Sandbox) -> None:
 
 
 def test_verify_refuses_the_self_signed_sandbox_and_cafile_trusts_it(
-    home: dict[str, str], sandbox: Sandbox
+    home: dict[str, str], sandbox: ThreadedSandbox
 ) -> None:
     base = ["connect", "127.0.0.1", str(sandbox.port), "--quit-after", "tls", "--timeout", "5"]
     refused = run(home, *base, "--verify")

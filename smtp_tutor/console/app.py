@@ -705,17 +705,10 @@ class Console:
     # -- transcript ------------------------------------------------------------------
 
     def _placeholder(self, step: AuthStep) -> Placeholder:
-        """How replay rebuilds a secret AUTH line: never the secret itself."""
+        """How replay rebuilds a secret line the AUTH helper sent: never the secret itself."""
         exchange = self._auth
         mechanism = exchange.mechanism if exchange is not None else ""
-        user = exchange.user if exchange is not None else None
-        if mechanism == "PLAIN":
-            return Placeholder.plain(user)
-        if mechanism == "CRAM-MD5":
-            return Placeholder.cram_md5(user)
-        if mechanism == "XOAUTH2":
-            return Placeholder.xoauth2(user)
-        return Placeholder.login_password()
+        return _secret_placeholder(mechanism, exchange.user if exchange is not None else None)
 
     def _typed_secret(
         self, answer: str, mechanism: str | None, initial: bool = False
@@ -729,16 +722,13 @@ class Console:
             decoded = base64.b64decode(answer, validate=True).decode("utf-8")
         except (binascii.Error, UnicodeDecodeError, ValueError):
             return Placeholder.variable("auth_response")
-        if mechanism == "PLAIN" and decoded.count("\0") == 2:
-            return Placeholder.plain(decoded.split("\0")[1])
         if mechanism == "LOGIN":
             asked_user = initial or not self._password_challenge
             return None if asked_user else Placeholder.login_password()
-        if mechanism == "CRAM-MD5" and " " in decoded:
-            return Placeholder.cram_md5(decoded.rpartition(" ")[0])
-        if mechanism == "XOAUTH2" and decoded.startswith("user="):
-            return Placeholder.xoauth2(decoded[5:].split("\x01", 1)[0])
-        return Placeholder.variable("auth_response")
+        user = _user_in(decoded, mechanism)
+        if user is None:
+            return Placeholder.variable("auth_response")
+        return _secret_placeholder(mechanism or "", user)
 
     def _record(self, event: Callable[..., None], *args: object) -> None:
         """Record one event; a transcript file that fails is reported once, the session goes on."""
@@ -763,6 +753,28 @@ def parse_mail_parameters(dialogue: Dialogue | None) -> dict[str, str]:
 
 def _smtputf8(dialogue: Dialogue | None) -> bool:
     return "SMTPUTF8" in parse_mail_parameters(dialogue)
+
+
+def _secret_placeholder(mechanism: str, user: str | None) -> Placeholder:
+    """The placeholder replay computes a secret AUTH line from, per mechanism."""
+    if mechanism == "PLAIN":
+        return Placeholder.plain(user)
+    if mechanism == "CRAM-MD5":
+        return Placeholder.cram_md5(user)
+    if mechanism == "XOAUTH2":
+        return Placeholder.xoauth2(user)
+    return Placeholder.login_password()
+
+
+def _user_in(decoded: str, mechanism: str | None) -> str | None:
+    """The user name inside a decoded PLAIN, CRAM-MD5 or XOAUTH2 answer; None if not one."""
+    if mechanism == "PLAIN" and decoded.count("\0") == 2:
+        return decoded.split("\0")[1]
+    if mechanism == "CRAM-MD5" and " " in decoded:
+        return decoded.rpartition(" ")[0]
+    if mechanism == "XOAUTH2" and decoded.startswith("user="):
+        return decoded[5:].split("\x01", 1)[0]
+    return None
 
 
 def _asks_for_password(reply: Reply) -> bool:
