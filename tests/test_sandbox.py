@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import concurrent.futures
 import datetime as dt
 import hmac
+import json
 import os
 import re
 import select
@@ -18,6 +20,7 @@ import signal
 import smtplib
 import socket
 import ssl
+import stat
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -482,6 +485,61 @@ def test_mailbox_reader(tmp_path: Path) -> None:
     assert box.get(key).defects, "a broken header must show up as a defect"
 
 
+def test_envelope_log_is_one_json_line_per_message_key_first(tmp_path: Path) -> None:
+    box = Mailbox(tmp_path / "Maildir")
+    first = box.add(b"Subject: a\r\n\r\na\r\n", {"mail_from": "学生@example.com"})
+    second = box.add(b"Subject: b\r\n\r\nb\r\n", {"mail_from": "b\udcff@example.com"})
+    lines = box.envelope_log.read_bytes().splitlines()
+    assert [json.loads(line)["key"] for line in lines] == [first, second]
+    assert lines[0].startswith(b'{"key": ') and "学生".encode() in lines[0]  # readable UTF-8
+    assert lines[1].isascii()  # an undecodable byte from the wire stays escaped
+    assert box.get(second).envelope["mail_from"] == "b\udcff@example.com"
+    assert stat.S_IMODE(box.envelope_log.stat().st_mode) == 0o600
+
+
+def test_envelope_log_survives_a_torn_line_and_garbage(tmp_path: Path) -> None:
+    box = Mailbox(tmp_path / "Maildir")
+    before = box.add(b"Subject: before\r\n\r\nx\r\n", {"mail_from": "before@x"})
+    with box.envelope_log.open("ab") as log:  # a crash in the middle of a line, then noise
+        log.write(b'{"key": "1.M1P1Q1.host", "mail_fr')
+    after = box.add(b"Subject: after\r\n\r\nx\r\n", {"mail_from": "after@x"})
+    with box.envelope_log.open("ab") as log:
+        log.write(b"\n[1, 2]\nnot json\n\xff\xfe\n{}\n")
+    assert set(box.envelopes()) == {before, after}
+    assert box.get(after).envelope["mail_from"] == "after@x"
+    assert [m.envelope["mail_from"] for m in box.messages()] == ["before@x", "after@x"]
+
+
+def test_envelope_of_a_message_stored_by_an_older_version(tmp_path: Path) -> None:
+    box = Mailbox(tmp_path / "Maildir")
+    box.create()
+    key = "1700000000.M1P1Q1.oldhost"
+    (box.path / "new" / key).write_bytes(b"Subject: old\r\n\r\nx\r\n")
+    (box.path / "envelopes").mkdir()
+    old_envelope = json.dumps({"key": key, "helo": "old"}, indent=2)
+    (box.path / "envelopes" / f"{key}.json").write_text(old_envelope)
+    assert box.get(key).envelope["helo"] == "old"
+    new = box.add(b"Subject: new\r\n\r\nx\r\n", {"helo": "new"})
+    assert [m.envelope["helo"] for m in box.messages()] == ["old", "new"]
+    assert box.get(new).envelope["helo"] == "new"
+
+
+def test_envelope_log_lines_stay_whole_when_threads_append_at_once(tmp_path: Path) -> None:
+    box = Mailbox(tmp_path / "Maildir")
+    box.create()
+    recipients = [f"r{n}@example.com" for n in range(100)]  # a long line: ~2 KB
+
+    def store(number: int) -> list[str]:
+        envelope = {"mail_from": f"{number}@x", "rcpt_tos": recipients}
+        return [box.add(b"Subject: t\r\n\r\nx\r\n", envelope) for _ in range(50)]
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        keys = [key for batch in pool.map(store, range(8)) for key in batch]
+    lines = box.envelope_log.read_bytes().splitlines()
+    assert sorted(json.loads(line)["key"] for line in lines) == sorted(keys)
+    assert all(e["rcpt_tos"] == recipients for e in box.envelopes().values())
+
+
 # Triggers ---------------------------------------------------------------------------------
 
 
@@ -703,7 +761,7 @@ def test_mail_to_external_domains_only_lands_in_the_maildir(
     files = sorted(str(p.relative_to(private_home)) for p in private_home.rglob("*") if p.is_file())
     sandbox_dir = "xdg_data_home/smtp-tutor/sandbox"
     assert files == [
-        f"{sandbox_dir}/Maildir/envelopes/{key}.json",
+        f"{sandbox_dir}/Maildir/envelopes.jsonl",
         f"{sandbox_dir}/Maildir/new/{key}",
         f"{sandbox_dir}/cert.pem",
         f"{sandbox_dir}/key.pem",

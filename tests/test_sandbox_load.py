@@ -158,7 +158,7 @@ async def send(client: Client, token: str, outcome: Outcome, *, padding: int = 0
         # 250 means stored: the files must be there the moment the client reads it.
         stored = STORED_AS.search(reply[0])
         key = stored[1] if stored else "?"
-        if not (client.maildir / "envelopes" / f"{key}.json").is_file():
+        if key not in Mailbox(client.maildir).envelopes(only=key):
             outcome.unexpected.append(f"{token}: no envelope for {key} at the 250")
         elif (client.maildir / "new" / key).read_bytes() != raw:
             outcome.unexpected.append(f"{token}: {key} is not what was sent")
@@ -290,8 +290,11 @@ def test_200_concurrent_clients_store_exactly_what_was_acknowledged(
     keys = [m.key for messages in stored.values() for m in messages]
     assert files_under(tmp_path) == cert_files | {
         *(f"Maildir/new/{key}" for key in keys),
-        *(f"Maildir/envelopes/{key}.json" for key in keys),
+        "Maildir/envelopes.jsonl",
     }  # nothing half-written in tmp/, nothing anywhere else
+    log_lines = (tmp_path / "Maildir" / "envelopes.jsonl").read_bytes().splitlines()
+    assert len(log_lines) == len(keys)  # one whole line per message, none torn or mixed
+    assert set(Mailbox(tmp_path / "Maildir").envelopes()) == set(keys)
     assert set(connects) == {("127.0.0.1", port)}  # type: ignore[misc]
     assert set(lookups) <= {"127.0.0.1"}
 
