@@ -24,9 +24,13 @@ import stat
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
+from aiosmtpd.smtp import SMTP
 from cryptography import x509
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from smtp_tutor.sandbox import (
     TRIGGERS_HELP,
@@ -40,6 +44,7 @@ from smtp_tutor.sandbox import (
     triggers_help,
 )
 from smtp_tutor.sandbox.certs import ensure_certificate, write_self_signed
+from smtp_tutor.sandbox.protocol import plain_path
 from smtp_tutor.sandbox.triggers import load_triggers
 
 TIMEOUT = 5
@@ -538,6 +543,92 @@ def test_envelope_log_lines_stay_whole_when_threads_append_at_once(tmp_path: Pat
     lines = box.envelope_log.read_bytes().splitlines()
     assert sorted(json.loads(line)["key"] for line in lines) == sorted(keys)
     assert all(e["rcpt_tos"] == recipients for e in box.envelopes().values())
+
+
+# Pieces that make paths ordinary and odd: what the email package's parser treats specially.
+_PATH_PIECES = st.sampled_from(
+    [
+        "a",
+        "Zed",
+        "0",
+        "x+tag",
+        "o'neil",
+        "=?",
+        "{}",
+        "~",
+        ".",
+        "..",
+        "@",
+        "-",
+        "_",
+        "é",
+        "学",
+        '"',
+        "\\",
+        " ",
+        "  ",
+        "\t",
+        "(c)",
+        "(",
+        ")",
+        "[1.2.3.4]",
+        "[",
+        "]",
+        ",",
+        ";",
+        ":",
+        "<",
+        ">",
+        "\r\n",
+        "\n",
+        "\x00",
+        "SIZE=10",
+        " BODY=8BITMIME",
+        "example.com",
+        "mail.example",
+    ]
+)
+
+
+_ATOMS = st.sampled_from(["a", "Zed", "0", "x+tag", "o'neil", "{}", "~", "-", "_", "=?", ""])
+_LABELS = st.sampled_from(["example", "com", "mail-1", "x", "", "é", "1.2"])
+
+
+@settings(max_examples=400)
+@given(
+    st.one_of(
+        st.builds(  # mostly everyday shapes, with an odd piece here and there
+            lambda local, domain, rest: f"<{local}@{domain}>{rest}",
+            st.lists(_ATOMS, min_size=1, max_size=3).map(".".join),
+            st.lists(_LABELS, min_size=1, max_size=3).map(".".join),
+            st.lists(_PATH_PIECES, max_size=3).map("".join),
+        ),
+        st.builds(
+            lambda local, domain, rest: f"<{local}@{domain}>{rest}",
+            st.lists(_PATH_PIECES, min_size=1, max_size=5).map("".join),
+            st.lists(_PATH_PIECES, min_size=1, max_size=4).map("".join),
+            st.lists(_PATH_PIECES, max_size=4).map("".join),
+        ),
+        st.lists(_PATH_PIECES, max_size=10).map("".join),
+        st.text(max_size=40),
+    )
+)
+@example("<a.b+c@mail.example.com> SIZE=10 BODY=8BITMIME")
+@example("<a@b>  SIZE=1")
+@example("<a@b> (comment) SIZE=1")
+@example("<a@b>\n")
+def test_plain_path_shortcut_agrees_with_aiosmtpd(arg: str) -> None:
+    """The sandbox's fast path gives exactly aiosmtpd's (address, rest), or steps aside."""
+    shortcut = plain_path(arg)
+    if shortcut is not None:
+        assert shortcut == SMTP._getaddr(SimpleNamespace(local_part_limit=0), arg)  # type: ignore[arg-type]
+
+
+def test_plain_path_shortcut_takes_the_everyday_paths() -> None:
+    assert plain_path("<a.b+c@mail.example.com> SIZE=10") == ("a.b+c@mail.example.com", "SIZE=10")
+    assert plain_path("<student@example.org>") == ("student@example.org", "")
+    for unusual in ['<"a b"@x.org>', "<a@[127.0.0.1]>", "<学生@x.org>", "<a@b> (c)", "<>", "a@b"]:
+        assert plain_path(unusual) is None
 
 
 # Triggers ---------------------------------------------------------------------------------
