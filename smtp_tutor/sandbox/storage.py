@@ -21,6 +21,7 @@ short by a crash costs only that line (see `_envelope_records`).
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import email
 import email.policy
@@ -49,8 +50,9 @@ LEGACY_ENVELOPE_DIR = "envelopes"  # before the log: one envelopes/<key>.json pe
 _RECORD_START = b'{"key": '  # json.dumps writes "key" first: a record can be found by it
 FILE_MODE = 0o600  # inside the 0700 Maildir; mail is nobody else's business
 INLINE_LIMIT = 64 * 1024  # MailboxWriter: bigger messages are always written in a thread
-SLOW_WRITES = 0.005  # seconds: writes in the event loop this slow on average mean a busy disk,
-THREADS_AFTER_SLOW_WRITES = 10.0  # so every write goes to a thread for this long
+SLOW_WRITE = 0.001  # seconds: a write in the event loop slower than this holds up everyone;
+RECENT_WRITES = 16  # when more than half of this many recent ones were slow, the disk is,
+THREADS_AFTER_SLOW_WRITES = 10.0  # and every write goes to a thread for this long
 _KEY_TIME = re.compile(r"^(\d+)(?:\.M(\d+))?")
 _UTF8_HEADER_DEFECTS = (UndecodableBytesDefect, NonASCIILocalPartDefect)
 
@@ -221,14 +223,16 @@ class Mailbox:
 class MailboxWriter:
     """`Mailbox.add` for an asyncio server: in the loop while the disk is quick, else in threads.
 
-    A small message is eight quick system calls: written in the event loop it costs less
-    than a hand-off to a thread, which under load costs GIL switches and two more turns of
-    the loop before the 250 (measured with bench/sandbox_load.py: less throughput and a
-    slower 250). But a slow disk would stall every connection while it writes, so big
-    messages always go to worker threads, and while writes in the loop are slow on average
-    so do all the others. The threads share one queue, and each batch of finished messages
-    wakes the loop once. Either way `add` returns when the files are in place, so the 250
-    that follows is true.
+    A small message is eight quick system calls (~0.1 ms on a good disk): written in the
+    event loop it costs less than a hand-off to a thread, which under load costs GIL
+    switches and two more turns of the loop before the 250 (measured with
+    bench/sandbox_load.py: ~0.2 ms more CPU per message, less throughput). But a slow disk
+    - a home directory on NFS in a computer lab, a crowded virtual disk where creating a
+    file can take a millisecond - would stall every connection while it writes, so big
+    messages always go to worker threads, and while most recent writes in the loop took
+    over a millisecond, so do all the others. The threads share one queue, and each batch
+    of finished messages wakes the loop once. Either way `add` returns when the files are
+    in place, so the 250 that follows is true.
     """
 
     def __init__(self, mailbox: Mailbox, threads: int = 4) -> None:
@@ -240,7 +244,7 @@ class MailboxWriter:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._threads: list[threading.Thread] = []
         self._threads_until = 0.0  # monotonic time until which every write goes to a thread
-        self._write_time = 0.0  # seconds a write in the loop takes, on average of late
+        self._recent_slow: collections.deque[bool] = collections.deque(maxlen=RECENT_WRITES)
 
     @property
     def offloading(self) -> bool:
@@ -252,12 +256,12 @@ class MailboxWriter:
             started = time.monotonic()
             key = self.mailbox.add(raw, envelope)
             finished = time.monotonic()
-            # A moving average: one hiccup is not a slow disk.
-            self._write_time += (finished - started - self._write_time) / 10
-            if self._write_time > SLOW_WRITES:
+            # Most recent writes slow, not one or two: a hiccup is not a slow disk.
+            self._recent_slow.append(finished - started > SLOW_WRITE)
+            if sum(self._recent_slow) > RECENT_WRITES // 2:
                 log.info("slow Maildir writes: writing in threads for a while")
                 self._threads_until = finished + THREADS_AFTER_SLOW_WRITES
-                self._write_time = 0.0  # afterwards the loop tries again from scratch
+                self._recent_slow.clear()  # afterwards the loop tries again from scratch
             return key
         return await self.add_in_thread(raw, envelope)
 
