@@ -268,9 +268,15 @@ class _Builder:
     pending_time: str | None = None
     challenged: bool = False  # the last reply could be an AUTH challenge (334, 3xx, *)
     message: list[Send] = field(default_factory=list)
+    chunk: list[Send] = field(default_factory=list)  # BDAT chunk data so far
 
     def build(self, script: Script) -> _Builder:
         for item in script.items:
+            if isinstance(item, Send) and item.chunk is not None:
+                self.chunk.append(item)
+                if item.chunk_ends:
+                    self.flush_chunk()
+                continue
             if isinstance(item, Send) and item.data:
                 self.message.append(item)
                 if item.end_of_data:
@@ -471,22 +477,29 @@ class _Builder:
         content = sends[:-1] if ended else sends
         lines = [_unstuff(_send_text(send)) for send in content]
         count = len(lines)
-        noun = "line" if count == 1 else "lines"
-        label = f"message: {count} {noun}"
-        subject = _subject(lines)
-        if subject is not None:
-            label += f", Subject: {_visible(subject)}"
-        elif lines:
-            label += f", first: {_visible(lines[0])}"
+        label = _content_label(f"message: {count} {'line' if count == 1 else 'lines'}", lines)
         if not ended:
             label += ' (no final ".")'
+        self.content_arrow(label, lines, sends, "message content", "." if ended else None)
+
+    def flush_chunk(self) -> None:
+        """A BDAT chunk's data lines (RFC 3030) as one arrow, like a message after DATA."""
+        sends, self.chunk = self.chunk, []
+        lines = [_send_text(send) for send in sends]
+        size = sum(send.chunk or 0 for send in sends)
+        label = _content_label(f"chunk: {size} bytes", lines)
+        self.content_arrow(label, lines, sends, "BDAT chunk data")
+
+    def content_arrow(
+        self, label: str, lines: list[str], sends: list[Send], what: str, tail: str | None = None
+    ) -> None:
         first, last = sends[0].line_no, sends[-1].line_no
         shown = [_visible(line) for line in lines[:_TOOLTIP_MESSAGE_LINES]]
-        if count > _TOOLTIP_MESSAGE_LINES:
-            shown.append(f"… (+{count - _TOOLTIP_MESSAGE_LINES} lines)")
-        if ended:
-            shown.append(".")
-        tooltip = f"lines {first}-{last}: message content\n" + "\n".join(shown)
+        if len(lines) > _TOOLTIP_MESSAGE_LINES:
+            shown.append(f"… (+{len(lines) - _TOOLTIP_MESSAGE_LINES} lines)")
+        if tail is not None:
+            shown.append(tail)
+        tooltip = f"lines {first}-{last}: {what}\n" + "\n".join(shown)
         self.rows.append(
             _Arrow(
                 "message",
@@ -516,6 +529,14 @@ def _clear_user(mechanism: str, blob: str) -> str | None:
         head = text.split("\x01", 1)[0]
         user = head[5:] if head.startswith("user=") else None
     return user if user and user.isprintable() else None
+
+
+def _content_label(head: str, lines: list[str]) -> str:
+    """What an arrow of message lines says: the head, then the Subject or the first line."""
+    subject = _subject(lines)
+    if subject is not None:
+        return f"{head}, Subject: {_visible(subject)}"
+    return f"{head}, first: {_visible(lines[0])}" if lines else head
 
 
 def _unstuff(line: str) -> str:

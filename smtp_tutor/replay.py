@@ -495,7 +495,9 @@ def _plan(script: Script) -> list[_Step]:
     # distinct line out once. Commands and message lines are told apart: "." differs.
     known: tuple[dict[str, tuple[bytes | None, str, bool, bool]], ...] = ({}, {})
     for item in script.items:
-        if isinstance(item, Send):
+        if isinstance(item, Send) and item.chunk is not None:  # BDAT chunk data: exact bytes
+            add(_Out(item, item.chunk_bytes(), "", False, True))
+        elif isinstance(item, Send):
             data = item.data
             found = known[data].get(item.text)
             if found is None:
@@ -695,7 +697,13 @@ class Replayer:
         while end < count:
             step = steps[end]
             if isinstance(step, _Out):
-                if last and not last.content and (ends or not pipelining or challenged):
+                chunk = step.send.chunk is not None  # goes with its BDAT, in the same write
+                if (
+                    last
+                    and not last.content
+                    and not chunk
+                    and (ends or not pipelining or challenged)
+                ):
                     break
                 last = step
                 # Pipelined, a message's "." does not end its group: the next transaction
@@ -734,14 +742,19 @@ class Replayer:
     def _print_sends(self, sends: list[_Out]) -> None:
         write = self.out.write
         for s in sends:
-            if s.send.data and s.verb != ".":
+            if s.content:  # a message line, or BDAT chunk data: the first few are shown
                 self.shown_content += 1
-                if self.shown_content > SHOWN_CONTENT_LINES:
-                    continue
-            elif s.verb == "." and self.shown_content > SHOWN_CONTENT_LINES:
                 hidden = self.shown_content - SHOWN_CONTENT_LINES
-                write(f"C: … ({hidden} more message lines)\n")
-            if s.verb == ".":
+                if s.send.chunk_ends:
+                    self.shown_content = 0
+                if hidden > 0:
+                    if s.send.chunk_ends:
+                        write(f"C: … ({hidden} more lines of the chunk)\n")
+                    continue
+            elif s.verb == ".":
+                hidden = self.shown_content - SHOWN_CONTENT_LINES
+                if hidden > 0:
+                    write(f"C: … ({hidden} more message lines)\n")
                 self.shown_content = 0
             # The line as the script writes it: a secret stays its placeholder.
             write(f"C: {s.send.text}".rstrip(" ") + "\n")

@@ -233,6 +233,26 @@ def test_a_message_without_subject_or_final_dot_says_so() -> None:
     assert label == 'message: 3 lines, first: From: <a@example.org> (no final ".")'
 
 
+def test_each_bdat_chunk_is_one_arrow_after_its_command() -> None:
+    script = parse_transcript(
+        "C: BDAT 20\nC: Subject: chunks repl\nS: 250 2.0.0 20 octets\n"
+        'C: BDAT 9 LAST\nC: ayed\nC: {"\\n"}x\nS: 250 2.0.0 queued\n'
+    )
+    root = ET.fromstring(render_svg(script))
+    arrows = [g for g in root.iter(f"{SVG}g") if "arrow" in g.get("class", "").split()]
+    kinds = [g.get("data-code") or "".join(next(g.iter(f"{SVG}text")).itertext()) for g in arrows]
+    assert kinds == [
+        "BDAT 20",
+        "chunk: 20 bytes, Subject: chunks repl",
+        "250",
+        "BDAT 9 LAST",
+        "chunk: 9 bytes, first: ayed",
+        "250",
+    ]
+    tooltip = groups(root, "message")[1].findtext(f"{SVG}title") or ""
+    assert tooltip.startswith("lines 5-6: BDAT chunk data\nayed\n")
+
+
 def test_placeholders_are_drawn_as_written_and_no_secret_appears() -> None:
     svg = render_svg(parse_transcript(SESSION))
     root = ET.fromstring(svg)
@@ -326,6 +346,7 @@ def test_an_empty_script_is_still_a_diagram() -> None:
             st.text(min_size=0, max_size=30).map(lambda s: "C: " + s),
             st.text(min_size=0, max_size=30).map(lambda s: "S: 250 " + s),
             st.sampled_from(["C: DATA", "S: 354 go", "C: .", "@tls", "@closed", "C: AUTH LOGIN"]),
+            st.sampled_from(["C: BDAT 4", "C: BDAT 0 LAST", "C: BDAT 2 LAST", "C: ab"]),
             st.sampled_from(["S: 334 VXNlcm5hbWU6", "S: 235 ok", "@time 1ms", "S: * x"]),
             st.text(min_size=1, max_size=12).map(lambda s: f"@connect {s} 25"),
             st.text(max_size=20).map(lambda s: f"@closed {s}"),

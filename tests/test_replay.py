@@ -219,6 +219,51 @@ def test_console_session_against_postfix_replays_green(
     postfix.wait_for_message(containing=b"Subject: replayed against Postfix")
 
 
+@pytest.mark.postfix
+def test_a_console_bdat_session_replays_its_chunks_byte_for_byte(
+    tmp_path: Path, postfix: PostfixInstance, capsys: pytest.CaptureFixture[str]
+) -> None:
+    address = postfix.address
+    body = [
+        "Subject: chunks replayed",
+        "Message-ID: <bdat-replay@me.example>",
+        "",
+        ".a dot that BDAT does not stuff",
+        "你好，世界: a line the 20-byte chunks cut inside a character",
+        "{braces} and the end",
+    ]
+    lines = ["EHLO me", f"MAIL FROM:<{address}>", f"RCPT TO:<{address}>", ":bdat 20"]
+    text = record(postfix.host, postfix.port, [*lines, *body, ".", "QUIT"])
+    message = "".join(f"{line}\r\n" for line in body).encode()
+    chunk_count = -(-len(message) // 20)
+    assert text.count("C: BDAT 20\n") == chunk_count - 1 and " LAST\n" in text
+    assert "bytes of message data" not in text  # no longer a comment in place of the data
+    delivered = postfix.wait_for_message(containing=b"bdat-replay@me.example")
+    # Postfix adds Date and From to the header section; the body must arrive untouched.
+    headers, _, expected = message.replace(b"\r\n", b"\n").partition(b"\n\n")
+    assert headers in delivered and delivered.endswith(b"\n\n" + expected)
+
+    path = write(tmp_path, text)
+    server = f"{postfix.host}:{postfix.port}"
+    for extra in ([], ["--pipeline"]):
+        code, out, err = cli(capsys, path, "--server", server, *extra)
+        assert code == 0, out + err
+        assert out.count("S: 250") >= chunk_count + 3
+        again = postfix.wait_for_message(containing=b"bdat-replay@me.example")
+        assert headers in again and again.endswith(b"\n\n" + expected)  # the same bytes
+
+    result, writes, out, err = replay_observed(postfix, text, quiet=True)
+    assert result.status == 0, out + err
+    pieces = [message[i : i + 20] for i in range(0, len(message), 20)]
+    last = len(pieces) - 1
+    stream = b"".join(
+        f"BDAT {len(piece)}{' LAST' if i == last else ''}\r\n".encode() + piece
+        for i, piece in enumerate(pieces)
+    )
+    assert stream in b"".join(writes)  # on the wire exactly as the console sent it
+    postfix.wait_for_message(containing=b"bdat-replay@me.example")
+
+
 # -- a reply that does not match ------------------------------------------------------------
 
 MISMATCH = """\
@@ -482,7 +527,7 @@ def messages_script(count: int, greeting: str = "EHLO") -> str:
 
 
 def replay_observed(
-    sandbox: ThreadedSandbox, text: str, **options: object
+    server: ThreadedSandbox | PostfixInstance, text: str, **options: object
 ) -> tuple[ReplayResult, list[bytes], str, str]:
     """Replay in-process; every write the client made, as it went to the socket."""
     writes: list[bytes] = []
@@ -497,8 +542,8 @@ def replay_observed(
     async def run() -> ReplayResult:
         return await replay(
             script,
-            sandbox.host,
-            sandbox.port,
+            server.host,
+            server.port,
             ReplayOptions(**options),  # type: ignore[arg-type]
             out=out,
             err=err,

@@ -265,7 +265,7 @@ def test_lexer_reads_the_golden_transcript_without_errors() -> None:
 def test_the_documented_examples_parse_and_the_first_is_the_golden_one() -> None:
     doc = (Path(__file__).parents[1] / "docs" / "transcript.md").read_text(encoding="utf-8")
     blocks = re.findall(r"```smtp\n(.*?)```", doc, re.DOTALL)
-    assert len(blocks) == 3 and blocks[0] == GOLDEN
+    assert len(blocks) == 4 and blocks[0] == GOLDEN
     for block in blocks:
         assert parse_transcript(block, "docs/transcript.md").items
     script = parse_transcript(blocks[2])
@@ -273,6 +273,7 @@ def test_the_documented_examples_parse_and_the_first_is_the_golden_one() -> None
     (auth_expect,) = [e for e in script.expects if e.patterns]
     assert auth_expect.matches(make_reply(250, "mx", "AUTH LOGIN PLAIN"))
     assert not auth_expect.matches(make_reply(250, "mx", "AUTH LOGIN"))
+    assert chunks_back(blocks[3]) == [b"Subject: chunks repl", b"ayed\r\nMessage-ID: <b"]
 
 
 # -- JSON Lines ---------------------------------------------------------------------------
@@ -397,6 +398,94 @@ def test_sent_data_records_a_message_line_by_line() -> None:
     assert rec.text() == 'S: 354 go\nC: Subject: x\nC:\nC: ..dot\nC: {"\\udcff"}\nC: .\n'
     record = json.loads(rec.jsonl().splitlines()[4])
     assert base64.b64decode(record["bytes"]) == b"\xff\r\n" and record["data"] is True
+
+
+def chunks_back(text: str) -> list[bytes]:
+    """The chunks a transcript's BDAT commands carry, as replay would send them."""
+    chunks: list[bytes] = []
+    for send in parse_transcript(text).sends:
+        if send.chunk is None and send.text.upper().startswith("BDAT"):
+            chunks.append(b"")
+        elif send.chunk is not None:
+            chunks[-1] += send.chunk_bytes()
+    return chunks
+
+
+def test_bdat_chunks_are_c_lines_cut_at_the_size() -> None:
+    rec = TranscriptRecorder(clock=FakeClock())
+    message = b"Subject: x\r\n\r\n.dot\r\nend\r\n"
+    pieces = [message[:11], message[11:20], message[20:], b""]  # "…x\r" | "\n\r\n.dot\r\n" | …
+    for index, piece in enumerate(pieces):
+        last = " LAST" if index == len(pieces) - 1 else ""
+        rec.sent_chunk(f"BDAT {len(piece)}{last}", piece)
+        rec.received(make_reply(250, "ok"))
+    assert rec.text() == (
+        'C: BDAT 11\nC: Subject: x{"\\r"}\nS: 250 ok\n'
+        'C: BDAT 9\nC: {"\\n"}\nC: .dot\nS: 250 ok\n'  # no dot-stuffing: BDAT has none
+        "C: BDAT 5\nC: end\nS: 250 ok\n"
+        "C: BDAT 0 LAST\nS: 250 ok\n"
+    )
+    assert chunks_back(rec.text()) == pieces
+    sends = parse_transcript(rec.text()).sends
+    assert [(s.chunk, s.chunk_ends, s.data, s.content) for s in sends[:2]] == [
+        (None, False, False, False),
+        (11, True, False, True),
+    ]
+    records = [json.loads(line) for line in rec.jsonl().splitlines()]
+    chunk_records = [r for r in records if r.get("chunk")]
+    assert b"".join(base64.b64decode(r["bytes"]) for r in chunk_records) == message
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.binary(max_size=200)
+    | st.lists(st.sampled_from([b"\r\n", b"\r", b"\n", b"a", b".", "你".encode()])).map(b"".join),
+    st.lists(st.integers(min_value=1, max_value=40), max_size=8),
+)
+def test_any_chunking_of_any_bytes_survives_the_round_trip(message: bytes, cuts: list[int]) -> None:
+    chunks, position = [], 0
+    for size in cuts:
+        chunks.append(message[position : position + size])
+        position += size
+    chunks.append(message[position:])
+    rec = TranscriptRecorder(clock=FakeClock())
+    for chunk in chunks:
+        rec.sent_chunk(f"BDAT {len(chunk)}", chunk)
+    assert chunks_back(rec.text()) == chunks
+
+
+@pytest.mark.parametrize(
+    ("text", "line_no", "message"),
+    [
+        ("C: BDAT 10\nC: abc\nS: 250 ok\n", 3, "the BDAT at line 1 announced 10 bytes"),
+        ("C: BDAT 10\nC: abc\n@closed\n", 3, "hold only 5"),
+        ("C: BDAT 10 LAST\nC: abc\n# the end\n", 3, "hold only 5"),
+        ("C: BDAT 9\nC: {base64 password}\n", 2, "placeholder cannot stand in BDAT chunk data"),
+    ],
+)
+def test_bdat_chunk_data_must_hold_the_announced_size(
+    text: str, line_no: int, message: str
+) -> None:
+    with pytest.raises(TranscriptError) as info:
+        parse_transcript(text, "t.smtp")
+    assert info.value.line_no == line_no and message in info.value.message
+
+
+def test_after_a_chunk_and_inside_data_bdat_is_what_it_looks_like() -> None:
+    script = parse_transcript(
+        "C: BDAT 3\nC: abc\nC: BDAT 2 LAST\nC: d\nS: 250\nS: 250\n"
+        "C: DATA\nS: 354\nC: BDAT 99\nC: .\nS: 250\nC: bdat x\nS: 501\n"
+    )
+    assert [(s.text, s.chunk) for s in script.sends] == [
+        ("BDAT 3", None),
+        ("abc", 3),
+        ("BDAT 2 LAST", None),
+        ("d", 2),  # "d" and its CR: the chunk ends between CR and LF
+        ("DATA", None),
+        ("BDAT 99", None),  # message content, not a command
+        (".", None),
+        ("bdat x", None),  # no size: the server will say 501, nothing follows
+    ]
 
 
 def test_comments_directives_and_events() -> None:
@@ -677,6 +766,9 @@ LINE_CHARS = st.characters(codec="utf-8") | st.sampled_from(
 )
 SNIPPETS = st.sampled_from(
     [
+        "C: BDAT 3",
+        "C: BDAT 0 LAST",
+        " LAST",
         "C: ",
         "S: ",
         "C:",

@@ -515,13 +515,7 @@ class Console:
             sent = await session.send_chunk(chunk, last)
             if sent is None:
                 return
-            # The chunk's bytes are not C: lines (they need not end in CRLF): a comment says
-            # what went out. Replaying BDAT chunks is not supported yet.
-            self._record(self.recorder.sent, command)
-            self._record(
-                self.recorder.comment,
-                f"BDAT chunk {number}/{len(chunks)}: {len(chunk)} bytes of message data",
-            )
+            self._record(self.recorder.sent_chunk, command, chunk)
             if not pipelined or last:
                 await session.wait_idle(self.target.reply_timeout + 1)
             dialogue = session.dialogue

@@ -16,6 +16,9 @@ Theory of operation:
 * Sent lines are kept in their wire form, escaped so that any line survives an editor:
   ``{`` is written ``{{``; control characters, lone surrogates and trailing blanks go in a
   quoted literal (``{"\\r"}``). Message lines are dot-stuffed exactly as sent.
+* A BDAT chunk (RFC 3030) is bytes, not lines: after ``C: BDAT 120``, ``C:`` lines hold the
+  chunk, each standing for its text and CRLF, cut at the announced size - so a chunk that
+  ends inside a line, or between CR and LF, is written and replayed exactly.
 * `parse_transcript` turns text into a `Script` of `Send`, `Expect` and `Directive` items,
   each with its line number; any mistake is one `TranscriptError` with ``file:line: why``.
 """
@@ -82,6 +85,7 @@ _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
 _DURATION = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s)")
 _S_LINE = re.compile(r"([0-9]{3}|[0-9][xX][xX]|\*)([ -]|$)(.*)", re.DOTALL)
 _AUTH_HEAD = re.compile(r"^(\s*AUTH[ \t]+\S+)(?:[ \t]|$)", re.IGNORECASE)
+_BDAT = re.compile(r"[ \t]*BDAT[ \t]+([0-9]{1,15})(?:[ \t]+LAST)?[ \t]*", re.IGNORECASE)
 _ESCAPES = {"\\": "\\", '"': '"', "n": "\n", "r": "\r", "t": "\t", "0": "\0"}
 _QUOTE_NAMES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t", "\0": "\\0"}
 
@@ -490,6 +494,10 @@ class Send:
     text: str  # as written after "C: " (template syntax)
     parts: tuple[str | Placeholder, ...]
     data: bool = False  # message content between a 354 and the lone "."
+    # BDAT chunk data: how many bytes of the line and its CRLF belong to the chunk (the
+    # chunk's last line may hold only part of them), and whether the chunk ends here.
+    chunk: int | None = None
+    chunk_ends: bool = False
 
     @property
     def placeholders(self) -> tuple[Placeholder, ...]:
@@ -501,6 +509,17 @@ class Send:
 
     def variables(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys(n for p in self.placeholders for n in p.variables()))
+
+    @property
+    def content(self) -> bool:
+        """Message bytes rather than a command: DATA content or BDAT chunk data."""
+        return self.data or self.chunk is not None
+
+    def chunk_bytes(self) -> bytes:
+        """The bytes of a BDAT chunk this line stands for (its text and CRLF, cut)."""
+        if self.chunk is None:
+            raise ValueError("not a line of BDAT chunk data")
+        return _wire(resolve(self, {}))[: self.chunk]
 
 
 @dataclass(frozen=True)
@@ -620,6 +639,9 @@ class _Parser:
         self.reply: _OpenReply | None = None  # a multiline reply still waiting for its end
         self.in_data = False
         self.last_verb = ""
+        self.chunk_left = 0  # bytes of BDAT chunk data still to come in C: lines
+        self.chunk_started = 0  # the BDAT line's number, for errors
+        self.chunk_size = 0
 
     def error(self, line_no: int, message: str) -> TranscriptError:
         return TranscriptError(message, line_no, self.source)
@@ -637,7 +659,17 @@ class _Parser:
                 raise self.error(line_no, str(exc)) from None
         if self.reply is not None:
             raise self.error(self.reply.last_line, _UNFINISHED.format(code=self.reply.code))
+        if self.chunk_left:
+            raise self.error(len(lines), self.chunk_short())
         return Script(self.source, tuple(self.items))
+
+    def chunk_short(self) -> str:
+        held = self.chunk_size - self.chunk_left
+        return (
+            f"the BDAT at line {self.chunk_started} announced {self.chunk_size} bytes of chunk "
+            f"data, but the C: lines after it hold only {held} (each stands for its text and "
+            "CRLF)"
+        )
 
     def line(self, line_no: int, line: str) -> None:
         if line.strip(" \t") == "" or line.startswith("#"):
@@ -650,6 +682,8 @@ class _Parser:
         if line.startswith("C:"):
             self.client(line_no, line[2:])
         elif line.startswith("@"):
+            if self.chunk_left:
+                raise _Problem(self.chunk_short())
             self.directive(line_no, line)
         else:
             raise _Problem(f"a line starts with 'C:', 'S:', '#' or '@', not {_snippet(line[:20])}")
@@ -657,6 +691,9 @@ class _Parser:
     def client(self, line_no: int, body: str) -> None:
         if body[:1] in (" ", "\t"):
             body = body[1:]
+        if self.chunk_left:
+            self.chunk_line(line_no, body)
+            return
         send = Send(line_no, body, _parse_template(body), data=self.in_data)
         self.items.append(send)
         if self.in_data:
@@ -665,6 +702,23 @@ class _Parser:
             return
         words = body.split(maxsplit=1)
         self.last_verb = words[0].upper() if words else ""
+        bdat = _BDAT.fullmatch(body) if self.last_verb == "BDAT" else None
+        if bdat is not None:
+            self.chunk_left = self.chunk_size = int(bdat.group(1))
+            self.chunk_started = line_no
+
+    def chunk_line(self, line_no: int, body: str) -> None:
+        parts = _parse_template(body)
+        try:
+            text = resolve(Send(line_no, body, parts), {})
+        except ResolveError:
+            raise _Problem(
+                "a placeholder cannot stand in BDAT chunk data: the chunk's size is fixed, so "
+                "write the text itself"
+            ) from None
+        take = min(len(_wire(text)), self.chunk_left)
+        self.chunk_left -= take
+        self.items.append(Send(line_no, body, parts, chunk=take, chunk_ends=self.chunk_left == 0))
 
     def server(self, line_no: int, body: str) -> None:
         match = _S_LINE.fullmatch(body)
@@ -679,6 +733,8 @@ class _Parser:
                 f"an S: line starts with a reply code (250), a class (2xx) or *, not {found}"
             )
         code, separator, text = match.group(1).lower(), match.group(2), match.group(3)
+        if self.chunk_left:
+            raise _Problem(self.chunk_short())
         self.in_data = False
         pattern = None
         if text.startswith("/"):
@@ -880,6 +936,33 @@ class TranscriptRecorder:
         written = (escape_line(head.group(1)) + " " if head else "") + secret.render()
         self._add(f"C: {written}\n", "C", bytes=None, text=None, line=written, secret=True)
 
+    def sent_chunk(self, command: str, chunk: bytes) -> None:
+        """A BDAT command and its chunk (RFC 3030), which replay can send again exactly.
+
+        The chunk goes in C: lines, each standing for its text and CRLF; the last line
+        holds only what is left of the size, so a chunk may end anywhere, even between CR
+        and LF. No dot-stuffing: BDAT has none.
+        """
+        self.sent(command)
+        pieces = chunk.split(b"\r\n")
+        if pieces[-1] == b"":  # the chunk ends with CRLF, or is empty
+            pieces.pop()
+        position = 0
+        for piece in pieces:
+            held = chunk[position : position + len(piece) + 2]
+            position += len(held)
+            line = piece.decode("utf-8", errors="surrogateescape")
+            written = escape_line(line)
+            self._add(
+                f"C: {written}".rstrip(" ") + "\n",
+                "C",
+                bytes=b64encode_bytes(held),
+                text=_clean(line),
+                line=written,
+                secret=False,
+                chunk=True,
+            )
+
     def sent_data(self, data: bytes) -> None:
         """Bytes put on the wire in one piece (a whole message after 354), line by line."""
         pieces = data.split(b"\r\n")
@@ -967,7 +1050,7 @@ class TranscriptRecorder:
 
     # -- internals
 
-    def _add(self, chunk: str, direction: str, **fields: Any) -> None:
+    def _add(self, rendered: str, direction: str, **fields: Any) -> None:
         record: dict[str, Any] = {
             "t": round(self._clock() - self._start, 6),
             "dir": direction,
@@ -985,7 +1068,7 @@ class TranscriptRecorder:
         elif fields.get("event") in ("connect", "closed"):
             self._in_data = False
         record.update(fields)
-        event = _Event(chunk, record)
+        event = _Event(rendered, record)
         self._events.append(event)
         for file, format in list(self._attached):
             self._emit(file, format, [event])
