@@ -14,27 +14,28 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from smtp_tutor.core.lessons import (
-    LANG_FALLBACK,
-    SCENARIO_KEYS,
-    Lesson,
-    LessonError,
+from smtp_tutor.core.lesson_file import SCENARIO_KEYS, expand_macros
+from smtp_tutor.core.lesson_judge import (
     Observation,
-    Step,
-    Text,
     Verdict,
-    builtin_lesson_dir,
-    check_lesson_file,
     code_matches,
-    expand_macros,
-    find_lesson,
     hint_text,
     is_for_step,
-    load_lesson,
-    load_lessons,
     matches_send,
     render_reason,
     verdict,
+)
+from smtp_tutor.core.lessons import (
+    LANG_FALLBACK,
+    Lesson,
+    LessonError,
+    Step,
+    Text,
+    builtin_lesson_dir,
+    check_lesson_file,
+    find_lesson,
+    load_lesson,
+    load_lessons,
 )
 from smtp_tutor.core.messages import localize, message
 from smtp_tutor.core.progress import Progress
@@ -606,7 +607,8 @@ def make_step(
     **state: object,
 ) -> Step:
     """A step built in code, the same way the loader builds one."""
-    from smtp_tutor.core.lessons import StepState, _compile
+    from smtp_tutor.core.lesson_file import compile_pattern
+    from smtp_tutor.core.lessons import StepState
 
     return Step(
         id="s",
@@ -614,7 +616,7 @@ def make_step(
         explain=Text({"en": "explain", "zh": "说明"}),
         goal=Text({"en": "Do the thing.", "zh": "做这件事。"}),
         verbs=verbs,
-        pattern=_compile(pattern) if pattern else None,
+        pattern=compile_pattern(pattern) if pattern else None,
         expect=expect,
         state=StepState(**state),  # type: ignore[arg-type]
         hints={"en": ("h1", "h2"), "zh": ("提示一", "提示二")},

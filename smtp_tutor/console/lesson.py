@@ -1,7 +1,7 @@
 """A guided lesson running inside the console: the text above, the real session below.
 
 The runner watches what the console sends and what comes back, and asks the pure engine
-(`core.lessons`) whether the current step is done. It never sends anything itself: every
+(`core.lesson_judge`) whether the current step is done. It never sends anything itself: every
 line still goes to the sandbox as the student typed it. Progress is saved after each step.
 """
 
@@ -13,16 +13,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from smtp_tutor.core.dialogue import AUTH_RESPONSE, END_OF_DATA, Outcome
-from smtp_tutor.core.lessons import (
-    Lesson,
+from smtp_tutor.core.lesson_judge import (
     Observation,
-    Step,
-    Text,
     hint_text,
     is_for_step,
     render_reason,
     verdict,
 )
+from smtp_tutor.core.lessons import Lesson, Step, Text
 from smtp_tutor.core.messages import message
 from smtp_tutor.core.progress import Progress
 from smtp_tutor.lexer import highlight_fragments
