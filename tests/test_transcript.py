@@ -859,17 +859,3 @@ def test_any_reply_comment_or_event_survives_the_round_trip(
 def test_lexer_colours_simple_placeholders_as_variables() -> None:
     tokens = list(SMTPLexer().get_tokens_unprocessed("S: 334 UGFzc3dvcmQ6\nC: {password}\n"))
     assert (Name.Variable, "{password}") in [(t, v) for _p, t, v in tokens]
-
-
-def test_module_stays_sans_io() -> None:
-    import subprocess
-    import sys
-
-    code = (
-        "import sys, smtp_tutor.core.transcript; "
-        "print(sorted({'socket', 'asyncio', 'prompt_toolkit'} & set(sys.modules)))"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
-    )
-    assert result.stdout.strip() == "[]"

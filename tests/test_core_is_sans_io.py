@@ -1,0 +1,44 @@
+"""The protocol core does no I/O: no network, event loop or UI code in it or under it."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import smtp_tutor.core
+
+CORE = Path(smtp_tutor.core.__file__).parent
+# Loaded by importing the core. (The email package's utils import `socket` for
+# make_msgid's host name, so `socket` itself is checked in the sources instead.)
+NOT_LOADED = ["aiosmtpd", "asyncio", "prompt_toolkit", "ssl"]
+NOT_IMPORTED = re.compile(r"^\s*(?:import|from)\s+(socket|ssl|asyncio|selectors|prompt_toolkit)\b")
+
+
+def core_modules() -> list[str]:
+    return sorted(f"smtp_tutor.core.{p.stem}" for p in CORE.glob("*.py") if p.stem != "__init__")
+
+
+def test_importing_every_core_module_loads_no_event_loop_tls_or_ui() -> None:
+    modules = core_modules()
+    assert "smtp_tutor.core.lesson_judge" in modules and len(modules) >= 15
+    code = (
+        "import importlib, sys\n"
+        f"for name in {modules!r}: importlib.import_module(name)\n"
+        f"print(sorted(set({NOT_LOADED!r}) & set(sys.modules)))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert result.stdout.strip() == "[]"
+
+
+def test_no_core_module_imports_sockets_itself() -> None:
+    found = [
+        f"{path.name}:{number}: {line.strip()}"
+        for path in sorted(CORE.glob("*.py"))
+        for number, line in enumerate(path.read_text("utf-8").splitlines(), 1)
+        if NOT_IMPORTED.match(line)
+    ]
+    assert found == []
