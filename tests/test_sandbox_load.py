@@ -12,13 +12,16 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import os
 import re
 import resource
 import socket
 import struct
+import subprocess
+import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,7 +29,7 @@ from typing import Any
 import pytest
 
 from smtp_tutor.sandbox import Mailbox, SandboxConfig, StoredMessage, ThreadedSandbox
-from smtp_tutor.sandbox.storage import INLINE_LIMIT, MailboxWriter
+from smtp_tutor.sandbox.writer import INLINE_LIMIT, MailboxWriter, SpareFiles
 
 REPLY_TIMEOUT = 10.0  # one reply; a stuck client fails the test instead of hanging it
 RUN_TIMEOUT = 25.0  # one whole run of clients
@@ -400,7 +403,7 @@ class SlowMailbox(Mailbox):
         self.delays = delays
         self.threads: list[str] = []
 
-    def add(self, raw: bytes, envelope: Mapping[str, Any]) -> str:
+    def add(self, raw: bytes, envelope: Mapping[str, Any], spare: object = None) -> str:
         self.threads.append(threading.current_thread().name)
         time.sleep(self.delays[len(self.threads) - 1])
         return f"key{len(self.threads)}"
@@ -436,6 +439,93 @@ def test_writes_leave_the_event_loop_when_the_disk_is_slow(tmp_path: Path) -> No
     large = SlowMailbox(tmp_path, [0.0])
     asyncio.run(store(large, 1, size=INLINE_LIMIT + 1))
     assert large.threads == ["smtp-tutor-maildir"]  # big messages never block the loop
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+def test_spare_files_are_made_ahead_used_once_and_removed_at_close(tmp_path: Path) -> None:
+    mailbox = Mailbox(tmp_path / "Maildir")
+    mailbox.create()
+    tmp = mailbox.path / "tmp"
+    spares = SpareFiles(mailbox, count=4)
+    spares.start()
+    wait_until(lambda: len(list(tmp.iterdir())) == 4)
+    spare = spares.take()
+    assert spare is not None and spare[0].endswith(".spare")
+    key = mailbox.add(b"Subject: spare\r\n\r\nx\r\n", {"helo": "me"}, spare)
+    assert not key.endswith(".spare") and key != spare[0].removesuffix(".spare")
+    assert mailbox.get(key).raw == b"Subject: spare\r\n\r\nx\r\n"
+    assert mailbox.get(key).envelope == {"key": key, "helo": "me"}
+    extra = [spares.take(), spares.take()]  # one left: fewer than half, so more are made
+    wait_until(lambda: len(list(tmp.iterdir())) == 4 + 2)  # four ready again, two taken
+    left = [*extra, *(spares.take() for _ in range(4))]
+    spares.close()
+    taken = sorted(spare[0] for spare in left if spare is not None)
+    assert len(taken) == 6 and sorted(p.name for p in tmp.iterdir()) == taken
+    for name, fd in filter(None, left):  # taken but not used: the taker's to close
+        os.close(fd)
+        (tmp / name).unlink()
+
+    open_files = len(os.listdir("/proc/self/fd"))
+    unused = SpareFiles(mailbox, count=3)
+    unused.start()
+    wait_until(lambda: len(list(tmp.iterdir())) == 3)
+    unused.close()
+    assert list(tmp.iterdir()) == []  # unused spares are removed
+    assert len(os.listdir("/proc/self/fd")) == open_files  # and their descriptors closed
+
+
+def test_spares_left_by_a_killed_sandbox_are_removed_but_no_live_ones(tmp_path: Path) -> None:
+    mailbox = Mailbox(tmp_path / "Maildir")
+    mailbox.create()
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    dead, alive = int(gone.stdout), os.getppid()
+    tmp = mailbox.path / "tmp"
+    orphan = tmp / f"1700000000.M1P{dead}Q1.host.spare"
+    other = tmp / f"1700000000.M1P{alive}Q1.host.spare"
+    unrelated = tmp / "1700000000.M1P1Q1.host"
+    for path in (orphan, other, unrelated):
+        path.write_bytes(b"")
+    spares = SpareFiles(mailbox, count=1)
+    spares.start()
+    wait_until(lambda: not orphan.exists())
+    spares.close()
+    assert other.exists() and unrelated.exists()
+
+
+def test_messages_in_quick_succession_start_spares_and_leave_tmp_empty(tmp_path: Path) -> None:
+    mailbox = Mailbox(tmp_path / "Maildir")
+    mailbox.create()
+
+    async def store() -> tuple[list[str], bool]:
+        writer = MailboxWriter(mailbox)
+        try:
+            first = await writer.add(b"Subject: 0\r\n\r\nx\r\n", {})
+            alone = writer.spares is None  # one message is no traffic
+            keys = [first] + [
+                await writer.add(b"Subject: %d\r\n\r\nx\r\n" % n, {}) for n in range(1, 40)
+            ]
+            await asyncio.sleep(0.2)
+            keys.append(await writer.add(b"Subject: 40\r\n\r\nx\r\n", {}))
+            return keys, alone and writer.spares is not None
+        finally:
+            writer.close()
+
+    keys, started = asyncio.run(store())
+    assert started
+    assert [m.key for m in mailbox.messages()] == keys  # in order, each under its own key
+    assert [m.message["subject"] for m in mailbox.messages()] == [str(n) for n in range(41)]
+    assert list((mailbox.path / "tmp").iterdir()) == []
 
 
 def test_clients_that_reset_leave_no_error_behind(tmp_path: Path) -> None:

@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING, Any
 from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword, Session
 
 from smtp_tutor.sandbox.config import SandboxConfig
-from smtp_tutor.sandbox.storage import Mailbox, MailboxWriter
+from smtp_tutor.sandbox.storage import Mailbox
 from smtp_tutor.sandbox.triggers import Greylist, Trigger, find_trigger
+from smtp_tutor.sandbox.writer import MailboxWriter
 
 if TYPE_CHECKING:
     from smtp_tutor.sandbox.protocol import SandboxSMTP

@@ -20,8 +20,6 @@ short by a crash costs only that line (see `_envelope_records`).
 
 from __future__ import annotations
 
-import asyncio
-import collections
 import contextlib
 import email
 import email.policy
@@ -30,7 +28,6 @@ import json
 import logging
 import mailbox
 import os
-import queue
 import re
 import socket
 import threading
@@ -43,17 +40,17 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, cast
 
+Spare = tuple[str, int]  # an empty file made ahead in tmp/: its name and an open descriptor
+
 log = logging.getLogger(__name__)
 
 ENVELOPE_LOG = "envelopes.jsonl"
 LEGACY_ENVELOPE_DIR = "envelopes"  # before the log: one envelopes/<key>.json per message
 _RECORD_START = b'{"key": '  # json.dumps writes "key" first: a record can be found by it
 FILE_MODE = 0o600  # inside the 0700 Maildir; mail is nobody else's business
-INLINE_LIMIT = 64 * 1024  # MailboxWriter: bigger messages are always written in a thread
-SLOW_WRITE = 0.001  # seconds: a write in the event loop slower than this holds up everyone;
-RECENT_WRITES = 16  # when more than half of this many recent ones were slow, the disk is,
-THREADS_AFTER_SLOW_WRITES = 10.0  # and every write goes to a thread for this long
+SPARE_SUFFIX = ".spare"
 _KEY_TIME = re.compile(r"^(\d+)(?:\.M(\d+))?")
+_SPARE_NAME = re.compile(r"\d+\.M\d+P(\d+)Q\d+\..*\.spare")
 _UTF8_HEADER_DEFECTS = (UndecodableBytesDefect, NonASCIILocalPartDefect)
 
 
@@ -112,23 +109,29 @@ class Mailbox:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         mailbox.Maildir(self.path, create=True)
 
-    def add(self, raw: bytes, envelope: Mapping[str, Any]) -> str:
+    def add(self, raw: bytes, envelope: Mapping[str, Any], spare: Spare | None = None) -> str:
         """Store one message and its envelope; return the Maildir key.
 
         Blocking file I/O, kept to eight quick system calls (the server may call it from
         worker threads): the message goes to tmp/, its envelope is appended to the log,
         then the message is renamed into new/ - so a reader that sees the message finds
-        its whole envelope too.
+        its whole envelope too. `spare`, an empty file made ahead in tmp/ (`make_spare`),
+        saves creating one: the costly part.
         """
         try:
-            return self._add(raw, envelope)
+            return self._add(raw, envelope, spare)
         except FileNotFoundError:  # the Maildir was removed while the server ran
             self.create()
-            return self._add(raw, envelope)
+            return self._add(raw, envelope, None)
 
-    def _add(self, raw: bytes, envelope: Mapping[str, Any]) -> str:
-        key, fd = _create_exclusive(self._tmp)
-        tmp = os.path.join(self._tmp, key)
+    def _add(self, raw: bytes, envelope: Mapping[str, Any], spare: Spare | None) -> str:
+        if spare is None:
+            key, fd = _create_exclusive(self._tmp)
+            name = key
+        else:  # named when it was made: the key says when the message came
+            name, fd = spare
+            key = _new_key()
+        tmp = os.path.join(self._tmp, name)
         try:
             try:
                 _write_all(fd, raw)
@@ -141,6 +144,10 @@ class Mailbox:
                 os.unlink(tmp)
             raise
         return key
+
+    def make_spare(self) -> Spare:
+        """An empty file in tmp/ for a later `add`, named `*.spare` until then."""
+        return _create_exclusive(self._tmp, SPARE_SUFFIX)
 
     def _append_envelope(self, line: bytes) -> None:
         """One write with O_APPEND: whole lines, even from two sandboxes on one Maildir."""
@@ -220,129 +227,32 @@ class Mailbox:
         return data if isinstance(data, dict) else {}
 
 
-class MailboxWriter:
-    """`Mailbox.add` for an asyncio server: in the loop while the disk is quick, else in threads.
-
-    A small message is eight quick system calls (~0.1 ms on a good disk): written in the
-    event loop it costs less than a hand-off to a thread, which under load costs GIL
-    switches and two more turns of the loop before the 250 (measured with
-    bench/sandbox_load.py: ~0.2 ms more CPU per message, less throughput). But a slow disk
-    - a home directory on NFS in a computer lab, a crowded virtual disk where creating a
-    file can take a millisecond - would stall every connection while it writes, so big
-    messages always go to worker threads, and while most recent writes in the loop took
-    over a millisecond, so do all the others. The threads share one queue, and each batch
-    of finished messages wakes the loop once. Either way `add` returns when the files are
-    in place, so the 250 that follows is true.
-    """
-
-    def __init__(self, mailbox: Mailbox, threads: int = 4) -> None:
-        self.mailbox = mailbox
-        self._thread_count = threads
-        self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
-        self._lock = threading.Lock()
-        self._finished: list[tuple[asyncio.Future[str], str, Exception | None]] = []
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._threads: list[threading.Thread] = []
-        self._threads_until = 0.0  # monotonic time until which every write goes to a thread
-        self._recent_slow: collections.deque[bool] = collections.deque(maxlen=RECENT_WRITES)
-
-    @property
-    def offloading(self) -> bool:
-        """True while recent slowness sends every write to a thread."""
-        return time.monotonic() < self._threads_until
-
-    async def add(self, raw: bytes, envelope: Mapping[str, Any]) -> str:
-        if len(raw) <= INLINE_LIMIT and not self.offloading:
-            started = time.monotonic()
-            key = self.mailbox.add(raw, envelope)
-            finished = time.monotonic()
-            # Most recent writes slow, not one or two: a hiccup is not a slow disk.
-            self._recent_slow.append(finished - started > SLOW_WRITE)
-            if sum(self._recent_slow) > RECENT_WRITES // 2:
-                log.info("slow Maildir writes: writing in threads for a while")
-                self._threads_until = finished + THREADS_AFTER_SLOW_WRITES
-                self._recent_slow.clear()  # afterwards the loop tries again from scratch
-            return key
-        return await self.add_in_thread(raw, envelope)
-
-    async def add_in_thread(self, raw: bytes, envelope: Mapping[str, Any]) -> str:
-        loop = asyncio.get_running_loop()
-        if not self._threads:
-            self._start(loop)
-        future: asyncio.Future[str] = loop.create_future()
-        self._queue.put((raw, envelope, future))
-        return await future
-
-    def close(self, timeout: float = 5.0) -> None:
-        """Write what is queued, then end the threads (waiting at most `timeout` seconds).
-
-        Waiting means that once the server has stopped, nothing more appears in the
-        Maildir. The threads are daemons: a stuck disk cannot keep the program alive.
-        """
-        threads, self._threads = self._threads, []
-        for _ in threads:
-            self._queue.put(None)
-        deadline = time.monotonic() + timeout
-        for thread in threads:
-            thread.join(max(0.0, deadline - time.monotonic()))
-
-    def _start(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
-        self._threads = [
-            threading.Thread(target=self._work, name="smtp-tutor-maildir", daemon=True)
-            for _ in range(self._thread_count)
-        ]
-        for thread in self._threads:
-            thread.start()
-
-    def _work(self) -> None:
-        loop = self._loop
-        assert loop is not None
-        while (job := self._queue.get()) is not None:
-            raw, envelope, future = job
-            key, error = "", None
-            try:
-                key = self.mailbox.add(raw, envelope)
-            except Exception as failure:  # handed to the waiting connection
-                error = failure
-            with self._lock:
-                self._finished.append((future, key, error))
-                first = len(self._finished) == 1
-            if first:  # later ones ride on the same wake-up
-                with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
-                    loop.call_soon_threadsafe(self._settle)
-
-    def _settle(self) -> None:
-        with self._lock:
-            finished, self._finished = self._finished, []
-        for future, key, error in finished:
-            if future.done():  # the connection went away meanwhile
-                continue
-            if error is None:
-                future.set_result(key)
-            else:
-                future.set_exception(error)
-
-
-_Job = tuple[bytes, Mapping[str, Any], "asyncio.Future[str]"]
-
-
 # The stdlib Maildir's key format, so mail readers and `_key_order` see what they expect.
 _HOST = socket.gethostname().replace("/", r"\057").replace(":", r"\072")
 _COUNTER = itertools.count()  # next() is atomic: worker threads may store at the same time
 
 
-def _create_exclusive(directory: str) -> tuple[str, int]:
-    """A fresh Maildir key and its new file in `directory`, opened exclusively."""
+def _new_key() -> str:
+    now = time.time()
+    return f"{int(now)}.M{int(1e6 * (now % 1))}P{os.getpid()}Q{next(_COUNTER)}.{_HOST}"
+
+
+def _create_exclusive(directory: str, suffix: str = "") -> Spare:
+    """A fresh Maildir key (plus `suffix`) and its new file in `directory`, opened exclusively."""
     while True:
-        now = time.time()
-        key = f"{int(now)}.M{int(1e6 * (now % 1))}P{os.getpid()}Q{next(_COUNTER)}.{_HOST}"
+        name = _new_key() + suffix
         try:
-            return key, os.open(
-                os.path.join(directory, key), os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE
+            return name, os.open(
+                os.path.join(directory, name), os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE
             )
         except FileExistsError:  # only if the clock went back: take the next number
             continue
+
+
+def spare_owner(name: str) -> int | None:
+    """The process id in a spare file's name, or None if it is not one of ours."""
+    match = _SPARE_NAME.fullmatch(name)
+    return int(match[1]) if match else None
 
 
 def _envelope_line(key: str, envelope: Mapping[str, Any]) -> bytes:
