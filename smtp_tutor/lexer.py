@@ -3,7 +3,7 @@
 One lexer serves the console (replies coloured by class) and `pygmentize -l smtp FILE`. It is
 line-based like the protocol: a line that starts with a digit is a server reply, any other line
 is a client command, and after a final `354` reply the client's lines are message content until
-the lone `.`. Reply codes get token types of their own (`Token.SMTP.Reply.*`) so a style can
+the lone `.` (in a transcript, so are the `C:` lines of a chunk after `BDAT <size>`). Reply codes get token types of their own (`Token.SMTP.Reply.*`) so a style can
 colour 2xx, 3xx, 4xx and 5xx apart, and a line that only looks like a reply (`600 x`, `25O`) is
 flagged rather than guessed at. Like every pygments lexer it never drops a character: the token
 values always concatenate back to the input.
@@ -73,6 +73,8 @@ _PLACEHOLDER = r"\{[A-Za-z_][\w.-]*\}"
 _HEADER_NAME = r"([!-9;-~]+)(:)"
 # At most one blank after `C:` belongs to the prefix (possessive: a second one is content).
 _CLIENT_PREFIX = r"(C:[^\S\r\n]?+)"
+# After `C: `: a BDAT command with a size above zero, whose chunk follows in C: lines.
+_CHUNK_AHEAD = r"(?=(?i:BDAT)[^\S\r\n]+0*[1-9][0-9]*(?![^\s]))"
 _VERBS = (
     "DATA|RSET|VRFY|EXPN|HELP|NOOP|QUIT|STARTTLS|TURN|ETRN|ATRN|XCLIENT|XFORWARD|SEND|SOML|SAML"
 )
@@ -187,6 +189,8 @@ class SMTPLexer(RegexLexer):
             (r"#[^\r\n]*", Comment.Single),
             (r"@[A-Za-z_][\w.-]*", Comment.Preproc, "directive"),
             (r"(S:)([^\S\r\n]*)", bygroups(Generic.Prompt, Whitespace), "transcript-server"),
+            # BDAT with a size: the C: lines after it are the chunk's bytes, not commands.
+            (_CLIENT_PREFIX + _CHUNK_AHEAD, Generic.Prompt, ("transcript-chunk", "command")),
             (_CLIENT_PREFIX, Generic.Prompt, "command"),
             *_server_rules((), "raw-headers", "raw-auth"),
             (r"[0-9][^\s]*", MALFORMED, "reply-text"),
@@ -291,6 +295,17 @@ class SMTPLexer(RegexLexer):
             *_line_tail(Text, words=True),
         ],
         "directive": _line_tail(Comment.PreprocFile, placeholders=False, words=True),
+        # The chunk's lines, until a reply, a directive or the next chunk's BDAT. (The
+        # lexer does not count octets: a chunk line that reads "C: BDAT 5" ends it early.)
+        "transcript-chunk": [
+            *_TRANSCRIPT_META,
+            (r"(?=" + _CLIENT_PREFIX + _CHUNK_AHEAD + ")", bygroups(), "#pop"),
+            (r"^" + _CLIENT_PREFIX, bygroups(Generic.Prompt), "transcript-line"),
+            (r"[^\s][^\r\n]*", Text),
+            (r"[^\S\r\n]+", Whitespace),
+            (_EOL, Whitespace),
+            (r"\r", Whitespace),
+        ],
         **_data_states("raw"),
         **_data_states("transcript"),
     }

@@ -209,6 +209,23 @@ def test_other_verbs_bdat_and_unknown_words() -> None:
     assert visible("DATAX\n") == [(Text, "DATAX")]
 
 
+def test_bdat_chunk_lines_in_a_transcript_are_content_not_commands() -> None:
+    text = (
+        "C: BDAT 20\nC: DATA is a word here\nC: QUIT too\nS: 250 2.0.0 20 octets\n"
+        "C: BDAT 0 LAST\nC: QUIT\nS: 221 bye\n"
+    )
+    assert line_tokens(text, 0) == [
+        (Generic.Prompt, "C: "),
+        (Keyword, "BDAT"),
+        (Number.Integer, "20"),
+    ]
+    assert line_tokens(text, 1) == [(Generic.Prompt, "C: "), (Text, "DATA is a word here")]
+    assert line_tokens(text, 2) == [(Generic.Prompt, "C: "), (Text, "QUIT too")]
+    assert line_tokens(text, 3)[1][0] in REPLY_TOKENS.values()  # the reply ends the chunk
+    assert line_tokens(text, 5) == [(Generic.Prompt, "C: "), (Keyword, "QUIT")]  # no chunk
+    assert "".join(value for _token, value in lex(text)) == text
+
+
 # -- transcripts ---------------------------------------------------------------------------
 
 
