@@ -102,7 +102,17 @@ def build_parser() -> argparse.ArgumentParser:
     _add_transcript(parser, top=True)
     _add_common(parser, top=True)
     commands = parser.add_subparsers(dest="command", parser_class=_Parser, metavar="COMMAND")
+    _add_connect_command(commands)
+    _add_serve_command(commands)
+    _add_explain_command(commands)
+    _add_lesson_commands(commands)
+    _add_diagram_command(commands)
+    _add_replay_command(commands)
+    return parser
 
+
+def _add_connect_command(commands: argparse._SubParsersAction[_Parser]) -> None:
+    """`connect HOST`: a console on a real server; its options live in connect_cli."""
     connect = commands.add_parser(
         "connect",
         help="open a console on a real server",
@@ -114,6 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_transcript(connect)
     _add_common(connect)
 
+
+def _add_serve_command(commands: argparse._SubParsersAction[_Parser]) -> None:
+    """`serve`: the sandbox in the foreground, with its accounts, policies and limits."""
     serve = commands.add_parser(
         "serve",
         help="run the sandbox SMTP server in the foreground",
@@ -184,6 +197,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_common(serve)
 
+
+def _add_explain_command(commands: argparse._SubParsersAction[_Parser]) -> None:
+    """`explain CODE`: a reply code, an enhanced code or a whole reply line, explained."""
     explain = commands.add_parser(
         "explain",
         help='explain a reply code: 535, 5.7.8, "550 5.1.1 User unknown"',
@@ -192,6 +208,9 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("query", nargs="+")
     _add_common(explain)
 
+
+def _add_lesson_commands(commands: argparse._SubParsersAction[_Parser]) -> None:
+    """`lesson [ID]` and `lessons`: guided lessons, progress, and checking lesson files."""
     lesson = commands.add_parser(
         "lesson",
         help="start a guided lesson (no ID: continue where you stopped)",
@@ -227,6 +246,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_common(lessons)
 
+
+def _add_diagram_command(commands: argparse._SubParsersAction[_Parser]) -> None:
+    """`diagram FILE -o OUT`: a transcript drawn as a sequence diagram."""
     diagram = commands.add_parser(
         "diagram",
         help="draw a transcript as a sequence diagram (SVG or HTML)",
@@ -244,6 +266,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_common(diagram)
 
+
+def _add_replay_command(commands: argparse._SubParsersAction[_Parser]) -> None:
+    """`replay FILE`: send a transcript again and check every reply."""
     replay = commands.add_parser(
         "replay",
         help="send a transcript's C: lines again and check every S: reply",
@@ -313,7 +338,6 @@ def build_parser() -> argparse.ArgumentParser:
         "-q", "--quiet", action="store_true", help="print only the summary or the report"
     )
     _add_common(replay)
-    return parser
 
 
 def _port(text: str) -> int:
