@@ -3,9 +3,10 @@
 One lexer serves the console (replies coloured by class) and `pygmentize -l smtp FILE`. It is
 line-based like the protocol: a line that starts with a digit is a server reply, any other line
 is a client command, and after a final `354` reply the client's lines are message content until
-the lone `.` (in a transcript, so are the `C:` lines of a chunk after `BDAT <size>`). Reply codes get token types of their own (`Token.SMTP.Reply.*`) so a style can
-colour 2xx, 3xx, 4xx and 5xx apart, and a line that only looks like a reply (`600 x`, `25O`) is
-flagged rather than guessed at. Like every pygments lexer it never drops a character: the token
+the lone `.` (in a transcript, so are the `C:` lines of a chunk after `BDAT <size>`). Reply
+codes get token types of their own (`Token.SMTP.Reply.*`) so a style can colour 2xx, 3xx, 4xx
+and 5xx apart, and a line that only looks like a reply (`600 x`, `25O`) is flagged rather than
+guessed at. Like every pygments lexer it never drops a character: the token
 values always concatenate back to the input.
 
 Only pygments is imported here; prompt_toolkit is imported inside `highlight_fragments` so the
