@@ -171,6 +171,16 @@ def test_auth_rules() -> None:
     assert ids("AUTH PLAIN", d) == ["auth_twice"]
 
 
+def test_bdat_needs_chunking_advertised() -> None:
+    for caps in (("PIPELINING",), ("PIPELINING", "CHUNKING")):
+        d = dialogue(*caps)
+        for line in ("MAIL FROM:<a@b.org>", "RCPT TO:<c@d.org>"):
+            d.send(line)
+            d.receive(make_reply(250, "ok"))
+        found = ids("BDAT 10 LAST", d)
+        assert found == ([] if "CHUNKING" in caps else ["not_advertised"])
+
+
 def test_extensions_after_helo() -> None:
     d = dialogue()
     d.send("HELO me")

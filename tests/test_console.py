@@ -528,10 +528,10 @@ def test_diagram_of_the_session(tmp_path: Path) -> None:
 
 
 def test_bdat_without_chunking_warns_and_goes_out_anyway(tmp_path: Path) -> None:
-    out, _ = session(
+    out, mailbox = session(
         tmp_path,
         [
-            "EHLO me",
+            "HELO me",  # no EHLO: nothing advertised, so no CHUNKING
             "MAIL FROM:<a@example.com>",
             "RCPT TO:<b@example.com>",
             ":bdat",
@@ -539,13 +539,31 @@ def test_bdat_without_chunking_warns_and_goes_out_anyway(tmp_path: Path) -> None
             "",
             "hi",
             ".",
+            "NOOP",
             "QUIT",
         ],
     )
     text = screen_text(out)
-    assert "did not advertise CHUNKING" in text
+    assert "✗ BDAT is an ESMTP extension, and you greeted with HELO" in text  # a warning only
     assert "→ BDAT 18 LAST  (chunk 1 of 1)" in text
-    assert "\n5" in text  # the sandbox refuses it: BDAT is not implemented there
+    assert "503 5.5.1 Error: BDAT is an extension: send EHLO, not HELO" in text
+    assert "\n250 2.0.0 OK" in text  # the NOOP after it: the chunk was read, not run
+    assert mailbox.latest() is None
+
+
+def test_bdat_chunks_into_the_sandbox_store_the_message_exactly(tmp_path: Path) -> None:
+    body = ["Subject: chunked", "", ".a dot that BDAT does not stuff", "你好 across a cut"]
+    envelope = ["EHLO me", "MAIL FROM:<a@example.com>", "RCPT TO:<b@example.com>"]
+    out, mailbox = session(tmp_path, [*envelope, ":bdat 7", *body, ".", "QUIT"])
+    text = screen_text(out)
+    message = "".join(f"{line}\r\n" for line in body).encode()
+    chunks = -(-len(message) // 7)
+    assert "did not advertise CHUNKING" not in text
+    assert f"→ BDAT 7  (chunk 1 of {chunks})" in text
+    assert text.count("octets received") == chunks - 1
+    assert "Ok: stored as" in text
+    latest = mailbox.latest()
+    assert latest is not None and latest.raw == message
 
 
 @pytest.mark.postfix

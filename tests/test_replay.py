@@ -219,6 +219,21 @@ def test_console_session_against_postfix_replays_green(
     postfix.wait_for_message(containing=b"Subject: replayed against Postfix")
 
 
+def test_a_bdat_session_with_the_sandbox_replays_into_the_same_mailbox(
+    tmp_path: Path, sandbox: ThreadedSandbox, capsys: pytest.CaptureFixture[str]
+) -> None:
+    body = ["Subject: chunked", "", ".a dot", "你好 cut in the middle", "{braces}"]
+    envelope = ["EHLO me", "MAIL FROM:<a@example.org>", "RCPT TO:<b@example.org>"]
+    text = record(sandbox.host, sandbox.port, [*envelope, ":bdat 7", *body, ".", "QUIT"])
+    message = "".join(f"{line}\r\n" for line in body).encode()
+    path = write(tmp_path, text)
+    server = f"{sandbox.host}:{sandbox.port}"
+    for extra in ([], ["--pipeline"]):
+        code, out, err = cli(capsys, path, "--server", server, *extra)
+        assert code == 0, out + err
+    assert bodies(sandbox.mailbox_path) == [message] * 3  # recorded once, replayed twice
+
+
 @pytest.mark.postfix
 def test_a_console_bdat_session_replays_its_chunks_byte_for_byte(
     tmp_path: Path, postfix: PostfixInstance, capsys: pytest.CaptureFixture[str]
@@ -321,10 +336,10 @@ def test_a_regex_expectation_is_checked_against_the_text(
     assert code == 0, out + err
     assert out == "2 commands, 3 replies matched in " + out.split(" in ")[1]
 
-    bad = "S: 220\nC: EHLO me\nS: 250 /CHUNKING/\n"
+    bad = "S: 220\nC: EHLO me\nS: 250 /BINARYMIME/\n"
     code, out, _err = cli(capsys, write(tmp_path, bad, "bad.smtp"), "-q")
     assert code == 1
-    assert f"{tmp_path / 'bad.smtp'}:3: expected the text to match /CHUNKING/, got" in out
+    assert f"{tmp_path / 'bad.smtp'}:3: expected the text to match /BINARYMIME/, got" in out
 
 
 def test_a_script_without_a_greeting_line_still_reads_the_greeting(

@@ -164,10 +164,11 @@ def test_ehlo_lists_exactly_what_is_implemented(sandbox: ThreadedSandbox) -> Non
         "8bitmime",
         "smtputf8",
         "enhancedstatuscodes",
+        "chunking",
         "starttls",
         "auth",
         "help",
-    }  # in particular no CHUNKING and no DSN
+    }  # in particular no DSN and no BINARYMIME
     assert features["size"] == str(10 * 1024 * 1024)
     assert features["auth"].split() == ["PLAIN", "LOGIN", "CRAM-MD5"]
 
@@ -629,6 +630,100 @@ def test_plain_path_shortcut_takes_the_everyday_paths() -> None:
     assert plain_path("<student@example.org>") == ("student@example.org", "")
     for unusual in ['<"a b"@x.org>', "<a@[127.0.0.1]>", "<学生@x.org>", "<a@b> (c)", "<>", "a@b"]:
         assert plain_path(unusual) is None
+
+
+# CHUNKING ---------------------------------------------------------------------------------
+
+
+def test_bdat_chunks_are_stored_exactly_with_no_dot_stuffing(sandbox: ThreadedSandbox) -> None:
+    message = b"Subject: chunks\r\n\r\n.a dot stays\r\n..two stay\r\nbare\nLF\r\nend\r\n"
+    raw = Raw(sandbox)
+    open_transaction(raw)
+    raw.send(b"BDAT 20\r\n" + message[:20])  # the chunk ends inside a line
+    assert raw.reply() == ["250 2.0.0 20 octets received, 20 so far"]
+    rest = message[20:]
+    # Pipelined: a chunk, then the last (empty) one, in one write.
+    raw.send(b"BDAT %d\r\n" % len(rest) + rest + b"BDAT 0 LAST\r\n")
+    assert raw.reply()[0].startswith("250 2.0.0 ")
+    stored = raw.reply()[0]
+    assert stored.startswith("250 2.0.0 Ok: stored as ")
+    assert raw.command("NOOP") == ["250 2.0.0 OK"]  # in step: nothing of the chunks left over
+    raw.close()
+    latest = sandbox.mailbox().latest()
+    assert latest is not None and latest.raw == message  # dots and the bare LF untouched
+    assert latest.envelope["size"] == len(message)
+    assert latest.envelope["rcpt_tos"] == ["someone@example.com"]
+
+
+@pytest.mark.parametrize(
+    ("before", "reply"),
+    [
+        ([], "503 5.5.1 Error: send EHLO first"),
+        (["HELO client.test"], "503 5.5.1 Error: BDAT is an extension: send EHLO, not HELO"),
+        (["EHLO client.test"], "503 5.5.1 Error: need MAIL command"),
+        (["EHLO client.test", "MAIL FROM:<a@example.org>"], "503 5.5.1 Error: need RCPT command"),
+    ],
+)
+def test_a_refused_chunk_is_still_read_so_the_next_command_is_a_command(
+    sandbox: ThreadedSandbox, before: list[str], reply: str
+) -> None:
+    raw = Raw(sandbox)
+    for line in before:
+        assert raw.command(line)[-1].startswith("250")
+    raw.send(b"BDAT 12 LAST\r\nNOOP\r\nNOOP\r\n")  # twelve octets that look like commands
+    assert raw.reply() == [reply]
+    assert raw.command("QUIT")[0].startswith("221 ")  # the NOOPs were data, not commands
+    raw.close()
+    assert sandbox.mailbox().latest() is None
+
+
+def test_a_message_over_the_size_limit_is_refused_and_the_transaction_is_lost(
+    start_sandbox: Callable[..., ThreadedSandbox],
+) -> None:
+    sandbox = start_sandbox(max_message_size=100)
+    raw = Raw(sandbox)
+    open_transaction(raw)
+    raw.send(b"BDAT 60\r\n" + b"x" * 60)
+    assert raw.reply()[0].startswith("250 ")
+    raw.send(b"BDAT 60\r\n" + b"y" * 60)
+    assert raw.reply() == ["552 5.3.4 Message too big (at most 100 bytes); RSET and start again"]
+    raw.send(b"BDAT 1 LAST\r\nz")
+    assert raw.reply() == ["503 5.5.1 Error: an earlier chunk was refused; RSET and start again"]
+    assert raw.command("DATA")[0].startswith("503 5.5.1 Error: this message is coming in BDAT")
+    assert raw.command("RSET") == ["250 2.0.0 OK: transaction reset"]
+    assert raw.command("MAIL FROM:<a@example.org>")[0].startswith("250 ")
+    assert raw.command("RCPT TO:<b@example.org>")[0].startswith("250 ")
+    raw.send(b"BDAT 5 LAST\r\nsmall")
+    assert raw.reply()[0].startswith("250 2.0.0 Ok: stored as ")
+    raw.send(b"BDAT 1 LAST\r\nq")  # a new transaction needs its own MAIL
+    assert raw.reply() == ["503 5.5.1 Error: need MAIL command"]
+    raw.close()
+    assert [m.raw for m in sandbox.mailbox().messages()] == [b"small"]
+
+
+def test_bdat_syntax_errors_and_help(sandbox: ThreadedSandbox) -> None:
+    raw = Raw(sandbox)
+    open_transaction(raw)
+    assert raw.command("BDAT") == ["501 5.5.4 Syntax: BDAT <size> [LAST]"]
+    assert raw.command("BDAT ten LAST") == ["501 5.5.4 Syntax: BDAT <size> [LAST]"]
+    assert raw.command("BDAT 3 FIRST") == ["501 5.5.4 Syntax: BDAT <size> [LAST]"]
+    assert raw.command("HELP BDAT")[0].startswith("214 2.0.0 Syntax: BDAT <size> [LAST]")
+    assert "BDAT" in " ".join(raw.command("HELP"))
+    raw.send(b"BDAT 4 last\r\nabcd")  # LAST in any case
+    assert raw.reply()[0].startswith("250 2.0.0 Ok: stored as ")
+    raw.close()
+
+
+def test_a_client_that_hangs_up_inside_a_chunk_stores_nothing(sandbox: ThreadedSandbox) -> None:
+    raw = Raw(sandbox)
+    open_transaction(raw)
+    raw.send(b"BDAT 100 LAST\r\nonly part of it")
+    raw.close()
+    time.sleep(0.2)
+    assert sandbox.mailbox().latest() is None
+    again = Raw(sandbox)
+    assert again.command("NOOP") == ["250 2.0.0 OK"]  # the server is fine
+    again.close()
 
 
 # Triggers ---------------------------------------------------------------------------------

@@ -3,10 +3,10 @@
 aiosmtpd provides the RFC 5321 state machine, DATA un-stuffing, AUTH PLAIN/LOGIN and
 STARTTLS. This subclass adds what a teaching server must get right and aiosmtpd does not:
 an enhanced status code on every reply (replies.py), an EHLO list that names exactly what
-is implemented, a useful HELP, CRAM-MD5, a 421 before hanging up on an idle or surplus
-connection, the `require_tls` / `require_auth` policies, and patience with students who
-mistype commands. What to answer to an address, and storing mail, is the handler's job
-(handler.py).
+is implemented, a useful HELP, CRAM-MD5, CHUNKING (BDAT, RFC 3030), a 421 before hanging
+up on an idle or surplus connection, the `require_tls` / `require_auth` policies, and
+patience with students who mistype commands. What to answer to an address, and storing
+mail, is the handler's job (handler.py).
 
 It overrides a few of aiosmtpd's underscore methods (`_handle_client`, `_timeout_cb`);
 they are stable across 1.4.x, and the tests exercise each of them.
@@ -22,10 +22,11 @@ import re
 import secrets
 import ssl
 import time
+from dataclasses import dataclass, field
 from typing import Any, AnyStr, NoReturn
 
 import aiosmtpd.smtp as aiosmtpd_smtp
-from aiosmtpd.smtp import MISSING, SMTP, AuthResult, auth_mechanism
+from aiosmtpd.smtp import MISSING, SMTP, AuthResult, Envelope, auth_mechanism, syntax
 
 from smtp_tutor.sandbox.config import DEMO_PASSWORD, DEMO_USER
 from smtp_tutor.sandbox.handler import AuthIdentity, SandboxHandler
@@ -50,6 +51,9 @@ _PLAIN_PATH = re.compile(
     rf"<({_ATEXT}(?:\.{_ATEXT})*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*)>(?: (?=[^\s(])|(?=[^\s(])|\Z)"
 )
 
+_BDAT_ARGS = re.compile(r"([0-9]{1,15})(?:[ \t]+(LAST))?", re.IGNORECASE)
+CHUNK_READ = 64 * 1024  # a chunk is read in pieces of at most this much
+
 IDENT = "smtp-tutor sandbox ESMTP ready"
 AUTH_MECHANISMS = ("PLAIN", "LOGIN", "CRAM-MD5")
 ESMTP_COMMAND_LIMIT = 1000  # MAIL/RCPT with parameters, AUTH with an initial response
@@ -62,6 +66,7 @@ COMMAND_HELP = {
     "MAIL": "MAIL FROM:<address> [SIZE=<bytes>] [BODY=7BIT|8BITMIME] [SMTPUTF8]",
     "RCPT": "RCPT TO:<address>  (once per recipient)",
     "DATA": "DATA  (then the message; end it with a line holding only '.')",
+    "BDAT": "BDAT <size> [LAST]  (then exactly <size> bytes of the message; no dot-stuffing)",
     "RSET": "RSET  (abandon the current mail transaction)",
     "NOOP": "NOOP  (does nothing; the server answers 250)",
     "VRFY": "VRFY <address>  (always 252 here)",
@@ -90,6 +95,7 @@ class SandboxSMTP(SMTP):
         self._over_limit = False
         self._registered = False
         self._last_received = 0.0  # loop time of the last bytes from the client
+        self._chunks: _Chunks | None = None  # the message arriving in BDAT chunks, if any
         super().__init__(
             handler,
             data_size_limit=config.max_message_size,
@@ -250,7 +256,7 @@ class SandboxSMTP(SMTP):
         self._greet(hostname, extended=True)
         config = self.sandbox.config
         keywords = ["PIPELINING", f"SIZE {config.max_message_size}", "8BITMIME", "SMTPUTF8"]
-        keywords.append("ENHANCEDSTATUSCODES")
+        keywords += ["ENHANCEDSTATUSCODES", "CHUNKING"]
         if self.tls_context is not None and not self.tls_active():
             keywords.append("STARTTLS")
         if self.tls_active() or not config.require_tls:
@@ -350,6 +356,87 @@ class SandboxSMTP(SMTP):
                 return
         await super().smtp_MAIL(arg)
 
+    # CHUNKING (RFC 3030) ----------------------------------------------------------------
+
+    @syntax("BDAT <size> [LAST]")
+    async def smtp_BDAT(self, arg: str | None) -> None:
+        """A chunk of the message: exactly <size> octets after the command line, no end mark.
+
+        The chunk is read whatever the answer (in pieces, and dropped when refused): the
+        client sends it without waiting, so what follows it is the next command, not the
+        middle of a message. The last chunk stores the message, as the final dot does.
+        """
+        match = _BDAT_ARGS.fullmatch((arg or "").strip())
+        if match is None:
+            await self.push("501 5.5.4 Syntax: BDAT <size> [LAST]")
+            return
+        size, last = int(match[1]), match[2] is not None
+        chunks = self._chunk_state()
+        refusal = self._bdat_refusal(chunks, size)
+        data = await self._read_chunk(size, keep=refusal is None)
+        if data is None:  # the client hung up inside the chunk
+            return
+        if refusal is not None:
+            chunks.failed = chunks.failed or refusal.startswith("552")
+            await self.push(refusal)
+            return
+        chunks.parts.append(data)
+        chunks.size += size
+        if not last:
+            await self.push(f"250 2.0.0 {size} octets received, {chunks.size} so far")
+            return
+        assert self.envelope is not None
+        self.envelope.original_content = self.envelope.content = b"".join(chunks.parts)
+        status = await self._call_handler_hook("DATA")
+        self._set_post_data_state()
+        await self.push("250 OK" if status is MISSING else status)
+
+    def _chunk_state(self) -> _Chunks:
+        """The chunks of the current transaction (a new envelope means a new transaction)."""
+        if self._chunks is None or self._chunks.envelope is not self.envelope:
+            assert self.envelope is not None
+            self._chunks = _Chunks(self.envelope)
+        return self._chunks
+
+    def _bdat_refusal(self, chunks: _Chunks, size: int) -> str | None:
+        assert self.session is not None and self.envelope is not None
+        if not self.session.host_name:
+            return "503 5.5.1 Error: send EHLO first"
+        if not self.session.extended_smtp:
+            return "503 5.5.1 Error: BDAT is an extension: send EHLO, not HELO"
+        if not self.envelope.mail_from:
+            return "503 5.5.1 Error: need MAIL command"
+        if not self.envelope.rcpt_tos:
+            return "503 5.5.1 Error: need RCPT command"
+        if chunks.failed:
+            return "503 5.5.1 Error: an earlier chunk was refused; RSET and start again"
+        limit = self.sandbox.config.max_message_size
+        if chunks.size + size > limit:
+            return f"552 5.3.4 Message too big (at most {limit} bytes); RSET and start again"
+        return None
+
+    async def _read_chunk(self, size: int, *, keep: bool) -> bytes | None:
+        parts: list[bytes] = []
+        left = size
+        while left:
+            piece = await self._reader.read(min(left, CHUNK_READ))
+            if not piece:
+                return None
+            left -= len(piece)
+            if keep:
+                parts.append(piece)
+        return b"".join(parts)
+
+    async def smtp_DATA(self, arg: str | None) -> None:
+        chunks = self._chunks
+        if chunks is not None and chunks.envelope is self.envelope and chunks.started:
+            await self.push(
+                "503 5.5.1 Error: this message is coming in BDAT chunks; end it with "
+                "BDAT <size> LAST, or RSET"
+            )
+            return
+        await super().smtp_DATA(arg)  # type: ignore[arg-type]
+
     @auth_mechanism("CRAM-MD5")
     async def auth_CRAM_MD5(self, _server: SMTP, args: list[str]) -> AuthResult:
         """RFC 2195: the client proves it knows the password without sending it."""
@@ -374,3 +461,18 @@ def plain_path(arg: str) -> tuple[str, str] | None:
     """(address, rest) of an everyday MAIL/RCPT path, or None to leave it to aiosmtpd."""
     match = _PLAIN_PATH.match(arg)
     return (match[1], arg[match.end() :]) if match else None
+
+
+@dataclass
+class _Chunks:
+    """A message arriving in BDAT chunks, for the transaction of one envelope."""
+
+    envelope: Envelope
+    parts: list[bytes] = field(default_factory=list)
+    size: int = 0
+    failed: bool = False  # a chunk was refused for its size: the message is lost
+
+    @property
+    def started(self) -> bool:
+        """Chunks were accepted (or lost): this transaction's message is sent with BDAT."""
+        return bool(self.parts) or self.failed
