@@ -6,7 +6,7 @@ import datetime as dt
 
 from smtp_tutor.console import render
 from smtp_tutor.console.toolbar import ToolbarState, prompt_label, toolbar_fragments
-from smtp_tutor.core.checker import Finding
+from smtp_tutor.core.checker import Finding, check
 from smtp_tutor.core.dialogue import Dialogue
 from smtp_tutor.core.replies import ReplyParser, make_reply
 from smtp_tutor.tls import CertificateInfo, TLSInfo
@@ -122,6 +122,36 @@ def test_toolbar_shows_server_tls_user_phase_and_hint() -> None:
     d.receive(make_reply(235, "2.7.0 ok"))
     text = render.plain(toolbar_fragments(ToolbarState("h:1", d, lang="zh", raw=True)))
     assert "TLSv1.3" in text and "用户 student" in text and "[原始]" in text
+
+
+def test_toolbar_says_the_phase_in_the_readers_language_but_smtp_verbs_as_they_are() -> None:
+    d = Dialogue()
+    phases = []
+    for lang in ("en", "zh"):
+        phases.append(render.plain(toolbar_fragments(ToolbarState("h:1", d, lang=lang))))
+    d.receive(make_reply(220, "hi"))
+    phases += [
+        render.plain(toolbar_fragments(ToolbarState("h:1", d, lang=lang))) for lang in ("en", "zh")
+    ]
+    d.send("HELO me")
+    d.receive(make_reply(250, "x"))
+    zh_helo = render.plain(toolbar_fragments(ToolbarState("h:1", d, lang="zh")))
+    d.connection_lost("bye")
+    zh_closed = render.plain(toolbar_fragments(ToolbarState("h:1", d, lang="zh")))
+    assert " waiting for the greeting " in phases[0] and " 等待问候 " in phases[1]
+    assert " greeted " in phases[2] and " 已收到问候 " in phases[3] and "greeted" not in phases[3]
+    assert " HELO " in zh_helo
+    assert " 已关闭 " in zh_closed and "closed" not in zh_closed
+
+
+def test_an_out_of_sequence_finding_names_the_phase_in_the_readers_language() -> None:
+    d = Dialogue()
+    d.receive(make_reply(220, "hi"))
+    findings = check("ATRN", d)  # ODMR's ATRN: after AUTH, never right after the greeting
+    assert [f.id for f in findings] == ["out_of_sequence"]
+    assert "(greeted)" in render.plain(render.finding_fragments(findings, "en"))
+    zh = render.plain(render.finding_fragments(findings, "zh"))
+    assert "（已收到问候）" in zh and "greeted" not in zh
 
 
 def test_prompt_labels() -> None:

@@ -119,11 +119,25 @@ def explanation_fragments(reply: Reply, lang: str = "en", command: str | None = 
     return fragments
 
 
+def phase_name(label: str, lang: str) -> str:
+    """A dialogue phase for a reader: SMTP's verbs (EHLO, RCPT×2, DATA) as they are, our words
+    (greeted, ready, closed …) in the reader's language."""
+    if label in _PHASE_WORDS:
+        return message("console", f"toolbar_phase_{label.replace('-', '_')}", lang)
+    return label
+
+
+_PHASE_WORDS = frozenset({"awaiting-greeting", "greeted", "ready", "closed"})
+
+
 def finding_fragments(findings: Sequence[Finding], lang: str = "en") -> Fragments:
     marks = {"error": "✗", "warning": "!", "info": "i"}
     fragments: Fragments = []
     for finding in findings:
-        text = message("checker", finding.id, lang, **finding.params)
+        params = dict(finding.params)
+        if "phase" in params:
+            params["phase"] = phase_name(params["phase"], lang)
+        text = message("checker", finding.id, lang, **params)
         style = f"class:finding.{finding.severity}"
         fragments.append((style, f"  {marks[finding.severity]} {text}\n"))
     return fragments

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from smtp_tutor.console.render import Fragments
+from smtp_tutor.console.render import Fragments, phase_name
 from smtp_tutor.core.dialogue import Dialogue
 from smtp_tutor.core.hints import next_step
 from smtp_tutor.core.messages import message
@@ -39,7 +39,7 @@ def toolbar_fragments(state: ToolbarState) -> Fragments:
     else:
         user = message("console", "toolbar_no_auth", lang)
     fragments.append(("class:bottom-toolbar", f" {user} "))
-    fragments.append(("class:toolbar.phase", f" {dialogue.phase_label} "))
+    fragments.append(("class:toolbar.phase", f" {phase_name(dialogue.phase_label, lang)} "))
     for flag, key in ((state.manual, "toolbar_manual"), (state.raw, "toolbar_raw")):
         if flag:
             fragments.append(("class:bottom-toolbar", f"[{message('console', key, lang)}] "))
