@@ -26,7 +26,7 @@ ours, ...), because a shared machine is noisy. Two parts:
 At the end every message our sandbox acknowledged is looked up in its Maildir; the exit
 status is 1 if one is missing, one is there unacknowledged, or a client failed.
 
-    python bench/sandbox_load.py [--clients 500] [--messages 4] [--rounds 3] [--rate N]
+    python bench/sandbox_load.py [--clients 500] [--messages 4] [--rounds 3] [--rate N] [--dir DIR]
 """
 
 from __future__ import annotations
@@ -364,14 +364,23 @@ def main() -> int:
         help="paced part: messages per second offered in all (default: half of what Sink "
         "managed in the saturation part of this run)",
     )
+    parser.add_argument(
+        "--dir",
+        type=Path,
+        default=None,
+        help="where the sandbox's Maildir goes (default: the system's temporary folder); "
+        "/dev/shm takes the disk out of the comparison",
+    )
     args = parser.parse_args()
+    if args.dir is not None and not args.dir.is_dir():
+        parser.error(f"--dir: {args.dir} is not a folder")
     if not (1 <= args.clients <= 2000 and 1 <= args.messages <= 50 and 1 <= args.rounds <= 10):
         parser.error("keep it bounded: clients 1-2000, messages 1-50, rounds 1-10")
     if args.rate and not args.clients / 60 <= args.rate <= 100_000:
         parser.error("--rate: between clients/60 and 100000 messages a second")
     raise_open_file_limit()
 
-    with tempfile.TemporaryDirectory(prefix="smtp-tutor-bench-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="smtp-tutor-bench-", dir=args.dir) as tmp:
         home = Path(tmp)
         env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
         for variable in ("XDG_DATA_HOME", "XDG_STATE_HOME", "XDG_CONFIG_HOME"):
