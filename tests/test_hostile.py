@@ -26,7 +26,7 @@ import pytest
 
 from smtp_tutor.console.app import ConsoleOptions
 from smtp_tutor.core.replies import MAX_REPLY_LINES, ReplyParser
-from smtp_tutor.core.transcript import parse_transcript
+from smtp_tutor.core.transcript import TranscriptRecorder, parse_transcript
 from smtp_tutor.replay import ReplayOptions, replay
 from smtp_tutor.session import Target
 from tests.consoles import run_console, screen_text
@@ -91,6 +91,16 @@ def up_to_data() -> list[Action]:
     ]
 
 
+def up_to_bdat() -> list[Action]:
+    """Greeting, EHLO with CHUNKING, MAIL and RCPT accepted: the client may send BDAT."""
+    return [
+        GREETING,
+        *ehlo("PIPELINING", "CHUNKING"),
+        *answer(b"MAIL FROM:", b"250 2.1.0 ok\r\n"),
+        *answer(b"RCPT TO:", b"250 2.1.5 ok\r\n"),
+    ]
+
+
 def starttls(context_name: str, *, after: bytes = b"", delay: float = 0.0) -> list[Action]:
     """Greeting, EHLO with STARTTLS, 220 (plus `after` in the same write), then the handshake."""
     issued = getattr(certificates(), context_name)
@@ -108,6 +118,7 @@ def until_starttls() -> list[Action]:
 
 ENVELOPE = ("EHLO me.example", "MAIL FROM:<a@example.com>", "RCPT TO:<b@example.com>")
 MESSAGE = ("DATA", "Subject: hostile", "", "hello")
+BDAT_MESSAGE = (":bdat", *MESSAGE[1:], ".")  # one chunk: BDAT 27 LAST
 CLOSED = "connection closed: the server closed the connection"
 CLOSED_421 = "connection closed: the server closed the session (421)"
 TLS_FAILED = "TLS handshake with 127.0.0.1:{port} failed"  # {port}: filled in per run
@@ -396,6 +407,35 @@ SCENARIOS: list[Scenario] = [
         ),
         transcript=("C: .", "@closed the server closed the connection; the final dot got no"),
         replay=(3, "hostile.txt:14: the server closed the connection while waiting for 250"),
+    ),
+    Scenario(
+        "disconnect inside a BDAT chunk",
+        script=[*up_to_bdat(), Expect(b"BDAT 27 LAST"), Close()],
+        lines=(*ENVELOPE, *BDAT_MESSAGE),
+        expect=("250 2.1.5 ok", "→ BDAT 27 LAST", "connection closed"),
+        transcript=("C: BDAT 27 LAST", "C: Subject: hostile", "C: hello", "@closed"),
+        replay=(3, "hostile.txt:12: the server closed the connection while waiting for 250"),
+    ),
+    Scenario(
+        "503 to BDAT, then the chunk taken for commands",
+        script=[
+            *up_to_bdat(),
+            *answer(b"BDAT 27 LAST", b"503 5.5.1 no BDAT here\r\n"),
+            *answer(b"Subject:", b"500 5.5.2 what is Subject:?\r\n"),
+            *answer(b"", b"500 5.5.2 empty line\r\n"),
+            *answer(b"hello", b"500 5.5.2 what is hello?\r\n"),
+            Hang(),
+        ],
+        lines=(*ENVELOPE, *BDAT_MESSAGE),
+        expect=(
+            "→ BDAT 27 LAST",
+            "503 5.5.1 no BDAT here",
+            "500 5.5.2 what is Subject:?",
+            "this reply answers no command that was sent",
+            "500 5.5.2 what is hello?",
+        ),
+        transcript=("C: BDAT 27 LAST", "S: 503 5.5.1 no BDAT here", "S: 500 5.5.2 empty line"),
+        replay=(1, "hostile.txt:12: expected 250, got 503 5.5.1 no BDAT here"),
     ),
     # -- TLS
     Scenario(
@@ -733,7 +773,21 @@ def replay_text(lines: Sequence[str]) -> str:
     """
     out = ["S: 220"]
     in_data = False
+    chunk: list[str] | None = None  # the lines typed after :bdat, sent as one BDAT chunk
     for line in lines:
+        if chunk is not None:
+            if line != ".":
+                chunk.append(line)
+                continue
+            data = "".join(f"{text}\r\n" for text in chunk).encode()
+            recorder = TranscriptRecorder()
+            recorder.sent_chunk(f"BDAT {len(data)} LAST", data)
+            out += [*recorder.text().splitlines(), "S: 250"]
+            chunk = None
+            continue
+        if line.startswith(":bdat"):
+            chunk = []
+            continue
         out.append(f"C: {line}".rstrip())
         if in_data:
             if line == ".":
