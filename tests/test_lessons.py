@@ -111,3 +111,47 @@ def test_restart_starts_the_greylist_lesson_afresh(tmp_path: Path) -> None:
 
     runner = asyncio.run(main())
     assert runner.finished and all(result.ok for result in runner.results)
+
+
+def test_the_chunks_step_is_passed_by_bdat_and_not_by_data(tmp_path: Path) -> None:
+    from smtp_tutor.console.app import ConsoleOptions
+    from smtp_tutor.console.lesson import LessonRunner
+    from smtp_tutor.console.scripted import run_console
+    from smtp_tutor.core.lessons import find_lesson
+    from smtp_tutor.core.progress import Progress
+    from smtp_tutor.sandbox import Sandbox, SandboxConfig
+    from smtp_tutor.session import Target
+
+    lesson = find_lesson(LESSONS, "transparency")
+    assert lesson is not None
+    ids = [step.id for step in lesson.steps]
+    chunks = lesson.steps[ids.index("chunks")]
+    before = [line for step in lesson.steps[: ids.index("chunks")] for line in step.solution]
+    message = list(chunks.solution[1:])  # the same lines, sent the DATA way first
+
+    async def main() -> tuple[LessonRunner, str]:
+        config = SandboxConfig(port=0, mailbox=tmp_path / "Maildir")
+        sandbox = Sandbox(config)
+        await sandbox.start()
+        runner = LessonRunner(lesson, Progress(), "en", mailbox=sandbox.mailbox_path)
+
+        def attach(console: object) -> None:
+            console.lesson = runner  # type: ignore[attr-defined]
+
+        try:
+            options = ConsoleOptions(color=False, toolbar=False, mailbox=sandbox.mailbox_path)
+            lines = [*before, "DATA", *message, *before[-2:], *chunks.solution]
+            _code, out, _console = await run_console(
+                Target(sandbox.host, sandbox.port), lines, options, prepare=attach
+            )
+        finally:
+            await sandbox.stop()
+        return runner, out
+
+    runner, out = asyncio.run(main())
+    assert runner.finished, out[-2000:]
+    chunk_results = [r for r in runner.results if r.step_id == "chunks"]
+    assert [r.ok for r in chunk_results] == [True]  # DATA's message was not judged as it
+    goal = chunks.goal.get("en")[0]
+    # Passed by the chunks, not by the DATA message sent before them.
+    assert out.index(f"✓ {goal}") > out.index("→ BDAT 20  (chunk 1 of") > out.index("354")

@@ -410,6 +410,20 @@ BROKEN = [
         "message steps have no send",
         id="message-send",
     ),
+    pytest.param(
+        'kind = "message"\n',
+        'kind = "chunks"\nsend.verb = ["BDAT"]\n',
+        'send.verb = ["BDAT"]',
+        "chunks steps have no send",
+        id="chunks-send",
+    ),
+    pytest.param(
+        'kind = "message"\n',
+        'kind = "chunks"\n',
+        'solution = ["Date: Tue',
+        'a chunks step starts with ":bdat"',
+        id="chunks-solution-without-bdat",
+    ),
 ]
 
 
@@ -428,6 +442,18 @@ def test_check_reports_problem_at_its_line(
     assert all(e.path == path and "\n" not in str(e) for e in errors)
     with pytest.raises(LessonError):
         load_lesson(path)
+
+
+def test_a_chunks_step_is_a_message_sent_with_bdat(tmp_path: Path) -> None:
+    text = GOOD.replace('kind = "message"\n', 'kind = "chunks"\n').replace(
+        'solution = ["Date: Tue', 'solution = [":bdat 16", "Date: Tue'
+    )
+    lesson = load_lesson(write(tmp_path, "41-tiny.toml", text))
+    step = step_named(lesson, "message")
+    assert step.kind == "chunks" and step.solution[0] == ":bdat 16"
+    done = Observation(line="", code=250, delivered=True, headers=frozenset({"date", "from"}))
+    assert verdict(step, done).ok
+    assert not verdict(step, Observation(line="", code=554)).ok
 
 
 def test_missing_required_field_points_at_its_step(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from smtp_tutor.core.dialogue import AUTH_RESPONSE, END_OF_DATA, Outcome
+from smtp_tutor.core.dialogue import AUTH_RESPONSE, END_OF_DATA, Outcome, Sent
 from smtp_tutor.core.lesson_judge import (
     Observation,
     hint_text,
@@ -168,7 +168,7 @@ class LessonRunner:
                 return  # the exchange goes on
             line = self._auth_line or (answered.command.line if answered.command else "")
             self._judge_reply(step, line, outcome)
-        elif step.kind == "message" and answered.verb == END_OF_DATA:
+        elif _message_sent(step, answered):
             self._judge_reply(step, "", outcome)
 
     def _judge_reply(self, step: Step, line: str, outcome: Outcome) -> None:
@@ -266,3 +266,12 @@ class LessonRunner:
         self.results.clear()
         self.progress.set_position(self.lesson.id, 0)
         self._announce()
+
+
+def _message_sent(step: Step, answered: Sent) -> bool:
+    """Whether this reply says if the step's message was taken: the final dot's after DATA,
+    or, for a message sent in BDAT chunks, the reply to the chunk marked LAST."""
+    if step.kind == "message":
+        return answered.verb == END_OF_DATA
+    line = answered.command.line if answered.command is not None else ""
+    return step.kind == "chunks" and answered.verb == "BDAT" and line.upper().endswith(" LAST")

@@ -58,6 +58,7 @@ MACROS: Mapping[str, str] = {
     "name": r"(?:\[[^\[\]\s]+\]|[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*)",
     "base64": r"(?:[A-Za-z0-9+/]+={0,2}|=)",
 }
+_BDAT_COMMAND = re.compile(r":bdat(?: +[1-9][0-9]*)?")  # a chunks step's first line
 _MACRO = re.compile(r"\{(address_or_null|address|name|base64)\}")
 _ANY_MACRO = re.compile(r"(?<!\\)\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _LESSON_ID = re.compile(r"[a-z0-9]+(?:[-_][a-z0-9]+)*")
@@ -526,7 +527,7 @@ class LessonChecker:
             return None
         return Step(
             id=cast(str, step_id),
-            kind=cast(Literal["command", "auth", "message"], kind),
+            kind=cast(Literal["command", "auth", "message", "chunks"], kind),
             explain=explain,
             goal=goal,
             verbs=verbs,
@@ -545,11 +546,9 @@ class LessonChecker:
     ) -> tuple[tuple[str, ...], re.Pattern[str] | None]:
         where = (*keys, "send")
         name = self.name(where)
-        if kind == "message":
+        if kind in ("message", "chunks"):
             if value is not None:
-                self.error(
-                    where, f"{name}: message steps have no send; expect and state check them"
-                )
+                self.error(where, f"{name}: {kind} steps have no send; expect and state check them")
             return (), None
         table = self.table(where, value)
         verbs: tuple[str, ...] = ()
@@ -675,9 +674,11 @@ class LessonChecker:
         if any("\n" in line or "\r" in line for line in value):
             self.error(where, f"{name}: each line must be its own list item")
             return ()
-        if kind == "message":
+        if kind in ("message", "chunks"):
             if value[-1] != ".":
                 self.error(where, f'{name}: a message ends with the line "."')
+            if kind == "chunks" and not _BDAT_COMMAND.fullmatch(value[0]):
+                self.error(where, f'{name}: a chunks step starts with ":bdat" or ":bdat SIZE"')
         elif not value[0].strip():
             self.error(where, f"{name}: the first line is empty")
         elif not line_matches(verbs, pattern, value[0]):

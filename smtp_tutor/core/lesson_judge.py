@@ -83,7 +83,7 @@ def code_matches(expect: Sequence[str], code: int | None) -> bool:
 
 def verdict(step: Step, obs: Observation) -> Verdict:
     """Whether the step is done; if not, the first reason why (the runner adds the goal)."""
-    if step.kind == "message":
+    if step.kind in ("message", "chunks"):
         if obs.line.strip():
             return Verdict(False, "wrong_command")
     elif not matches_send(step, obs.line):

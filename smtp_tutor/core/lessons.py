@@ -31,7 +31,7 @@ LANGUAGES = ("en", "zh")
 #: Languages to try, in order, for a reader of each language ``normalise_language`` gives:
 #: zh-TW, zh-HK and zh-Hant readers get the Simplified text, then English; anyone else English.
 LANG_FALLBACK: Mapping[str, tuple[str, ...]] = {"en": ("en",), "zh": ("zh", "en")}
-KINDS = ("command", "auth", "message")
+KINDS = ("command", "auth", "message", "chunks")
 FORMAT = 1
 UI = "lessons_ui"  # the message catalogue smtp_tutor/data/lessons_ui.toml
 # An expect entry: a reply code ("250") or a reply class ("2xx").
@@ -76,7 +76,7 @@ class StepState:
 @dataclass(frozen=True)
 class Step:
     id: str
-    kind: Literal["command", "auth", "message"]
+    kind: Literal["command", "auth", "message", "chunks"]
     explain: Text
     goal: Text
     verbs: tuple[str, ...]  # upper case; empty: any verb
