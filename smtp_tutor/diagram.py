@@ -29,7 +29,8 @@ from pathlib import Path
 from typing import Literal
 from xml.sax.saxutils import escape, quoteattr
 
-from smtp_tutor.core.auth import AuthError, b64decode_bytes, mask, parse_challenge
+from smtp_tutor.core.auth import AuthError, b64decode_bytes, parse_challenge
+from smtp_tutor.core.redaction import mask
 from smtp_tutor.core.transcript import (
     Directive,
     Expect,

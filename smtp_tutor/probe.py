@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from smtp_tutor.connection import ConnectionFailed
 from smtp_tutor.console import render
-from smtp_tutor.core.auth import AuthExchange
+from smtp_tutor.core.auth_exchange import AuthExchange
 from smtp_tutor.core.replies import Reply
 from smtp_tutor.session import (
     ClosedEvent,

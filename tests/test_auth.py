@@ -16,12 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from smtp_tutor.core.auth import (
-    MASK,
-    SUPPORTED_MECHANISMS,
     AuthError,
-    AuthExchange,
-    AuthStep,
-    SecretTracker,
     b64decode_bytes,
     b64decode_text,
     b64encode_bytes,
@@ -32,12 +27,12 @@ from smtp_tutor.core.auth import (
     decode_xoauth2_error,
     display_text,
     login_responses,
-    mask,
     parse_challenge,
     plain_response,
-    secret_forms,
     xoauth2_string,
 )
+from smtp_tutor.core.auth_exchange import SUPPORTED_MECHANISMS, AuthExchange, AuthStep
+from smtp_tutor.core.redaction import MASK, SecretTracker, mask, secret_forms
 
 RFC2195_CHALLENGE = "PDE4OTYuNjk3MTcwOTUyQHBvc3RvZmZpY2UucmVzdG9uLm1jaS5uZXQ+"
 RFC2195_RESPONSE = "dGltIGI5MTNhNjAyYzdlZGE3YTQ5NWI0ZTZlNzMzNGQzODkw"

@@ -17,13 +17,9 @@ from smtp_tutor.console.history import (
     default_history_path,
     stateless_refusal,
 )
-from smtp_tutor.core.auth import (
-    SecretTracker,
-    cram_md5_response,
-    plain_response,
-    xoauth2_string,
-)
+from smtp_tutor.core.auth import cram_md5_response, plain_response, xoauth2_string
 from smtp_tutor.core.dialogue import Dialogue
+from smtp_tutor.core.redaction import SecretTracker
 from smtp_tutor.core.replies import Reply, make_reply
 
 posix_only = pytest.mark.skipif(os.name == "nt", reason="POSIX file modes")

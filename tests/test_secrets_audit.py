@@ -23,7 +23,7 @@ from aiosmtpd.smtp import SMTP, AuthResult
 
 from smtp_tutor.console.app import ConsoleOptions
 from smtp_tutor.console.scripted import run_console
-from smtp_tutor.core.auth import secret_forms
+from smtp_tutor.core.redaction import secret_forms
 from smtp_tutor.sandbox import Sandbox, SandboxConfig
 from smtp_tutor.session import Target
 

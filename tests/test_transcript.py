@@ -18,9 +18,9 @@ from smtp_tutor.core.auth import (
     cram_md5_response,
     login_responses,
     plain_response,
-    secret_forms,
     xoauth2_string,
 )
+from smtp_tutor.core.redaction import secret_forms
 from smtp_tutor.core.replies import Reply, ReplyParser, make_reply
 from smtp_tutor.core.transcript import (
     Directive,

@@ -40,14 +40,8 @@ from smtp_tutor.console.completion import AddressBook, HeaderBlock, SMTPComplete
 from smtp_tutor.console.history import LineKind, SafeFileHistory
 from smtp_tutor.console.masking import MaskInitialResponse
 from smtp_tutor.console.toolbar import ToolbarState, prompt_label, toolbar_fragments
-from smtp_tutor.core.auth import (
-    AuthError,
-    AuthExchange,
-    AuthStep,
-    SecretTracker,
-    classify_login_prompt,
-    decode_challenge,
-)
+from smtp_tutor.core.auth import AuthError, classify_login_prompt, decode_challenge
+from smtp_tutor.core.auth_exchange import AuthExchange, AuthStep
 from smtp_tutor.core.commands import parse_command
 from smtp_tutor.core.dialogue import (
     AUTH_RESPONSE,
@@ -61,6 +55,7 @@ from smtp_tutor.core.knowledge import load_knowledge
 from smtp_tutor.core.message_data import stuff_line
 from smtp_tutor.core.message_lint import lint_message, render_finding
 from smtp_tutor.core.messages import localize, message
+from smtp_tutor.core.redaction import SecretTracker
 from smtp_tutor.core.replies import Reply
 from smtp_tutor.core.transcript import Placeholder, TranscriptRecorder
 from smtp_tutor.session import (

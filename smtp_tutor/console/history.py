@@ -42,9 +42,9 @@ from typing import Protocol
 
 from prompt_toolkit.history import FileHistory
 
-from smtp_tutor.core.auth import SecretTracker
 from smtp_tutor.core.commands import KNOWN_VERBS, parse_command
 from smtp_tutor.core.dialogue import Capabilities
+from smtp_tutor.core.redaction import SecretTracker
 from smtp_tutor.paths import ensure_private_dir, state_dir
 
 __all__ = [
