@@ -30,16 +30,9 @@ from typing import Literal
 from xml.sax.saxutils import escape, quoteattr
 
 from smtp_tutor.core.auth import AuthError, b64decode_bytes, parse_challenge
+from smtp_tutor.core.placeholders import Placeholder, Variable
 from smtp_tutor.core.redaction import mask
-from smtp_tutor.core.transcript import (
-    Directive,
-    Expect,
-    Placeholder,
-    Script,
-    Send,
-    Variable,
-    parse_transcript,
-)
+from smtp_tutor.core.transcript import Directive, Expect, Script, Send, parse_transcript
 
 __all__ = [
     "COLOURS",

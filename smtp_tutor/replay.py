@@ -54,8 +54,9 @@ from smtp_tutor.connection import (
     connect_failure,
 )
 from smtp_tutor.core.dialogue import Capabilities
+from smtp_tutor.core.placeholders import ResolveError
 from smtp_tutor.core.replies import REPLY_LINE_LIMIT, Reply, ReplyParser, parse_enhanced
-from smtp_tutor.core.transcript import Directive, Expect, ResolveError, Script, Send, resolve
+from smtp_tutor.core.transcript import Directive, Expect, Script, Send, resolve, wire_bytes
 
 EXIT_OK = 0
 EXIT_MISMATCH = 1
@@ -478,14 +479,6 @@ class _In:
 _Step = _Out | _In | Directive
 
 
-def _wire(line: str) -> bytes:
-    """What `Connection.send_line` would write; a lone surrogate that is no byte becomes '?'."""
-    try:
-        return line.encode("utf-8", errors="surrogateescape") + b"\r\n"
-    except UnicodeEncodeError:
-        return line.encode("utf-8", errors="replace") + b"\r\n"
-
-
 def _plan(script: Script) -> list[_Step]:
     steps: list[_Step] = []
     add = steps.append
@@ -510,7 +503,7 @@ def _plan(script: Script) -> list[_Step]:
                 if not parts:
                     wire: bytes | None = b"\r\n"
                 elif len(parts) == 1 and isinstance(parts[0], str):
-                    wire = _wire(parts[0])
+                    wire = wire_bytes(parts[0])
                 else:  # the parser merges literal text, so several parts means a placeholder
                     wire = None
                 found = (wire, verb, verb in GROUP_ENDING, data and not verb)
@@ -723,7 +716,7 @@ class Replayer:
             line = resolve(out.send, self.options.variables, self.last_reply)
         except ResolveError as error:
             raise Stop(EXIT_SCRIPT, f"{self.script.source}:{out.send.line_no}: {error}") from None
-        return _wire(line)
+        return wire_bytes(line)
 
     def _pace(self, sends: list[_Out]) -> None:
         """Show the lines; --delay between groups and --step before each: classroom speeds."""
@@ -954,7 +947,7 @@ class Replayer:
         for line, verb, code in ((f"EHLO {name}", "EHLO", 250), ("STARTTLS", "STARTTLS", 220)):
             if self.show:
                 self.out.write(f"C: {line}  (--starttls)\n")
-            self.link.send(_wire(line))
+            self.link.send(wire_bytes(line))
             reply = self._read(send.line_no, f"the answer to {verb} (--starttls)")
             ok = reply.code == code
             if self.show:

@@ -20,22 +20,24 @@ from smtp_tutor.core.auth import (
     plain_response,
     xoauth2_string,
 )
+from smtp_tutor.core.placeholders import (
+    MissingVariable,
+    Placeholder,
+    ResolveError,
+    Variable,
+    escape_line,
+    parse_template,
+)
+from smtp_tutor.core.recorder import TranscriptRecorder
 from smtp_tutor.core.redaction import secret_forms
 from smtp_tutor.core.replies import Reply, ReplyParser, make_reply
 from smtp_tutor.core.transcript import (
     Directive,
     Expect,
-    MissingVariable,
-    Placeholder,
-    ResolveError,
     Script,
     Send,
     TranscriptError,
-    TranscriptRecorder,
-    Variable,
-    escape_line,
     parse_duration,
-    parse_template,
     parse_transcript,
     resolve,
     variables_needed,

@@ -55,9 +55,10 @@ from smtp_tutor.core.knowledge import load_knowledge
 from smtp_tutor.core.message_data import stuff_line
 from smtp_tutor.core.message_lint import lint_message, render_finding
 from smtp_tutor.core.messages import localize, message
+from smtp_tutor.core.placeholders import Placeholder
+from smtp_tutor.core.recorder import TranscriptRecorder
 from smtp_tutor.core.redaction import SecretTracker
 from smtp_tutor.core.replies import Reply
-from smtp_tutor.core.transcript import Placeholder, TranscriptRecorder
 from smtp_tutor.session import (
     ClosedEvent,
     ReplyEvent,
