@@ -24,8 +24,9 @@ from smtp_tutor.console.scripted import run_console
 from smtp_tutor.core.knowledge import load_knowledge
 from smtp_tutor.core.replies import ReplyParser
 from smtp_tutor.core.transcript import parse_transcript
-from smtp_tutor.replay import ReplayOptions, ReplayResult, _Link, replay, simple_reply
+from smtp_tutor.replay import ReplayOptions, ReplayResult, replay
 from smtp_tutor.replay_cli import env_name, gather_variables, parse_server
+from smtp_tutor.replay_link import Link, simple_reply
 from smtp_tutor.sandbox import Mailbox, SandboxConfig, ThreadedSandbox
 from smtp_tutor.session import Target
 from tests.postfix import PostfixInstance
@@ -675,7 +676,7 @@ def test_received_bytes_make_the_same_replies_however_they_are_cut(
     chunks.append(stream[position:])
     sock, other = socket.socketpair()
     with sock, other:
-        link = _Link(sock, "127.0.0.1", 25, 1.0, None)
+        link = Link(sock, "127.0.0.1", 25, 1.0, None)
         for chunk in chunks:
             if chunk:
                 link._take(chunk)
@@ -693,7 +694,7 @@ def test_an_over_long_line_is_cut_as_the_parser_cuts_it() -> None:
         expected = parser.feed(stream[:cut]) + parser.feed(stream[cut:])
         sock, other = socket.socketpair()
         with sock, other:
-            link = _Link(sock, "127.0.0.1", 25, 1.0, None)
+            link = Link(sock, "127.0.0.1", 25, 1.0, None)
             link._take(stream[:cut])
             link._take(stream[cut:])
             assert list(link._ready) == expected
@@ -705,7 +706,7 @@ def test_replies_and_silence_with_either_kind_of_socket_timeout(
     sandbox: ThreadedSandbox, monkeypatch: pytest.MonkeyPatch, kernel_timeouts: bool
 ) -> None:
     """Linux times reads out in the kernel; elsewhere Python's socket timeouts do."""
-    monkeypatch.setattr("smtp_tutor.replay._KERNEL_TIMEOUTS", kernel_timeouts)
+    monkeypatch.setattr("smtp_tutor.replay_link._KERNEL_TIMEOUTS", kernel_timeouts)
     result, _writes, out, err = replay_observed(sandbox, messages_script(2), pipeline=True)
     assert result.status == 0, out + err
 
