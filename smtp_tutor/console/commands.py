@@ -152,11 +152,11 @@ async def _mailbox(console: Console, args: list[str]) -> None:
     from smtp_tutor.sandbox.storage import Mailbox
 
     mailbox = Mailbox(path)
-    messages = mailbox.messages()
-    if not messages:
+    latest = mailbox.latest()  # the newest only: a sandbox kept across sessions can be big
+    if latest is None:
         console.say("mailbox_empty")
         return
-    console.show(render.mailbox_fragments(messages[-1], len(messages), console.lang))
+    console.show(render.mailbox_fragments(latest, len(mailbox), console.lang))
 
 
 def _switch(console: Console, args: list[str], current: bool, name: str) -> bool | None:

@@ -186,10 +186,10 @@ class LessonRunner:
         if self.mailbox is not None:
             from smtp_tutor.sandbox.storage import Mailbox
 
-            messages = Mailbox(self.mailbox).messages()
-            if len(messages) > self._mailbox_count:
+            box = Mailbox(self.mailbox)  # count the files; read only the newest message
+            latest = box.latest() if len(box) > self._mailbox_count else None
+            if latest is not None:
                 delivered = True
-                latest = messages[-1]
                 headers = frozenset(name.lower() for name in latest.message)
                 defects = len(latest.defects)
         return Observation(
@@ -233,7 +233,7 @@ class LessonRunner:
             return 0
         from smtp_tutor.sandbox.storage import Mailbox
 
-        return len(Mailbox(self.mailbox).messages())
+        return len(Mailbox(self.mailbox))
 
     # -- lesson commands ---------------------------------------------------------------
 
