@@ -21,7 +21,7 @@ from smtp_tutor.core.knowledge import load_knowledge
 from smtp_tutor.core.messages import localize, message
 from smtp_tutor.core.replies import Reply
 from smtp_tutor.lexer import SMTPStyle, highlight_reply_fragments
-from smtp_tutor.tls import TLSInfo
+from smtp_tutor.tls import CertificateInfo, TLSInfo
 
 if TYPE_CHECKING:
     from smtp_tutor.sandbox.storage import StoredMessage
@@ -152,16 +152,7 @@ def tls_fragments(info: TLSInfo, lang: str = "en") -> Fragments:
     cert = info.certificate
     if cert is not None:
         fragments += say("tls_subject", lang, "", subject=_visible_text(cert.subject))
-        fragments += say("tls_issuer", lang, "", issuer=_visible_text(cert.issuer))
-        fragments += say(
-            "tls_valid",
-            lang,
-            "",
-            start=f"{cert.not_before:%Y-%m-%d}",
-            end=f"{cert.not_after:%Y-%m-%d}",
-        )
-        if cert.names:
-            fragments += say("tls_names", lang, "", names=", ".join(cert.names))
+        fragments += _certificate_details(cert, lang)
     if info.verified:
         fragments += say("tls_verified", lang, "class:tls.ok")
     else:
@@ -325,16 +316,22 @@ def tls_detail_fragments(info: TLSInfo | None, alpn: str | None, lang: str = "en
             depth=depth,
             subject=_visible_text(cert.subject),
         )
-        fragments += say("tls_issuer", lang, "", issuer=_visible_text(cert.issuer))
-        fragments += say(
-            "tls_valid",
-            lang,
-            "",
-            start=f"{cert.not_before:%Y-%m-%d}",
-            end=f"{cert.not_after:%Y-%m-%d}",
-        )
-        if cert.names:
-            fragments += say("tls_names", lang, "", names=", ".join(cert.names))
+        fragments += _certificate_details(cert, lang)
     if not info.verified and info.verify_error:
         fragments += say("tls_advice", lang, "class:explain")
+    return fragments
+
+
+def _certificate_details(cert: CertificateInfo, lang: str) -> Fragments:
+    """Issuer, validity and names: the lines under a certificate's subject."""
+    fragments = say("tls_issuer", lang, "", issuer=_visible_text(cert.issuer))
+    fragments += say(
+        "tls_valid",
+        lang,
+        "",
+        start=f"{cert.not_before:%Y-%m-%d}",
+        end=f"{cert.not_after:%Y-%m-%d}",
+    )
+    if cert.names:
+        fragments += say("tls_names", lang, "", names=", ".join(cert.names))
     return fragments
