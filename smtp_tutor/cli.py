@@ -567,10 +567,8 @@ def _sandbox_console(args: argparse.Namespace) -> int:
 
 
 async def _run_sandbox_console(args: argparse.Namespace) -> int:
-    from smtp_tutor.console.app import Console
-    from smtp_tutor.core.messages import message
+    from smtp_tutor.console.app import run_on_sandbox
     from smtp_tutor.sandbox import Sandbox, SandboxConfig
-    from smtp_tutor.session import Target
 
     sandbox = Sandbox(SandboxConfig(port=0))
     try:
@@ -581,17 +579,4 @@ async def _run_sandbox_console(args: argparse.Namespace) -> int:
             return 1
         print(f"smtp-tutor: cannot start the sandbox: {_reason(error)}", file=sys.stderr)
         return EXIT_CONNECTION
-    options = _console_options(args, mailbox=sandbox.mailbox_path)
-    options.banner = message(
-        "console",
-        "banner",
-        options.lang,
-        version=__version__,
-        address=f"{sandbox.host}:{sandbox.port}",
-        mailbox=sandbox.mailbox_path,
-    )
-    console = Console(Target(sandbox.host, sandbox.port), options)
-    try:
-        return await console.run()
-    finally:
-        await sandbox.stop()
+    return await run_on_sandbox(sandbox, _console_options(args))

@@ -72,6 +72,7 @@ from smtp_tutor.session import (
 
 if TYPE_CHECKING:
     from smtp_tutor.console.lesson import LessonRunner
+    from smtp_tutor.sandbox import Sandbox
 
 #: Commands that must end a pipelined group: wait for their reply before sending more
 #: (RFC 2920 §3.1; STARTTLS per RFC 3207, AUTH because its answer depends on the reply).
@@ -754,6 +755,32 @@ def _secret_placeholder(mechanism: str, user: str | None) -> Placeholder:
     if mechanism == "XOAUTH2":
         return Placeholder.xoauth2(user)
     return Placeholder.login_password()
+
+
+async def run_on_sandbox(
+    sandbox: Sandbox,
+    options: ConsoleOptions,
+    prepare: Callable[[Console], None] | None = None,
+) -> int:
+    """A console on a started sandbox, with its banner; the sandbox stops when it ends."""
+    from smtp_tutor import __version__
+
+    options.mailbox = sandbox.mailbox_path
+    options.banner = message(
+        "console",
+        "banner",
+        options.lang,
+        version=__version__,
+        address=f"{sandbox.host}:{sandbox.port}",
+        mailbox=sandbox.mailbox_path,
+    )
+    console = Console(Target(sandbox.host, sandbox.port), options)
+    if prepare is not None:
+        prepare(console)
+    try:
+        return await console.run()
+    finally:
+        await sandbox.stop()
 
 
 def _user_in(decoded: str, mechanism: str | None) -> str | None:

@@ -11,8 +11,7 @@ import asyncio
 import sys
 from pathlib import Path
 
-from smtp_tutor import __version__
-from smtp_tutor.console.app import Console, ConsoleOptions
+from smtp_tutor.console.app import Console, ConsoleOptions, run_on_sandbox
 from smtp_tutor.console.lesson import LessonRunner
 from smtp_tutor.console.lesson_list import lesson_list_text
 from smtp_tutor.core.lessons import (
@@ -70,7 +69,6 @@ def _next_lesson(lessons: list[Lesson], progress: Progress) -> Lesson:
 
 async def _run(lesson: Lesson, progress: Progress, options: ConsoleOptions) -> int:
     from smtp_tutor.sandbox import Sandbox, SandboxConfig
-    from smtp_tutor.session import Target
 
     sandbox = Sandbox(SandboxConfig(port=0, **lesson.scenario))  # type: ignore[arg-type]
     try:
@@ -78,22 +76,13 @@ async def _run(lesson: Lesson, progress: Progress, options: ConsoleOptions) -> i
     except OSError as error:
         print(f"smtp-tutor: cannot start the sandbox: {error.strerror or error}", file=sys.stderr)
         return 3
-    options.mailbox = sandbox.mailbox_path
-    options.banner = message(
-        "console",
-        "banner",
-        options.lang,
-        version=__version__,
-        address=f"{sandbox.host}:{sandbox.port}",
-        mailbox=sandbox.mailbox_path,
-    )
-    console = Console(Target(sandbox.host, sandbox.port), options)
-    console.lesson = LessonRunner(lesson, progress, options.lang, mailbox=sandbox.mailbox_path)
-    console.lesson.on_restart = sandbox.forget_greylist
-    try:
-        return await console.run()
-    finally:
-        await sandbox.stop()
+
+    def attach_lesson(console: Console) -> None:
+        runner = LessonRunner(lesson, progress, options.lang, mailbox=sandbox.mailbox_path)
+        runner.on_restart = sandbox.forget_greylist
+        console.lesson = runner
+
+    return await run_on_sandbox(sandbox, options, attach_lesson)
 
 
 def run_lessons(args: argparse.Namespace, lang: str) -> int:
