@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 
 import pytest
 
@@ -40,3 +42,30 @@ def postfix() -> Iterator[PostfixInstance]:
 def postfix_tls_only() -> Iterator[PostfixInstance]:
     """Real Postfix that, like production servers, hides AUTH until STARTTLS."""
     yield from _running_postfix(tls_auth_only=True)
+
+
+@dataclass
+class Outbound:
+    """Every address a test's process connected to, and every host name it looked up."""
+
+    connects: list[object] = field(default_factory=list)
+    lookups: list[object] = field(default_factory=list)
+
+
+@pytest.fixture
+def outbound(monkeypatch: pytest.MonkeyPatch) -> Outbound:
+    """Records the process's outgoing connections and name lookups: nothing may leave."""
+    seen = Outbound()
+    real_connect, real_getaddrinfo = socket.socket.connect, socket.getaddrinfo
+
+    def connect(self: socket.socket, address: object) -> None:
+        seen.connects.append(address)
+        real_connect(self, address)  # type: ignore[arg-type]
+
+    def getaddrinfo(host: object, *args: object, **kwargs: object) -> object:
+        seen.lookups.append(host)
+        return real_getaddrinfo(host, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(socket.socket, "connect", connect)
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    return seen

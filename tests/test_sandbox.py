@@ -46,6 +46,7 @@ from smtp_tutor.sandbox import (
 from smtp_tutor.sandbox.certs import ensure_certificate, write_self_signed
 from smtp_tutor.sandbox.protocol import plain_path
 from smtp_tutor.sandbox.triggers import load_triggers
+from tests.conftest import Outbound
 
 TIMEOUT = 5
 ENHANCED = re.compile(r"^\d{3}[ -][245]\.\d{1,3}\.\d{1,3}")
@@ -920,30 +921,16 @@ def test_stop_says_421_to_connected_clients(sandbox: ThreadedSandbox) -> None:
 
 
 def test_mail_to_external_domains_only_lands_in_the_maildir(
-    monkeypatch: pytest.MonkeyPatch, private_home: Path
+    outbound: Outbound, private_home: Path
 ) -> None:
-    connects: list[object] = []
-    lookups: list[object] = []
-    real_connect, real_getaddrinfo = socket.socket.connect, socket.getaddrinfo
-
-    def connect(self: socket.socket, address: object) -> None:
-        connects.append(address)
-        real_connect(self, address)  # type: ignore[arg-type]
-
-    def getaddrinfo(host: object, *args: object, **kwargs: object) -> object:
-        lookups.append(host)
-        return real_getaddrinfo(host, *args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(socket.socket, "connect", connect)
-    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
     with ThreadedSandbox(SandboxConfig()) as sandbox:
         with client(sandbox) as smtp:
             smtp.sendmail(
                 "me@example.org", ["you@gmail.com", "them@qq.com"], b"Subject: x\r\n\r\nx\r\n"
             )
         key = sandbox.mailbox().latest().key  # type: ignore[union-attr]
-    assert {address[0] for address in connects} == {"127.0.0.1"}  # type: ignore[index]
-    assert set(lookups) <= {"127.0.0.1"}
+    assert {address[0] for address in outbound.connects} == {"127.0.0.1"}  # type: ignore[index]
+    assert set(outbound.lookups) <= {"127.0.0.1"}
     files = sorted(str(p.relative_to(private_home)) for p in private_home.rglob("*") if p.is_file())
     sandbox_dir = "xdg_data_home/smtp-tutor/sandbox"
     assert files == [

@@ -30,6 +30,7 @@ import pytest
 
 from smtp_tutor.sandbox import Mailbox, SandboxConfig, StoredMessage, ThreadedSandbox
 from smtp_tutor.sandbox.writer import INLINE_LIMIT, MailboxWriter, SpareFiles
+from tests.conftest import Outbound
 
 REPLY_TIMEOUT = 10.0  # one reply; a stuck client fails the test instead of hanging it
 RUN_TIMEOUT = 25.0  # one whole run of clients
@@ -227,22 +228,8 @@ def files_under(root: Path) -> set[str]:
 
 
 def test_200_concurrent_clients_store_exactly_what_was_acknowledged(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, outbound: Outbound
 ) -> None:
-    connects: list[object] = []
-    lookups: list[object] = []
-    real_connect, real_getaddrinfo = socket.socket.connect, socket.getaddrinfo
-
-    def connect(self: socket.socket, address: object) -> None:
-        connects.append(address)
-        real_connect(self, address)  # type: ignore[arg-type]
-
-    def getaddrinfo(host: object, *args: object, **kwargs: object) -> object:
-        lookups.append(host)
-        return real_getaddrinfo(host, *args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(socket.socket, "connect", connect)
-    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
     mailbox = tmp_path / "Maildir"
     clients = 200
     config = SandboxConfig(mailbox=mailbox, max_connections=250, max_message_size=SIZE_LIMIT)
@@ -298,8 +285,8 @@ def test_200_concurrent_clients_store_exactly_what_was_acknowledged(
     log_lines = (tmp_path / "Maildir" / "envelopes.jsonl").read_bytes().splitlines()
     assert len(log_lines) == len(keys)  # one whole line per message, none torn or mixed
     assert set(Mailbox(tmp_path / "Maildir").envelopes()) == set(keys)
-    assert set(connects) == {("127.0.0.1", port)}  # type: ignore[misc]
-    assert set(lookups) <= {"127.0.0.1"}
+    assert set(outbound.connects) == {("127.0.0.1", port)}  # type: ignore[misc]
+    assert set(outbound.lookups) <= {"127.0.0.1"}
 
 
 def test_connection_limit_holds_under_a_burst(tmp_path: Path) -> None:
