@@ -43,6 +43,7 @@ from smtp_tutor.connection import (
 from smtp_tutor.core.dialogue import Capabilities
 from smtp_tutor.core.placeholders import ResolveError
 from smtp_tutor.core.replies import Reply
+from smtp_tutor.core.safe_text import visible as _visible
 from smtp_tutor.core.transcript import Directive, Expect, Script, Send, resolve, wire_bytes
 from smtp_tutor.replay_link import CUT_SHORT, Link
 
@@ -172,13 +173,6 @@ def _plan(script: Script) -> list[_Step]:
 
 
 # --------------------------------------------------------------------------- the replayer
-
-
-def _visible(text: str) -> str:
-    """Server text for a terminal: control characters shown as escapes, never obeyed."""
-    if text.isprintable():
-        return text
-    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
 
 
 def _got(reply: Reply) -> str:

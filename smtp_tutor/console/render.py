@@ -20,6 +20,7 @@ from smtp_tutor.core.dialogue import Capabilities
 from smtp_tutor.core.knowledge import load_knowledge
 from smtp_tutor.core.messages import localize, message
 from smtp_tutor.core.replies import Reply
+from smtp_tutor.core.safe_text import visible
 from smtp_tutor.lexer import SMTPStyle, highlight_reply_fragments
 from smtp_tutor.tls import CertificateInfo, TLSInfo
 
@@ -187,7 +188,8 @@ def _visible(data: bytes) -> str:
 
 
 def _visible_text(text: str) -> str:
-    return "".join(char if char.isprintable() else f"\\x{ord(char):02x}" for char in text)
+    """Server text for the screen: see `core.safe_text.visible`."""
+    return visible(text)
 
 
 def as_text(fragments: Fragments) -> FormattedText:
