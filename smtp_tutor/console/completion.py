@@ -8,6 +8,11 @@ screen: while the server waits for an AUTH answer, nothing at all is offered.
 What is offered follows the session, because that is what teaches: the verbs that are valid
 now come first, parameters only appear once EHLO advertised the extension that defines them,
 and addresses come from the MAIL and RCPT lines already sent.
+
+What the server advertised is the server's text, so none of it can steer the terminal or the
+typed line: a candidate whose text holds a character that is not printable (an AUTH mechanism
+``X\\x1b]0;…\\x07``, a bidi override) is never offered, not even escaped — the escaped form
+is not what the server advertised — and every description is shown escaped.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from prompt_toolkit.document import Document
 from smtp_tutor.core.checker import PARAMETER_KEYWORDS
 from smtp_tutor.core.commands import KNOWN_VERBS, parse_command, parse_path_argument
 from smtp_tutor.core.dialogue import Capabilities
+from smtp_tutor.core.safe_text import is_visible, visible
 
 __all__ = [
     "COMMON_CODES",
@@ -324,7 +330,7 @@ class SMTPCompleter(Completer):
             found = self._console(text)
         else:
             found = self._smtp(text, dialogue)
-        return list(_unique(found, self.limit))
+        return list(_unique(_safe(found), self.limit))
 
     # -- SMTP commands -----------------------------------------------------------------
 
@@ -539,6 +545,25 @@ def _address_literal(address: str) -> str:
     if ":" in address:
         return f"[IPv6:{address}]"
     return f"[{address}]"
+
+
+def _safe(completions: Iterable[Completion]) -> Iterator[Completion]:
+    """Only candidates that insert printable text; what they show, escaped."""
+    for completion in completions:
+        if not is_visible(completion.text):
+            continue
+        display, meta = completion.display_text, completion.display_meta_text
+        if is_visible(display) and is_visible(meta):
+            yield completion
+        else:
+            yield Completion(
+                completion.text,
+                completion.start_position,
+                display=visible(display),
+                display_meta=visible(meta),
+                style=completion.style,
+                selected_style=completion.selected_style,
+            )
 
 
 def _unique(completions: Iterable[Completion], limit: int) -> Iterator[Completion]:

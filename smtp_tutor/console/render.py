@@ -135,7 +135,8 @@ def finding_fragments(findings: Sequence[Finding], lang: str = "en") -> Fragment
     marks = {"error": "✗", "warning": "!", "info": "i"}
     fragments: Fragments = []
     for finding in findings:
-        params = dict(finding.params)
+        # Parameters quote the line and the server (its advertised mechanisms, say).
+        params = {name: _visible_text(str(value)) for name, value in finding.params.items()}
         if "phase" in params:
             params["phase"] = phase_name(params["phase"], lang)
         text = message("checker", finding.id, lang, **params)
@@ -157,7 +158,8 @@ def tls_fragments(info: TLSInfo, lang: str = "en") -> Fragments:
     if info.verified:
         fragments += say("tls_verified", lang, "class:tls.ok")
     else:
-        reason = localize(info.verify_error, lang) if info.verify_error else "?"
+        # The reason may quote the certificate's names.
+        reason = _visible_text(localize(info.verify_error, lang)) if info.verify_error else "?"
         fragments += say("tls_not_verified", lang, "class:tls.warn", reason=reason)
     discarded = getattr(info, "discarded_cleartext", 0)
     if discarded:
@@ -265,11 +267,12 @@ def caps_fragments(history: Sequence[tuple[str, Capabilities]], lang: str = "en"
         return say("caps_none", lang, "class:finding.warning")
     label, caps = history[-1]
     kb = load_knowledge()
-    fragments = say("caps_title", lang, "class:banner", server=caps.server_name, context=label)
+    server = _visible_text(caps.server_name)
+    fragments = say("caps_title", lang, "class:banner", server=server, context=label)
     for keyword, params in caps.keywords.items():
-        info = kb.ehlo_line(" ".join((keyword, *params)), lang)
+        shown = _visible_text(" ".join((keyword, *params)))  # explained as shown, escapes too
+        info = kb.ehlo_line(shown, lang)
         summary = info.detail or info.summary if info is not None else ""
-        shown = " ".join((keyword, *params))
         fragments.append(("class:pygments.name.attribute", f"    {shown:<28}"))
         fragments.append(("class:explain", f" {summary}\n"))
     if len(history) > 1:
@@ -292,15 +295,16 @@ def _caps_diff(
     if not (added or removed or changed):
         return fragments + say("caps_same", lang, "class:explain")
     for keyword in added:
-        shown = " ".join((keyword, *after.keywords[keyword]))
+        shown = _visible_text(" ".join((keyword, *after.keywords[keyword])))
         fragments.append(("class:tls.ok", f"    + {shown}\n"))
     for keyword in removed:
-        shown = " ".join((keyword, *before.keywords[keyword]))
+        shown = _visible_text(" ".join((keyword, *before.keywords[keyword])))
         fragments.append(("class:finding.error", f"    - {shown}\n"))
     for keyword in changed:
-        old = " ".join(before.keywords[keyword])
-        new = " ".join(after.keywords[keyword])
-        fragments.append(("class:finding.warning", f"    ~ {keyword}: {old} → {new}\n"))
+        old = _visible_text(" ".join(before.keywords[keyword]))
+        new = _visible_text(" ".join(after.keywords[keyword]))
+        shown = _visible_text(keyword)
+        fragments.append(("class:finding.warning", f"    ~ {shown}: {old} → {new}\n"))
     return fragments
 
 
@@ -309,7 +313,8 @@ def tls_detail_fragments(info: TLSInfo | None, alpn: str | None, lang: str = "en
     if info is None:
         return say("tls_off", lang, "class:finding.warning")
     fragments = tls_fragments(info, lang)
-    fragments += say("tls_sni", lang, "", sni=info.server_hostname or "-", alpn=alpn or "-")
+    sni, alpn = _visible_text(info.server_hostname or "-"), _visible_text(alpn or "-")
+    fragments += say("tls_sni", lang, "", sni=sni, alpn=alpn)
     for depth, cert in enumerate(info.chain):
         fragments += say(
             "tls_chain_entry",
@@ -335,5 +340,6 @@ def _certificate_details(cert: CertificateInfo, lang: str) -> Fragments:
         end=f"{cert.not_after:%Y-%m-%d}",
     )
     if cert.names:
-        fragments += say("tls_names", lang, "", names=", ".join(cert.names))
+        names = ", ".join(_visible_text(name) for name in cert.names)
+        fragments += say("tls_names", lang, "", names=names)
     return fragments

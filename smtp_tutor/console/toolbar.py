@@ -1,7 +1,9 @@
 """The bottom toolbar: server, TLS, who is logged in, the phase, and the next step in one line.
 
 A pure function of the session's state, so it is tested without a terminal and can never
-block typing: prompt_toolkit calls it on every redraw.
+block typing: prompt_toolkit calls it on every redraw. Not all its words are ours (the host
+may come from an MX record, the user name from an AUTH answer, the goal from a lesson file),
+so every piece is shown through `core.safe_text.visible`: nothing in it steers the terminal.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from smtp_tutor.console.render import Fragments, phase_name
 from smtp_tutor.core.dialogue import Dialogue
 from smtp_tutor.core.hints import next_step
 from smtp_tutor.core.messages import message
+from smtp_tutor.core.safe_text import visible
 
 
 @dataclass(frozen=True)
@@ -25,6 +28,10 @@ class ToolbarState:
 
 
 def toolbar_fragments(state: ToolbarState) -> Fragments:
+    return [(style, visible(text)) for style, text in _fragments(state)]
+
+
+def _fragments(state: ToolbarState) -> Fragments:
     lang = state.lang
     dialogue = state.dialogue
     fragments: Fragments = [("class:bottom-toolbar", f" {state.server} ")]
