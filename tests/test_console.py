@@ -288,7 +288,7 @@ def test_headers_template_lint_and_mailbox(tmp_path: Path) -> None:
     assert "the email parser found no defects" in text and "Subject: 你好" in text
 
 
-def test_non_ascii_subject_is_offered_rfc2047(tmp_path: Path) -> None:
+def test_non_ascii_subject_is_rewritten_only_by_fix(tmp_path: Path) -> None:
     out, mailbox = session(
         tmp_path,
         [
@@ -297,7 +297,7 @@ def test_non_ascii_subject_is_offered_rfc2047(tmp_path: Path) -> None:
             "RCPT TO:<b@example.com>",
             "DATA",
             "Subject: 你好",
-            "",
+            ":fix",
             "From: a@example.com",
             "",
             "body",
@@ -306,13 +306,42 @@ def test_non_ascii_subject_is_offered_rfc2047(tmp_path: Path) -> None:
         ],
     )
     text = screen_text(out)
-    assert "=?utf-8?b?5L2g5aW9?=" in text
+    assert ":fix rewrites line 1 as: Subject: =?utf-8?b?5L2g5aW9?=" in text
+    assert "line 1 rewritten: Subject: 你好  →  Subject: =?utf-8?b?5L2g5aW9?=" in text
     [stored] = mailbox.messages()
-    assert stored.raw.startswith(b"Subject: =?utf-8?b?5L2g5aW9?=\r\n")
+    assert stored.raw == b"Subject: =?utf-8?b?5L2g5aW9?=\r\nFrom: a@example.com\r\n\r\nbody\r\n"
     assert stored.message["Subject"] == "你好"
 
 
-def test_the_classic_tutorial_headers_are_caught(tmp_path: Path) -> None:
+def test_an_offered_rewrite_never_takes_the_next_line(tmp_path: Path) -> None:
+    """The seed's header block, typed line by line: every line reaches the server as typed."""
+    typed = [
+        "From: a@example.com",
+        "To: b@example.com",
+        "Subject:我是标题",
+        "Content-Type: Text/html;",
+        "charset=gb2312",
+        "",
+        "hello world",
+    ]
+    out, mailbox = session(
+        tmp_path,
+        ["HELO me", "MAIL FROM:<a@example.com>", "RCPT TO:<b@example.com>", "DATA"]
+        + typed
+        + [".", "QUIT"],
+    )
+    text = screen_text(out)
+    assert ":fix rewrites line 3" in text and ":fix indents line 5" in text
+    assert "held back, not sent yet" in text
+    assert "[Y/n]" not in text  # nothing is asked
+    [stored] = mailbox.messages()
+    assert stored.raw == "".join(f"{line}\r\n" for line in typed).encode()
+    lint = text[text.index("before the final dot") :]
+    assert "Date" in lint and "Message-ID" in lint
+    assert stored.defects  # and Python's parser indeed finds the defect
+
+
+def test_send_releases_held_lines_as_typed_and_drop_forgets_them(tmp_path: Path) -> None:
     out, mailbox = session(
         tmp_path,
         [
@@ -320,39 +349,53 @@ def test_the_classic_tutorial_headers_are_caught(tmp_path: Path) -> None:
             "MAIL FROM:<a@example.com>",
             "RCPT TO:<b@example.com>",
             "DATA",
-            "From: a@example.com",
-            "To: b@example.com",
-            "Subject: test",
-            "Content-Type: Text/html;",
-            "charset=gb2312",
-            "n",
+            "Subject: 再见",
+            "X-Typo: oops",
+            ":drop",
+            "Subject: 你好",
+            ":send",
             "",
-            "<b>hi</b>",
+            "body",
             ".",
             "QUIT",
         ],
     )
     text = screen_text(out)
-    assert "fold it" in text  # offered, refused with "n"
-    lint = text[text.index("before the final dot") :]
-    assert "Date" in lint and "Message-ID" in lint
+    assert "dropped, never sent: Subject: 再见" in text
+    assert "dropped, never sent: X-Typo: oops" in text
+    assert "sending 1 held lines as typed" in text
     [stored] = mailbox.messages()
-    assert b"\r\ncharset=gb2312\r\n" in stored.raw  # sent as typed after "n"
-    assert stored.defects  # and Python's parser indeed finds the defect
+    assert stored.raw == "Subject: 你好\r\n\r\nbody\r\n".encode()
 
 
-def test_confirm_on_warning_can_hold_a_line_back(tmp_path: Path) -> None:
+def test_confirm_on_warning_holds_a_line_until_send(tmp_path: Path) -> None:
     async def body(sandbox: Sandbox) -> str:
         options = ConsoleOptions(color=False, confirm_on_warning=True)
         _code, out, _ = await run_console(
             Target(sandbox.host, sandbox.port),
-            ["EHLO me", "RCPT TO:<b@example.com>", "n", "QUIT"],
+            [
+                "EHLO me",
+                "RCPT TO:<b@example.com>",
+                "n",
+                "NOOP",
+                ":drop",
+                "RCPT TO:<c@example.com>",
+                ":send",
+                "QUIT",
+            ],
             options,
         )
         return screen_text(out)
 
     text = with_sandbox(tmp_path, body)
-    assert "send it anyway?" in text and "(not sent)" in text and "503 5.5.1" not in text
+    assert "held back, not sent (confirm_on_warning is on)" in text
+    # "n" and NOOP are lines for the server, typed after the held one: they wait behind it
+    assert "held back behind a line waiting for :send or :drop: n" in text
+    assert "dropped, never sent: RCPT TO:<b@example.com>" in text
+    assert "dropped, never sent: NOOP" in text
+    # the second RCPT is held, then sent by :send: the server's 503 answers it
+    assert text.count("503 5.5.1") == 1
+    assert "send it anyway?" not in text
 
 
 def test_raw_view_shows_bytes_but_masks_the_password(tmp_path: Path) -> None:

@@ -17,7 +17,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import functools
+import os
 import sys
 from collections import deque
 from collections.abc import Callable
@@ -30,6 +32,9 @@ from prompt_toolkit.auto_suggest import AutoSuggestFromHistory
 from prompt_toolkit.enums import EditingMode
 from prompt_toolkit.history import DummyHistory, History, InMemoryHistory
 from prompt_toolkit.input import Input
+from prompt_toolkit.input.typeahead import get_typeahead, store_typeahead
+from prompt_toolkit.key_binding import KeyPress
+from prompt_toolkit.keys import Keys
 from prompt_toolkit.output import ColorDepth, Output
 from prompt_toolkit.patch_stdout import patch_stdout
 from prompt_toolkit.shortcuts import print_formatted_text
@@ -37,8 +42,10 @@ from prompt_toolkit.shortcuts import print_formatted_text
 from smtp_tutor.connection import ConnectionFailed, WireEvent, wants_implicit_tls
 from smtp_tutor.console import render
 from smtp_tutor.console.completion import AddressBook, HeaderBlock, SMTPCompleter
+from smtp_tutor.console.composer import Composer
 from smtp_tutor.console.history import LineKind, SafeFileHistory
 from smtp_tutor.console.masking import MaskInitialResponse
+from smtp_tutor.console.plain import LineOutput, PlainReader, wants_plain
 from smtp_tutor.console.toolbar import ToolbarState, prompt_label, toolbar_fragments
 from smtp_tutor.core.auth import AuthError, classify_login_prompt, decode_challenge
 from smtp_tutor.core.auth_exchange import AuthExchange, AuthStep
@@ -53,7 +60,7 @@ from smtp_tutor.core.dialogue import (
 )
 from smtp_tutor.core.knowledge import load_knowledge
 from smtp_tutor.core.message_data import stuff_line
-from smtp_tutor.core.message_lint import lint_message, render_finding
+from smtp_tutor.core.message_lint import LintFinding, lint_message, render_finding
 from smtp_tutor.core.messages import localize, message
 from smtp_tutor.core.placeholders import Placeholder
 from smtp_tutor.core.recorder import TranscriptRecorder
@@ -123,6 +130,16 @@ class Console:
     errors: TextIO | None = None  # where a failure to start goes (stderr by default)
 
     def __post_init__(self) -> None:
+        # A pipe or a dumb terminal gets plain lines both ways (see console/plain.py).
+        self._plain: PlainReader | None = None
+        if self.input is None and wants_plain(sys.stdin, sys.stdout, os.environ.get("TERM")):
+            self._plain = PlainReader(sys.stdin, sys.stdout)
+            if self.output is None:
+                self.output = LineOutput(sys.stdout)
+            self.options.toolbar = False
+            if not self._plain.interactive:
+                # Scripted input: every line goes out as written, no helper answers for it.
+                self.options.manual = True
         # Set while the console waits at a prompt: tests and scripted drivers type then.
         self.waiting_for_input = asyncio.Event()
         self.session: Session | None = None
@@ -134,7 +151,10 @@ class Console:
         self.tracker = SecretTracker()
         self.addresses = AddressBook()
         self.header_block = HeaderBlock()
-        self.data_lines: list[str] = []
+        # The message typed after DATA, and lines held back by confirm_on_warning: what the
+        # user typed is only ever held (never changed) until :fix, :send or :drop.
+        self.composer = Composer()
+        self.held_commands: list[str] = []
         self.template: deque[str] = deque()
         # :bdat collects a message here, then sends it in chunks of this size (0: one chunk).
         self.bdat_lines: list[str] | None = None
@@ -210,7 +230,7 @@ class Console:
         self._make_prompts()
         if self.lesson is not None:
             self.lesson.begin()
-        with patch_stdout(raw=True):
+        with patch_stdout(raw=True) if self._plain is None else contextlib.nullcontext():
             while not self.quit_requested:
                 self.waiting_for_input.set()
                 try:
@@ -240,7 +260,11 @@ class Console:
         if path is None:
             return
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._transcript_file = path.open("w", encoding="utf-8")
+        # 0600 like :save: a transcript tells who logged in where, even with secrets masked.
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with contextlib.suppress(OSError):
+            os.fchmod(descriptor, 0o600)
+        self._transcript_file = os.fdopen(descriptor, "w", encoding="utf-8")
         self.recorder.attach(self._transcript_file, format=self.options.transcript_format)
 
     def _close_transcript(self) -> None:
@@ -275,6 +299,8 @@ class Console:
 
     def _make_prompts(self) -> None:
         """Prompt sessions touch the terminal, so they are made only once connected."""
+        if self._plain is not None:
+            return
         if self.options.history_path is not None:
             self._history = SafeFileHistory(
                 self.options.history_path, tracker=self.tracker, dialogue=self._dialogue
@@ -342,24 +368,74 @@ class Console:
         dialogue = self._dialogue()
         step = self._auth_step
         if self._auth is not None and step is not None and step.need:
-            return await self._quiet_prompt.prompt_async(
-                prompt_label(dialogue, step.need), is_password=not step.echo, default=""
-            )
+            if self._typed_ahead(lines=True):
+                # Lines typed before the question was on screen were not answers to it:
+                # they go out as typed, and the helper steps aside for this exchange.
+                what = render.plain(render.say(f"auth_what_{step.need}", self.lang)).strip()
+                self._auth, self._auth_step = None, None
+                self.say("auth_typed_ahead", "class:explain", what=what)
+            else:
+                return await self._ask_line(
+                    prompt_label(dialogue, step.need), secret=not step.echo, kind=None
+                )
         if self.bdat_lines is not None:
-            return await self._quiet_prompt.prompt_async("bdat> ", is_password=False, default="")
+            return await self._ask_line("bdat> ", secret=False, kind=None)
         if dialogue is not None and dialogue.sending_data:
-            default = self.template.popleft() if self.template else ""
-            return await self._quiet_prompt.prompt_async(
-                prompt_label(dialogue), is_password=False, default=default
+            default = ""
+            if self.template and self._typed_ahead(lines=False):
+                # A template line would be joined to the keys already typed: stop it.
+                self.template.clear()
+                self.say("template_stopped", "class:explain")
+            elif self.template:
+                default = self.template.popleft()
+            return await self._ask_line(
+                prompt_label(dialogue), secret=False, kind=None, default=default
             )
         if dialogue is not None and dialogue.awaiting_auth_response:
             # Typed by hand (manual mode): after a password challenge the answer is masked.
-            return await self._quiet_prompt.prompt_async(
-                prompt_label(dialogue), is_password=self._password_challenge, default=""
+            return await self._ask_line(
+                prompt_label(dialogue), secret=self._password_challenge, kind=None
             )
+        return await self._ask_line(prompt_label(dialogue), secret=False, kind=LineKind.COMMAND)
+
+    async def _ask_line(
+        self, label: str, *, secret: bool, kind: LineKind | None, default: str = ""
+    ) -> str:
+        """One line from the user: the prompt on a terminal, a plain line from a pipe.
+
+        `kind` None means a line that must reach no history (message text, AUTH answers).
+        """
+        if self._plain is not None:
+            return await self._plain.read(label, secret=secret)
+        if kind is None:
+            return await self._quiet_prompt.prompt_async(label, is_password=secret, default=default)
         if isinstance(self._history, SafeFileHistory):
-            self._history.expect(LineKind.COMMAND)
-        return await self._prompt.prompt_async(prompt_label(dialogue))
+            self._history.expect(kind)
+        return await self._prompt.prompt_async(label)
+
+    def _typed_ahead(self, lines: bool) -> bool:
+        """Were keys (with `lines`: a whole line, Enter included) typed before this prompt?
+
+        The keys are read without being consumed: they are stored back as prompt_toolkit's
+        type-ahead, so the next prompt receives every one of them, in order.
+        """
+        prompt = getattr(self, "_prompt", None)
+        if prompt is None:
+            return False
+        source = prompt.input
+        keys: list[KeyPress] = list(get_typeahead(source))
+        try:
+            for _ in range(256):
+                more = source.read_keys()
+                if not more:
+                    break
+                keys.extend(more)
+        except (OSError, ValueError, NotImplementedError):
+            pass
+        store_typeahead(source, keys)
+        if not lines:
+            return bool(keys)
+        return any(_ends_line(key) for key in keys)
 
     async def _interrupted(self) -> None:
         """Ctrl-C: cancel the line; at an AUTH prompt cancel the exchange; stop a template."""
@@ -367,21 +443,6 @@ class Console:
         if self._auth is not None and self._auth_step is not None and self._auth_step.need:
             self._auth_step = self._auth.cancel()
             await self._send_auth_line()
-
-    async def ask(self, question_key: str, default: bool = True, **params: object) -> bool:
-        """A yes/no question at a history-less prompt; Enter takes the default."""
-        question = render.plain(render.say(question_key, self.lang, **params)).rstrip("\n")
-        self.waiting_for_input.set()
-        try:
-            answer = await self._quiet_prompt.prompt_async(question, is_password=False, default="")
-        except (KeyboardInterrupt, EOFError):
-            return False
-        finally:
-            self.waiting_for_input.clear()
-        answer = answer.strip().lower()
-        if not answer:
-            return default
-        return answer[0] in ("y", "是", "好", "对")
 
     # -- input -------------------------------------------------------------------------
 
@@ -400,7 +461,7 @@ class Console:
             return
         await self._line(text)
 
-    async def _line(self, line: str, wait: bool = True) -> None:
+    async def _line(self, line: str, wait: bool = True, pasted: bool = False) -> None:
         if line.startswith(":") and not line.startswith("::"):
             from smtp_tutor.console.commands import run_command
 
@@ -408,10 +469,14 @@ class Console:
             return
         if line.startswith("::"):
             line = line[1:]
-        await self.send(line, wait=wait)
+        await self.send(line, wait=wait, pasted=pasted)
 
     async def _paste(self, lines: list[str]) -> None:
-        """Several lines at once: a pipelined group where PIPELINING allows, else one by one."""
+        """Several lines at once: a pipelined group where PIPELINING allows, else one by one.
+
+        Message lines in a paste are checked once, as one block, when the paste ends (or at
+        its final dot) — never line by line.
+        """
         dialogue = self._dialogue()
         caps = dialogue.capabilities if dialogue is not None else None
         pipelining = caps is not None and caps.has("PIPELINING")
@@ -419,68 +484,217 @@ class Console:
             key = "pipelining_group" if pipelining else "pipelining_one_by_one"
             self.say(key, count=len(lines))
         self._grouping = pipelining
+        first_pasted: int | None = None
         try:
             for line in lines:
                 dialogue = self._dialogue()
                 in_data = dialogue is not None and dialogue.sending_data
+                if in_data and first_pasted is None:
+                    first_pasted = len(self.composer.lines) + 1
+                if in_data and line == ".":
+                    first_pasted = None  # the whole message is checked before its dot
                 verb = parse_command(line).verb
                 ender = line == "." if in_data else verb in GROUP_ENDERS
-                await self._line(line, wait=not pipelining or ender or line.startswith(":"))
+                wait = not pipelining or ender or line.startswith(":")
+                await self._line(line, wait=wait, pasted=in_data)
+            dialogue = self._dialogue()
+            if first_pasted is not None and dialogue is not None and dialogue.sending_data:
+                await self._check_pasted(first_pasted)
             if self.session is not None:
                 await self.session.wait_idle(self.target.reply_timeout + 1)
         finally:
             self._grouping = False
 
-    async def send(self, line: str, wait: bool = True) -> None:
-        """Check, maybe confirm, then send one line raw (dot-stuffed inside DATA)."""
+    async def _check_pasted(self, first: int) -> None:
+        """A pasted part of a message: one check of the block, then it goes out (or waits)."""
+        numbers = range(first, len(self.composer.lines) + 1)
+        if not self.options.manual:
+            findings = self.composer.check(smtputf8=_smtputf8(self._dialogue()), numbers=numbers)
+            shown = [f for f in findings if f.severity != "info" or self.composer.can_fix(f)]
+            if shown:
+                self.say("paste_title", "class:finding.warning")
+                self._note_findings(shown, "    - ")
+        await self._flush_message(self.composer.ready())
+        if self.composer.holding:
+            self.say("held_lines", "class:explain", count=len(self.composer.held))
+
+    async def send(
+        self, line: str, wait: bool = True, *, pasted: bool = False, confirmed: bool = False
+    ) -> None:
+        """Check, then send one line raw — or hold it back, never change it.
+
+        With confirm_on_warning a line the checker warns about waits for `:send` or `:drop`,
+        and so does every line typed after it, in order.
+        """
         session = self.session
         if session is None or not session.is_open:
             self.say("not_connected", "class:finding.error")
             return
+        if self.held_commands and not confirmed:
+            self.held_commands.append(line)
+            self.say("held_behind", "class:explain", line=self.tracker.redact(line))
+            return
         dialogue = session.dialogue
-        in_data = dialogue.sending_data
-        if in_data:
-            line = await self._data_line_helpers(line)
-            if line == "." and not await self._lint_before_dot():
-                return
+        if dialogue.sending_data:
+            await self._message_line(line, pasted=pasted, confirmed=confirmed)
+            return
         findings = session.check(line)
         self.show(render.finding_fragments(findings, self.lang))
         serious = [f for f in findings if f.severity in ("error", "warning")]
-        if (
-            serious
-            and self.options.confirm_on_warning
-            and not await self.ask("confirm_send_anyway")
-        ):
-            self.say("not_sent", "class:explain")
+        if serious and self.options.confirm_on_warning and not confirmed:
+            self.held_commands.append(line)
+            self.say("held_confirm", "class:explain")
             return
         auth_answer = dialogue.awaiting_auth_response
         if self.lesson is not None:
-            self.lesson.on_send(line, in_data, auth_answer)
-        if not in_data and not auth_answer:
+            self.lesson.on_send(line, False, auth_answer)
+        if not auth_answer:
             self._start_auth_helper(line)
             self.addresses.learn(line)
-        if auth_answer:  # typed by hand (manual mode): a secret from here on
+        else:  # typed by hand (manual mode): a secret from here on
             self.tracker.add_line(line)
-        if in_data:
-            self.header_block.feed(line)
-            if line != ".":
-                self.data_lines.append(line)
         sent = await session.send(line)
         if sent is not None:
-            wire = stuff_line(line) if in_data and line != "." else line
             secret = None
             if auth_answer:
                 secret = self._typed_secret(line.strip(), dialogue.auth_mechanism)
-            elif not in_data and _is_auth_with_response(line):
+            elif _is_auth_with_response(line):
                 mechanism, response = line.split()[1].upper(), line.split()[2]
                 secret = self._typed_secret(response, mechanism, initial=True)
-            self._record(self.recorder.sent, wire, secret)
-        if in_data and sent is not None and line != "." and line.startswith("."):
-            self.say("dot_stuffed", "class:sent", line="." + line)
-        if sent is not None and sent.verb == "DATA":
-            self.data_lines = []
-        if wait and (not in_data or line == "."):
+            self._record(self.recorder.sent, line, secret)
+            if sent.verb == "DATA":
+                self.composer.reset()
+        if wait:
             await session.wait_idle(self.target.reply_timeout + 1)
+
+    async def release_held(self) -> None:
+        """`:send`: what was held back goes out exactly as typed, in order."""
+        if self.held_commands:
+            lines, self.held_commands = self.held_commands, []
+            await self.send(lines[0], confirmed=True)
+            for line in lines[1:]:
+                await self._line(line)
+            return
+        dialogue = self._dialogue()
+        if dialogue is not None and dialogue.sending_data and self.composer.held:
+            self.say("sent_as_typed", "class:sent", count=len(self.composer.held))
+            await self._flush_message(self.composer.release())
+            return
+        self.say("nothing_held", "class:explain")
+
+    async def drop_held(self) -> None:
+        """`:drop`: forget what was held back (the user's explicit act), saying what."""
+        dialogue = self._dialogue()
+        if self.held_commands:
+            dropped, self.held_commands = self.held_commands, []
+        elif dialogue is not None and dialogue.sending_data and self.composer.held:
+            dropped = self.composer.drop()
+        else:
+            self.say("nothing_held", "class:explain")
+            return
+        for line in dropped:
+            self.say("dropped", "class:explain", line=self.tracker.redact(line))
+
+    async def fix_message(self) -> None:
+        """`:fix`: show each rewrite on offer, apply them, and send the held lines."""
+        dialogue = self._dialogue()
+        if dialogue is None or not dialogue.sending_data or not self.composer.holding:
+            self.say("fix_nothing", "class:explain")
+            return
+        for rewrite in self.composer.apply():
+            self.say(
+                "fix_applied", "class:sent", number=rewrite.number, old=rewrite.old, new=rewrite.new
+            )
+        await self._flush_message(self.composer.release())
+
+    # -- DATA --------------------------------------------------------------------------
+
+    async def _message_line(self, line: str, *, pasted: bool, confirmed: bool) -> None:
+        """A line of the message: kept, noted, and sent as typed unless held back."""
+        session = self.session
+        assert session is not None
+        if line == ".":
+            if not confirmed:
+                serious = self._lint_before_dot()
+                if serious and self.options.confirm_on_warning:
+                    self.held_commands.append(line)
+                    self.say("held_dot", "class:explain")
+                    return
+            await self._flush_message(self.composer.release())
+            await self._send_message_line(".")
+            await session.wait_idle(self.target.reply_timeout + 1)
+            return
+        self.show(render.finding_fragments(session.check(line), self.lang))
+        header = self.header_block.open and line != ""
+        self.composer.add(line)
+        self.header_block.feed(line)
+        if pasted:
+            return  # held until the paste ends: the block is checked once
+        if header and not self.options.manual:
+            findings = self.composer.check(smtputf8=_smtputf8(self._dialogue()))
+            self._note_findings(
+                [f for f in findings if f.severity != "info" or self.composer.can_fix(f)], "  ! "
+            )
+        await self._flush_message(self.composer.ready())
+        if self.composer.holding:
+            self.say("held_lines", "class:explain", count=len(self.composer.held))
+
+    async def _flush_message(self, lines: list[str]) -> None:
+        for held in lines:
+            await self._send_message_line(held)
+
+    async def _send_message_line(self, line: str) -> None:
+        """One line of message text (or the final dot) onto the wire, dot-stuffed."""
+        session = self.session
+        if session is None or not session.is_open:
+            return
+        if self.lesson is not None:
+            self.lesson.on_send(line, True, False)
+        sent = await session.send(line)
+        if sent is None:
+            return
+        wire = stuff_line(line) if line != "." else line
+        self._record(self.recorder.sent, wire, None)
+        if line != "." and line.startswith("."):
+            self.say("dot_stuffed", "class:sent", line="." + line)
+
+    def _note_findings(self, findings: list[LintFinding], marker: str) -> None:
+        """Each finding as a note, with the rewrite `:fix` would make where there is one."""
+        for finding in findings:
+            self._show_findings([finding], marker)
+            rewrite = self.composer.rewrites.get(finding.line or 0)
+            if rewrite is not None and rewrite.finding == finding:
+                fixed = rewrite.new
+                key = "fix_offer_fold" if fixed[:1] in (" ", "\t") else "fix_offer"
+                self.say(key, "class:explain", number=rewrite.number, fixed=fixed.strip())
+
+    def _show_findings(self, findings: list[LintFinding], marker: str) -> None:
+        for finding in findings:
+            style = f"class:finding.{finding.severity}"
+            self.print_text(marker + render_finding(finding, self.lang), style)
+
+    def _lint_before_dot(self) -> bool:
+        """Check the whole message before its final dot; True if something is serious."""
+        dialogue = self._dialogue()
+        if dialogue is None:
+            return False
+        mail_params = parse_mail_parameters(dialogue)
+        findings = [
+            f
+            for f in lint_message(
+                list(self.composer.lines),
+                envelope_from=dialogue.mail_from,
+                recipients=list(dialogue.recipients),
+                eight_bit_mime=mail_params.get("BODY", "").upper() == "8BITMIME",
+                smtputf8="SMTPUTF8" in mail_params,
+            )
+            if f.line is None or not f.fix or f.severity != "info"
+        ]
+        if not findings:
+            return False
+        self.say("lint_title", "class:finding.warning")
+        self._show_findings(findings, "    - ")
+        return any(f.severity in ("error", "warning") for f in findings)
 
     # -- CHUNKING ----------------------------------------------------------------------
 
@@ -518,57 +732,6 @@ class Console:
             dialogue = session.dialogue
             if dialogue.phase is Phase.CLOSED:
                 return
-
-    # -- DATA helpers ------------------------------------------------------------------
-
-    async def _data_line_helpers(self, line: str) -> str:
-        """Offer the fix for a header line that would break the message (not in manual mode)."""
-        if self.options.manual or not self.header_block.open or line in ("", "."):
-            return line
-        dialogue = self._dialogue()
-        findings = lint_message(
-            [*self.data_lines, line],
-            envelope_from=None,
-            recipients=[],
-            eight_bit_mime=True,
-            smtputf8=_smtputf8(dialogue),
-        )
-        for finding in findings:
-            if finding.line != len(self.data_lines) + 1 or finding.fix is None:
-                continue
-            self.print_text("  ! " + render_finding(finding, self.lang), "class:finding.warning")
-            key = "confirm_fold" if finding.fix.startswith((" ", "\t")) else "confirm_encode"
-            if await self.ask(key, fixed=finding.fix.strip()):
-                return finding.fix
-        return line
-
-    async def _lint_before_dot(self) -> bool:
-        """Lint the whole message before the final dot; False keeps the message open."""
-        dialogue = self._dialogue()
-        if dialogue is None:
-            return True
-        mail_params = parse_mail_parameters(dialogue)
-        findings = [
-            f
-            for f in lint_message(
-                self.data_lines,
-                envelope_from=dialogue.mail_from,
-                recipients=list(dialogue.recipients),
-                eight_bit_mime=mail_params.get("BODY", "").upper() == "8BITMIME",
-                smtputf8="SMTPUTF8" in mail_params,
-            )
-            if f.line is None or not f.fix or f.severity != "info"
-        ]
-        if not findings:
-            return True
-        self.say("lint_title", "class:finding.warning")
-        for finding in findings:
-            style = f"class:finding.{finding.severity}"
-            self.print_text("    - " + render_finding(finding, self.lang), style)
-        serious = any(f.severity in ("error", "warning") for f in findings)
-        if serious and self.options.confirm_on_warning:
-            return await self.ask("confirm_end_anyway")
-        return True
 
     # -- AUTH helper -------------------------------------------------------------------
 
@@ -661,6 +824,9 @@ class Console:
         elif isinstance(event, ClosedEvent):
             self._auth, self._auth_step = None, None
             self.template.clear()
+            if self.composer.held:
+                self.say("held_lost", "class:finding.warning", count=len(self.composer.held))
+                self.composer.release()
             self._record(self.recorder.closed, event.reason)
             self.say("closed", reason=localize(event.reason, self.lang))
         if self.lesson is not None:
@@ -808,6 +974,13 @@ def _is_auth_with_response(line: str) -> bool:
     """`AUTH MECH <initial response>`: the response may carry a credential."""
     words = line.split()
     return len(words) > 2 and words[0].upper() == "AUTH"
+
+
+def _ends_line(key: KeyPress) -> bool:
+    """A key that ends a typed line: Enter, or a paste holding a line break."""
+    if key.key in (Keys.ControlM, Keys.ControlJ):
+        return True
+    return key.key == Keys.BracketedPaste and ("\n" in key.data or "\r" in key.data)
 
 
 def _context(verb: str) -> str | None:

@@ -264,6 +264,18 @@ async def _bdat(console: Console, args: list[str]) -> None:
     console.say("bdat_intro")
 
 
+async def _fix(console: Console, args: list[str]) -> None:
+    await console.fix_message()
+
+
+async def _send(console: Console, args: list[str]) -> None:
+    await console.release_held()
+
+
+async def _drop(console: Console, args: list[str]) -> None:
+    await console.drop_held()
+
+
 async def _clear(console: Console, args: list[str]) -> None:
     from prompt_toolkit.shortcuts import clear
 
@@ -328,6 +340,9 @@ COMMANDS: dict[str, Handler] = {
     "save": _save,
     "diagram": _diagram,
     "bdat": _bdat,
+    "fix": _fix,
+    "send": _send,
+    "drop": _drop,
     "clear": _clear,
     "skip": _skip,
     "back": _back,
