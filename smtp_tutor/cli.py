@@ -11,7 +11,7 @@ import io
 import math
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
@@ -194,6 +194,12 @@ def _add_serve_command(commands: argparse._SubParsersAction[_Parser]) -> None:
         default=5.0,
         metavar="S",
         help="how long slow@ addresses make the client wait (5)",
+    )
+    serve.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="no line per connection and per stored message",
     )
     _add_common(serve)
 
@@ -504,8 +510,9 @@ def _serve(args: argparse.Namespace) -> int:
     except ValueError as error:
         print(f"smtp-tutor serve: {error}", file=sys.stderr)
         return EXIT_USAGE
+    report = None if args.quiet else _activity_printer(_language(args))
     try:
-        asyncio.run(serve_forever(config, announce=lambda text: print(text, flush=True)))
+        asyncio.run(serve_forever(config, lambda text: print(text, flush=True), report))
     except OSError as error:
         if error.filename:  # the certificate or the Maildir, not the socket
             print(
@@ -518,6 +525,18 @@ def _serve(args: argparse.Namespace) -> int:
         )
         return EXIT_CONNECTION
     return 0
+
+
+def _activity_printer(lang: str) -> Callable[[str, Mapping[str, str]], None]:
+    """`serve`'s line per connection and message, in the reader's language, with the time."""
+    import time
+
+    from smtp_tutor.core.messages import message
+
+    def report(event: str, fields: Mapping[str, str]) -> None:
+        print(message("serve", event, lang, time=time.strftime("%H:%M:%S"), **fields), flush=True)
+
+    return report
 
 
 def _console_options(args: argparse.Namespace, **extra: object) -> ConsoleOptions:

@@ -9,6 +9,7 @@ Modules, one job each:
     replies   the enhanced status code policy
     certs     the cached self-signed certificate
     storage   the Maildir with an envelope JSON beside each message, and its reader
+    activity  the events `serve` prints (connections, failed handshakes, stored mail), made safe
 """
 
 from __future__ import annotations

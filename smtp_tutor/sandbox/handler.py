@@ -13,8 +13,9 @@ import hmac
 import logging
 from typing import TYPE_CHECKING, Any
 
-from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword, Session
+from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword, Session, TLSSetupException
 
+from smtp_tutor.sandbox import activity
 from smtp_tutor.sandbox.config import SandboxConfig
 from smtp_tutor.sandbox.storage import Mailbox
 from smtp_tutor.sandbox.triggers import Greylist, Trigger, find_trigger
@@ -40,12 +41,26 @@ class AuthIdentity:
 
 
 class SandboxHandler:
-    def __init__(self, config: SandboxConfig, mailbox: Mailbox) -> None:
+    def __init__(
+        self, config: SandboxConfig, mailbox: Mailbox, report: activity.Report | None = None
+    ) -> None:
         self.config = config
         self.mailbox = mailbox
         self.writer = MailboxWriter(mailbox)
         self.greylist = Greylist(config.greylist_delay)
         self.connections: set[SandboxSMTP] = set()
+        self._report = report
+
+    # Activity ---------------------------------------------------------------------------
+
+    @property
+    def reporting(self) -> bool:
+        return self._report is not None
+
+    def report(self, event: str, **fields: str) -> None:
+        """Tell the caller (`serve` prints it) about a client; fields must be safe already."""
+        if self._report is not None:
+            self._report(event, fields)
 
     # Accounts ---------------------------------------------------------------------------
 
@@ -146,6 +161,17 @@ class SandboxHandler:
         record = self._envelope_record(server, session, envelope, len(raw))
         key = await self.writer.add(raw, record)  # the files are in place when it returns
         log.info("stored message %s from %r for %r", key, record["mail_from"], envelope.rcpt_tos)
+        if self.reporting:
+            self.report(
+                "stored",
+                peer=activity.peer_label(session.peer),
+                key=key,
+                sender=activity.addresses([record["mail_from"]]),
+                recipients=activity.addresses(envelope.rcpt_tos),
+                subject=activity.subject_of(raw),
+                size=str(len(raw)),
+                user=activity.printable(record["auth_user"] or "-"),
+            )
         return f"250 2.0.0 Ok: stored as {key}; nothing is relayed"
 
     def _envelope_record(
@@ -194,5 +220,7 @@ class SandboxHandler:
         return f"221 2.0.0 {self.config.hostname} closing connection"
 
     async def handle_exception(self, error: Exception) -> str:
+        if isinstance(error, TLSSetupException):  # the client's doing; the protocol reported it
+            return "454 4.7.0 TLS not available due to temporary reason"  # not sent: it hangs up
         log.exception("sandbox error", exc_info=error)
         return "451 4.3.0 Local error in the sandbox; try again"

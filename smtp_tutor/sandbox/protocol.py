@@ -26,8 +26,17 @@ from dataclasses import dataclass, field
 from typing import Any, AnyStr, NoReturn
 
 import aiosmtpd.smtp as aiosmtpd_smtp
-from aiosmtpd.smtp import MISSING, SMTP, AuthResult, Envelope, auth_mechanism, syntax
+from aiosmtpd.smtp import (
+    MISSING,
+    SMTP,
+    AuthResult,
+    Envelope,
+    TLSSetupException,
+    auth_mechanism,
+    syntax,
+)
 
+from smtp_tutor.sandbox import activity
 from smtp_tutor.sandbox.config import DEMO_PASSWORD, DEMO_USER
 from smtp_tutor.sandbox.handler import AuthIdentity, SandboxHandler
 from smtp_tutor.sandbox.replies import sandbox_reply
@@ -144,6 +153,14 @@ class SandboxSMTP(SMTP):
             if not self._over_limit:
                 connections.add(self)
                 self._registered = True
+            if self.sandbox.reporting:
+                assert self.session is not None
+                peer = activity.peer_label(self.session.peer)
+                if self._over_limit:
+                    limit = str(self.sandbox.config.max_connections)
+                    self.sandbox.report("refused_busy", peer=peer, limit=limit)
+                else:
+                    self.sandbox.report("connected", peer=peer)
 
     def connection_lost(self, error: Exception | None) -> None:
         if self._registered:
@@ -317,7 +334,19 @@ class SandboxSMTP(SMTP):
         if self.tls_active():
             await self.push("503 5.5.1 TLS is already active")
             return
-        await super().smtp_STARTTLS(arg)
+        try:
+            await super().smtp_STARTTLS(arg)
+        except TLSSetupException as error:
+            # A client that sends garbage or hangs up mid-handshake is the client's doing:
+            # one line for the teacher, no traceback; aiosmtpd closes the connection.
+            assert self.session is not None
+            peer = activity.peer_label(self.session.peer)
+            reason = activity.tls_failure(error.__cause__)
+            if reason is None:
+                self.sandbox.report("tls_hangup", peer=peer)
+            else:
+                self.sandbox.report("tls_failed", peer=peer, reason=reason)
+            raise
 
     async def check_helo_needed(self, helo: str = "HELO") -> bool:
         assert self.session is not None

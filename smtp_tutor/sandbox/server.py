@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
+from smtp_tutor.sandbox.activity import Report
 from smtp_tutor.sandbox.certs import ensure_certificate, server_tls_context
 from smtp_tutor.sandbox.config import DEMO_PASSWORD, DEMO_USER, SandboxConfig, sandbox_dir
 from smtp_tutor.sandbox.handler import SandboxHandler
@@ -27,11 +28,16 @@ LISTEN_BACKLOG = 100  # asyncio's default
 
 
 class Sandbox:
-    """The sandbox SMTP server in the running event loop."""
+    """The sandbox SMTP server in the running event loop.
 
-    def __init__(self, config: SandboxConfig) -> None:
+    `report`, if given, is told of every connection, failed TLS handshake and stored message
+    (sandbox/activity.py); `smtp-tutor serve` prints them.
+    """
+
+    def __init__(self, config: SandboxConfig, report: Report | None = None) -> None:
         config.validate()
         self.config = config
+        self.report = report
         self.host: str = config.host
         self.port: int = config.port
         self.mailbox_path: Path = config.mailbox_dir()
@@ -47,7 +53,7 @@ class Sandbox:
         tls_context = server_tls_context(self.cert_path, key_path)
         mailbox = Mailbox(self.mailbox_path)
         mailbox.create()
-        handler = SandboxHandler(self.config, mailbox)
+        handler = SandboxHandler(self.config, mailbox, self.report)
         loop = asyncio.get_running_loop()
         implicit = self.config.implicit_tls
 
@@ -208,9 +214,11 @@ def _close_loop(loop: asyncio.AbstractEventLoop, sandbox: Sandbox) -> None:
         loop.close()
 
 
-async def serve_forever(config: SandboxConfig, announce: Callable[[str], None]) -> None:
+async def serve_forever(
+    config: SandboxConfig, announce: Callable[[str], None], report: Report | None = None
+) -> None:
     """`smtp-tutor serve`: run in the foreground until SIGINT or SIGTERM."""
-    sandbox = Sandbox(config)
+    sandbox = Sandbox(config, report)
     await sandbox.start()
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
