@@ -637,7 +637,10 @@ class Console:
             )
         await self._flush_message(self.composer.ready())
         if self.composer.holding:
-            self.say("held_lines", "class:explain", count=len(self.composer.held))
+            # Said in full when a line is newly held for a rewrite, briefly after that.
+            fresh = len(self.composer.lines) in self.composer.rewrites
+            key = "held_lines" if fresh else "held_more"
+            self.say(key, "class:explain", count=len(self.composer.held))
 
     async def _flush_message(self, lines: list[str]) -> None:
         for held in lines:
