@@ -66,6 +66,7 @@ from smtp_tutor.core.placeholders import Placeholder
 from smtp_tutor.core.recorder import TranscriptRecorder
 from smtp_tutor.core.redaction import SecretTracker
 from smtp_tutor.core.replies import Reply
+from smtp_tutor.core.safe_text import visible
 from smtp_tutor.session import (
     ClosedEvent,
     ReplyEvent,
@@ -821,7 +822,7 @@ class Console:
             if dialogue is not None and dialogue.phase is Phase.GREETED:
                 self.say("tls_reminder")
         elif isinstance(event, TLSFailed):
-            self.say("tls_failed", "class:finding.error", reason=event.reason)
+            self.say("tls_failed", "class:finding.error", reason=visible(event.reason))
         elif isinstance(event, SilenceEvent):
             self.say("silence", "class:finding.warning", seconds=f"{event.seconds:g}")
         elif isinstance(event, ClosedEvent):
