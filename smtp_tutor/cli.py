@@ -167,12 +167,14 @@ def _add_serve_command(commands: argparse._SubParsersAction[_Parser]) -> None:
         metavar="BYTES",
         help="message size limit, advertised as SIZE (10 MiB)",
     )
+    from smtp_tutor.sandbox.config import SERVER_IDLE_TIMEOUT
+
     serve.add_argument(
         "--idle-timeout",
         type=_seconds,
-        default=300.0,
+        default=SERVER_IDLE_TIMEOUT,  # a classroom's server; a student's own waits longer
         metavar="S",
-        help="close an idle connection with 421 4.4.2 after S seconds (300)",
+        help=f"close an idle connection with 421 4.4.2 after S seconds ({SERVER_IDLE_TIMEOUT:g})",
     )
     serve.add_argument(
         "--max-connections",

@@ -24,6 +24,8 @@ _WHERE = {
     "DEMO_PASSWORD": "config",
     "DEMO_USER": "config",
     "SandboxConfig": "config",
+    "SERVER_IDLE_TIMEOUT": "config",
+    "STUDENT_IDLE_TIMEOUT": "config",
     "default_mailbox_dir": "config",
     "parse_accounts": "config",
     "Sandbox": "server",
@@ -40,6 +42,8 @@ if TYPE_CHECKING:
     from smtp_tutor.sandbox.config import (
         DEMO_PASSWORD,
         DEMO_USER,
+        SERVER_IDLE_TIMEOUT,
+        STUDENT_IDLE_TIMEOUT,
         SandboxConfig,
         default_mailbox_dir,
         parse_accounts,
@@ -59,6 +63,8 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "DEMO_PASSWORD",
     "DEMO_USER",
+    "SERVER_IDLE_TIMEOUT",
+    "STUDENT_IDLE_TIMEOUT",
     "TRIGGERS_HELP",
     "Mailbox",
     "Sandbox",

@@ -16,6 +16,16 @@ from smtp_tutor.paths import data_dir
 DEMO_USER = "student"
 DEMO_PASSWORD = "secret"
 
+# How long a connection may stay silent before the sandbox says 421 4.4.2 and hangs up.
+# A student's own sandbox (`smtp-tutor`, `smtp-tutor lesson`) has one client, the student's
+# console, on loopback: nothing competes for connections, and reading a lesson or an
+# explanation easily takes more than five minutes. An hour outlasts any lesson, yet a
+# console left open overnight still meets a real 421 (and `:reconnect`) instead of holding
+# its connection forever. `smtp-tutor serve` serves a whole class, so it keeps what real
+# servers use (RFC 5321 section 4.5.3.2.7: at least 5 minutes), changeable with --idle-timeout.
+STUDENT_IDLE_TIMEOUT = 3600.0
+SERVER_IDLE_TIMEOUT = 300.0
+
 
 def _demo_users() -> dict[str, str]:
     return {DEMO_USER: DEMO_PASSWORD}
@@ -47,7 +57,7 @@ class SandboxConfig:
     require_auth: bool = False
     implicit_tls: bool = False
     max_message_size: int = 10 * 1024 * 1024
-    idle_timeout: float = 300
+    idle_timeout: float = STUDENT_IDLE_TIMEOUT
     max_connections: int = 100
     max_recipients: int = 100
     greylist_delay: float = 5
