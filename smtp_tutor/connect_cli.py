@@ -139,7 +139,7 @@ def run_connect(args: argparse.Namespace, options: ConsoleOptions) -> int:
         return EXIT_CONNECTION
     targets = [_target(args, host, name, port, context) for host, name in hosts]
     if args.quit_after:
-        return asyncio.run(_probe(args, targets, options.lang))
+        return asyncio.run(_probe(args, targets, options))
     from smtp_tutor.console.app import Console
 
     console = Console(targets[0], options)
@@ -221,13 +221,16 @@ def _target(
     )
 
 
-async def _probe(args: argparse.Namespace, targets: list[Target], lang: str) -> int:
+async def _probe(args: argparse.Namespace, targets: list[Target], options: ConsoleOptions) -> int:
     import socket
 
     from prompt_toolkit.shortcuts import print_formatted_text
 
     from smtp_tutor.console import render
+    from smtp_tutor.core.recorder import TranscriptRecorder, open_transcript
     from smtp_tutor.probe import Probe, ProbePlan
+
+    lang = options.lang
 
     password = os.environ.get("SMTP_TUTOR_PASSWORD")
     if args.auth_user and password is None and sys.stdin.isatty():
@@ -250,4 +253,17 @@ async def _probe(args: argparse.Namespace, targets: list[Target], lang: str) -> 
             render.as_text(fragments), end="", style=style, include_default_pygments_style=False
         )
 
-    return await Probe(targets, plan, show).run()
+    if options.transcript is None:
+        return await Probe(targets, plan, show).run()
+    # As the console's --transcript: written as it happens, so an interrupted probe keeps
+    # what it saw; private (0600), as it may name users and addresses.
+    recorder = TranscriptRecorder(timing=True)
+    try:
+        options.transcript.parent.mkdir(parents=True, exist_ok=True)
+        file = open_transcript(options.transcript)
+    except OSError as error:
+        print(f"smtp-tutor: cannot write {options.transcript}: {_reason(error)}", file=sys.stderr)
+        return 1
+    with file:
+        recorder.attach(file, format=options.transcript_format)  # type: ignore[arg-type]
+        return await Probe(targets, plan, show, recorder).run()

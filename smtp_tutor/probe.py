@@ -3,6 +3,10 @@
 Walks the dialogue an administrator checks first — greeting, EHLO, STARTTLS, AUTH, MAIL,
 RCPT — shows every reply the way the console does, stops after the asked stage with QUIT,
 and tells by its exit code how far the server let it go (like swaks' --quit-after).
+
+With a recorder it also writes the transcript the console would (`--transcript FILE`,
+`--format jsonl`): every line sent, every reply, the TLS handshake; AUTH secrets become
+placeholders, as in the console.
 """
 
 from __future__ import annotations
@@ -13,9 +17,11 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from smtp_tutor.connection import ConnectionFailed
+from smtp_tutor.connection import ConnectionFailed, wants_implicit_tls
 from smtp_tutor.console import render
 from smtp_tutor.core.auth_exchange import AuthExchange
+from smtp_tutor.core.placeholders import Placeholder
+from smtp_tutor.core.recorder import TranscriptRecorder
 from smtp_tutor.core.replies import Reply
 from smtp_tutor.session import (
     ClosedEvent,
@@ -45,7 +51,11 @@ class ProbePlan:
 
 
 class ProbeFailed(Exception):
-    """A step did not get the reply it needs; str() says which."""
+    """A step did not get the reply it needs; str() says which.
+
+    A failure of the connection itself (silence, a hang-up, TLS) has code EXIT_CONNECTION:
+    then no QUIT is sent, since nobody would answer it but after another whole timeout.
+    """
 
     def __init__(self, message: str, code: int = EXIT_REFUSED) -> None:
         super().__init__(message)
@@ -58,24 +68,58 @@ class Probe:
         targets: list[Target],
         plan: ProbePlan,
         show: Callable[[render.Fragments], None],
+        recorder: TranscriptRecorder | None = None,
     ) -> None:
         self.targets, self.plan, self.show = targets, plan, show
+        self.recorder = recorder
         self.target = targets[0]
         self.events: asyncio.Queue[SessionEvent] = asyncio.Queue()
-        self.session = Session(self.target, self.events.put_nowait)
+        self.session = Session(self.target, self._on_event)
+
+    def _on_event(self, event: SessionEvent) -> None:
+        """Every event is recorded as it comes, whichever step is waiting for it."""
+        recorder = self.recorder
+        if recorder is not None:
+            if isinstance(event, ReplyEvent):
+                self._record(recorder.received, event.outcome.reply, event.latency)
+            elif isinstance(event, TLSEvent):
+                self._record(recorder.tls_started, event.info.version, event.info.cipher)
+            elif isinstance(event, ClosedEvent):
+                self._record(recorder.closed, event.reason)
+            elif isinstance(event, SilenceEvent):
+                self._record(recorder.comment, f"no reply after {event.seconds:g} s")
+        self.events.put_nowait(event)
+
+    def _record(self, event: Callable[..., None], *args: object) -> None:
+        """A transcript that cannot be written is said once; the probe goes on without it."""
+        try:
+            event(*args)
+        except (OSError, ValueError) as error:
+            reason = getattr(error, "strerror", None) or error
+            print(f"smtp-tutor: the transcript stopped: {reason}", file=sys.stderr)
+            self.recorder = None
 
     async def _connect(self) -> None:
         """The first target that answers (the MX hosts in order); ConnectionFailed if none."""
         for index, target in enumerate(self.targets):
             self.target = target
-            self.session = Session(target, self.events.put_nowait)
+            self.session = Session(target, self._on_event)
+            if self.recorder is not None:  # first: with implicit TLS, @tls follows @connect
+                implicit = wants_implicit_tls(target.port, target.implicit_tls)
+                self._record(self.recorder.connected, target.host, target.port, implicit)
             try:
                 await self.session.connect()
                 return
             except ConnectionFailed as error:
+                if self.recorder is not None:
+                    self._record(self.recorder.closed, str(error))
                 if index == len(self.targets) - 1:
                     raise
                 self.show([("class:finding.error", f"  ✗ {error}\n")])
+
+    async def _send(self, line: str, secret: Placeholder | None = None) -> None:
+        if await self.session.send(line) is not None and self.recorder is not None:
+            self._record(self.recorder.sent, line, secret)
 
     async def run(self) -> int:
         try:
@@ -86,7 +130,8 @@ class Probe:
             return EXIT_CONNECTION
         except ProbeFailed as error:
             print(f"smtp-tutor: {error}", file=sys.stderr)
-            await self._quit()
+            if error.code != EXIT_CONNECTION:
+                await self._quit()
             return error.code
         finally:
             await self.session.close()
@@ -140,7 +185,7 @@ class Probe:
                 raise ProbeFailed("AUTH needs a password (SMTP_TUTOR_PASSWORD or a prompt)", 2)
             shown = "AUTH " + mechanism if step.line.startswith("AUTH") else "********"
             self.show([("class:sent", f"C: {shown}\n")])
-            await self.session.send(step.line)
+            await self._send(step.line, _placeholder(mechanism, plan.user) if step.secret else None)
             reply = await self._reply()
             step = exchange.feed_reply(reply)
         if not step.success:
@@ -148,7 +193,7 @@ class Probe:
 
     async def _command(self, line: str, stage: str, ok: tuple[int, ...]) -> Reply:
         self.show([("class:sent", f"C: {line}\n")])
-        await self.session.send(line)
+        await self._send(line)
         return await self._expect(stage, ok)
 
     async def _expect(self, stage: str, ok: tuple[int, ...]) -> Reply:
@@ -188,6 +233,11 @@ class Probe:
         if not self.session.is_open:
             return
         self.show([("class:sent", "C: QUIT\n")])
-        await self.session.send("QUIT")
+        await self._send("QUIT")
         with contextlib.suppress(ProbeFailed, TimeoutError):
             await asyncio.wait_for(self._reply(), self.target.reply_timeout)
+
+
+def _placeholder(mechanism: str, user: str | None) -> Placeholder:
+    """What the transcript keeps of a secret AUTH line: how replay rebuilds it, not the secret."""
+    return Placeholder.plain(user) if mechanism == "PLAIN" else Placeholder.login_password()

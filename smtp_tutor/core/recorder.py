@@ -26,7 +26,7 @@ from smtp_tutor.core.placeholders import Placeholder, escape_line, needs_escape,
 from smtp_tutor.core.replies import Reply
 from smtp_tutor.core.transcript import wire_bytes
 
-__all__ = ["TranscriptRecorder"]
+__all__ = ["TranscriptRecorder", "open_transcript"]
 
 Format = Literal["text", "jsonl"]
 
@@ -270,6 +270,21 @@ class TranscriptRecorder:
         except (OSError, ValueError):
             self.detach(file)
             raise
+
+
+def open_transcript(path: str | os.PathLike[str]) -> TextIO:
+    """Open (create or empty) a transcript file for `attach`, private to its owner: 0600.
+
+    A transcript holds the addresses, the user names and the mail of a session, so it is
+    made as `write` makes it, whatever the umask; a file that was there keeps no wider mode.
+    """
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+        return os.fdopen(fd, "w", encoding="utf-8", newline="\n")
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 _LINE_BREAKERS = str.maketrans({"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"})
