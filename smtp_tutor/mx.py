@@ -68,9 +68,11 @@ def lookup_mx(domain: str, resolver: Any, families: Iterable[int] = (4, 6)) -> l
     except dns.resolver.NoAnswer:
         records = []
     except dns.exception.Timeout:
-        raise MXLookupError(f"{domain}: the DNS lookup timed out") from None
+        raise MXLookupError(
+            f"{domain}: the DNS lookup timed out: no answer from {_asked(resolver)}"
+        ) from None
     except dns.exception.DNSException as error:
-        raise MXLookupError(f"{domain}: DNS lookup failed: {error}") from None
+        raise MXLookupError(f"{domain}: DNS lookup failed ({_asked(resolver)}): {error}") from None
     if len(records) == 1 and records[0][1] in ("", "."):
         raise MXLookupError(f"{domain} publishes a null MX (RFC 7505): it accepts no mail")
     if not records:
@@ -82,6 +84,18 @@ def lookup_mx(domain: str, resolver: Any, families: Iterable[int] = (4, 6)) -> l
     random.shuffle(records)
     records.sort(key=lambda record: record[0])
     return [MXHost(pref, name, _addresses(name, resolver, families)) for pref, name in records]
+
+
+def _asked(resolver: Any) -> str:
+    """The name servers a lookup went to, as `--nameserver` takes them: 'name server
+    127.0.0.1:5353'. A lookup that fails must say where it asked: the wrong server, or
+    one that is down, is the usual cause."""
+    port = getattr(resolver, "port", 53)
+    servers = [str(server) for server in getattr(resolver, "nameservers", ())]
+    if not servers:
+        return "no name server (none configured)"
+    shown = [f"[{s}]:{port}" if ":" in s else f"{s}:{port}" for s in servers]
+    return ("name server " if len(shown) == 1 else "name servers ") + ", ".join(shown)
 
 
 def _addresses(name: str, resolver: Any, families: Iterable[int]) -> tuple[str, ...]:
