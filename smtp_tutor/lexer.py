@@ -4,10 +4,14 @@ One lexer serves the console (replies coloured by class) and `pygmentize -l smtp
 line-based like the protocol: a line that starts with a digit is a server reply, any other line
 is a client command, and after a final `354` reply the client's lines are message content until
 the lone `.` (in a transcript, so are the `C:` lines of a chunk after `BDAT <size>`). Reply
-codes get token types of their own (`Token.SMTP.Reply.*`) so a style can colour 2xx, 3xx, 4xx
-and 5xx apart, and a line that only looks like a reply (`600 x`, `25O`) is flagged rather than
-guessed at. Like every pygments lexer it never drops a character: the token
-values always concatenate back to the input.
+codes get token types of their own so a style can colour 2xx, 3xx, 4xx and 5xx apart, and a
+line that only looks like a reply (`600 x`, `25O`) is flagged rather than guessed at. Every
+token type is a standard pygments type or a subtype of one (`Generic.Inserted.ReplyOk`), so
+any style, and the terminal formatter's palette, colours it: `pygmentize -l smtp FILE` with
+no options shows 2xx green, 3xx purple, 4xx amber (yellow), 5xx red. In transcripts the
+expectation forms of docs/transcript.md (`S: 2xx`, `S: *`, a `/regex/`) and every
+`{placeholder}` are coloured too. Like every pygments lexer it never drops a character: the
+token values always concatenate back to the input.
 
 Only pygments is imported here; prompt_toolkit is imported inside `highlight_fragments` so the
 command-line tools do not pay for it.
@@ -31,12 +35,12 @@ from pygments.token import (
     Punctuation,
     String,
     Text,
-    Token,
     Whitespace,
     _TokenType,
 )
 
 __all__ = [
+    "ANY_REPLY",
     "ENHANCED",
     "MALFORMED",
     "REPLY_TOKENS",
@@ -46,17 +50,21 @@ __all__ = [
     "highlight_reply_fragments",
 ]
 
-#: Reply codes by class; prompt_toolkit sees them as `class:pygments.smtp.reply.ok` and so on.
+#: Reply codes by class, each a subtype of a standard type that pygments' default style and
+#: terminal palette colour (green, purple/magenta, amber/yellow, red); prompt_toolkit sees
+#: them as `class:pygments.generic.inserted.replyok` and so on.
 REPLY_TOKENS: dict[str, _TokenType] = {
-    "2": Token.SMTP.Reply.Ok,
-    "3": Token.SMTP.Reply.Intermediate,
-    "4": Token.SMTP.Reply.Transient,
-    "5": Token.SMTP.Reply.Permanent,
+    "2": Generic.Inserted.ReplyOk,
+    "3": Generic.Subheading.ReplyIntermediate,
+    "4": String.Escape.ReplyTransient,
+    "5": Generic.Deleted.ReplyPermanent,
 }
 #: The head of a line that stands where a reply should but breaks RFC 5321 §4.2's grammar.
-MALFORMED = Token.SMTP.Reply.Malformed
+MALFORMED = Generic.Error.ReplyMalformed
 #: An RFC 3463 `class.subject.detail` code at the start of a reply's text.
-ENHANCED = Token.SMTP.Enhanced
+ENHANCED = Number.Enhanced
+#: `S: *` in a transcript: any reply at all is expected.
+ANY_REPLY = Keyword.Pseudo.AnyReply
 
 Rule = tuple[Any, ...]
 
@@ -69,7 +77,12 @@ _CODE = r"([2-5][0-5][0-9])([ -]|" + _AT_EOL + ")"
 _ENHANCED_CODE = r"(?:([245]\.[0-9]{1,3}\.[0-9]{1,3})(?![^\s]))?"
 # A base64 blob that fills the rest of the line (or `=`, the empty initial response).
 _BASE64 = r"(?:[A-Za-z0-9+/]+={0,2}|=)(?=[^\S\r\n]*(?:[\r\n]|\Z))"
-_PLACEHOLDER = r"\{[A-Za-z_][\w.-]*\}"
+# A placeholder (docs/transcript.md): `{name}`, `{"literal"}`, `{encoding arg name=value}`.
+_WORD = r"(?:[A-Za-z_][\w.-]*|\"(?:[^\"\\\r\n]|\\[^\r\n])*\")"
+_ARGUMENT = r"(?:[A-Za-z_][\w.-]*[^\S\r\n]*=[^\S\r\n]*)?" + _WORD
+_PLACEHOLDER = r"\{[^\S\r\n]*" + _WORD + r"(?:[^\S\r\n]+" + _ARGUMENT + r")*[^\S\r\n]*\}"
+# In a transcript's C: lines `{{` stands for one `{`.
+_BRACE_ESCAPE: tuple[str, _TokenType] = (r"\{\{", String.Escape)
 # RFC 5322 field name: printable ASCII except the colon.
 _HEADER_NAME = r"([!-9;-~]+)(:)"
 # At most one blank after `C:` belongs to the prefix (possessive: a second one is content).
@@ -94,7 +107,7 @@ def _line_tail(token: _TokenType, placeholders: bool = True, words: bool = False
     `words` stops each token at whitespace, for states whose earlier rules look at each word.
     """
     run = r"[^\s{]+" if words else r"[^\s{][^\r\n{]*"
-    rules: list[Rule] = [(_PLACEHOLDER, Name.Variable)] if placeholders else []
+    rules: list[Rule] = [_BRACE_ESCAPE, (_PLACEHOLDER, Name.Variable)] if placeholders else []
     return [
         *rules,
         (run, token),
@@ -105,14 +118,20 @@ def _line_tail(token: _TokenType, placeholders: bool = True, words: bool = False
     ]
 
 
-def _server_rules(then: tuple[str, ...], data: str | None, auth: str | None) -> list[Rule]:
-    """Reply rules; `then` runs before the next state, `data`/`auth` follow a final 354/334."""
+def _server_rules(
+    then: tuple[str, ...], data: str | None, auth: str | None, text: str = "reply-text"
+) -> list[Rule]:
+    """Reply rules; `then` runs before the next state, `data`/`auth` follow a final 354/334.
+
+    `text` is the state for the reply's text ("expect-text" in a transcript, where a text
+    may be a `/regex/`).
+    """
     rules: list[Rule] = []
     if data is not None:
-        rules.append((r"(354)( |" + _AT_EOL + ")", _reply, (*then, data, "reply-text")))
+        rules.append((r"(354)( |" + _AT_EOL + ")", _reply, (*then, data, text)))
     after_334 = (auth,) if auth is not None else ()
     rules.append((r"(334)( |" + _AT_EOL + ")", _reply, (*then, *after_334, "challenge")))
-    rules.append((_CODE + _ENHANCED_CODE, _reply, (*then, "reply-text")))
+    rules.append((_CODE + _ENHANCED_CODE, _reply, (*then, text)))
     return rules
 
 
@@ -205,12 +224,22 @@ class SMTPLexer(RegexLexer):
             (r"\s", Whitespace),
         ],
         "transcript-server": [
-            *_server_rules(("#pop",), "transcript-headers", "transcript-auth"),
+            *_server_rules(("#pop",), "transcript-headers", "transcript-auth", "expect-text"),
+            # Expectations (docs/transcript.md): any code of a class, or any reply at all.
+            (r"([2-5][xX][xX])([ -]|" + _AT_EOL + ")", _reply, ("#pop", "expect-text")),
+            (r"\*(?:[ -]|" + _AT_EOL + ")", ANY_REPLY, ("#pop", "expect-text")),
             (r"[^\s]+", MALFORMED, ("#pop", "reply-text")),
             (_EOL, Whitespace, "#pop"),
             (r"\s", Whitespace),
         ],
         "reply-text": _line_tail(Text, placeholders=False),
+        # A transcript reply's text: `/regex/` to the end of the line is matched by replay;
+        # a leading backslash keeps a text that starts with `/` or `\` literal.
+        "expect-text": [
+            (r"/[^\r\n]*/(?=\r?\n|\Z)", String.Regex, "#pop"),
+            (r"\\(?=[/\\])", String.Escape, ("#pop", "reply-text")),
+            default(("#pop", "reply-text")),
+        ],
         # The text of a 334 reply is a base64 challenge (RFC 4954 §4).
         "challenge": [(_BASE64, String.Other), *_line_tail(Text, placeholders=False)],
         # After 334 the client's next line is a base64 response or `*` to cancel, whatever it says.
@@ -252,6 +281,7 @@ class SMTPLexer(RegexLexer):
             (r"(?i)BDAT(?![^\s])", Keyword, ("#pop", "bdat")),
             (r"(?i)(?:" + _VERBS + r")(?![^\s])", Keyword, ("#pop", "args")),
             (r"[^\S\r\n]+", Whitespace),
+            (_BRACE_ESCAPE[0], String.Escape, ("#pop", "args")),
             (_PLACEHOLDER, Name.Variable, ("#pop", "args")),
             (r"[^\s{]+|\{", Text, ("#pop", "args")),
             (_EOL, Whitespace, "#pop"),
@@ -262,12 +292,14 @@ class SMTPLexer(RegexLexer):
             (r"[^\S\r\n]+", Whitespace),
             (r"<[^>{\r\n]*>", Name.Label, ("#pop", "params")),
             (r"<", Name.Label, ("#pop", "params", "address")),
+            _BRACE_ESCAPE,
             (_PLACEHOLDER, Name.Variable, ("#pop", "params")),
             (r"[^\s<{]+|\{", Name.Label, ("#pop", "params")),
             (_EOL, Whitespace, "#pop"),
             (r"\r", Whitespace),
         ],
         "address": [
+            _BRACE_ESCAPE,
             (_PLACEHOLDER, Name.Variable),
             (r"[^>{\r\n]+|\{", Name.Label),
             (r">", Name.Label, "#pop"),
@@ -279,6 +311,7 @@ class SMTPLexer(RegexLexer):
             *_line_tail(Text, words=True),
         ],
         "value": [
+            _BRACE_ESCAPE,
             (_PLACEHOLDER, Name.Variable),
             (r"[^\s{]+|\{", String),
             default("#pop"),
@@ -326,12 +359,14 @@ class SMTPStyle(Style):
 
     name = "smtp"
     styles: ClassVar[dict[_TokenType, str]] = {
-        Token.SMTP.Reply.Ok: "bold ansigreen",
-        Token.SMTP.Reply.Intermediate: "bold ansicyan",
-        Token.SMTP.Reply.Transient: "bold ansiyellow",
-        Token.SMTP.Reply.Permanent: "bold ansired",
+        REPLY_TOKENS["2"]: "bold ansigreen",
+        REPLY_TOKENS["3"]: "bold ansicyan",
+        REPLY_TOKENS["4"]: "bold ansiyellow",
+        REPLY_TOKENS["5"]: "bold ansired",
         MALFORMED: "bold ansimagenta",
         ENHANCED: "ansiblue",
+        ANY_REPLY: "bold ansibrightblack",
+        String.Regex: "italic ansicyan",
         Comment: "italic ansibrightblack",
         Comment.Preproc: "noitalic bold ansibrightblack",
         Comment.PreprocFile: "noitalic nobold ansibrightblack",

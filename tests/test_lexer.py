@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -10,8 +11,10 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pygments.formatters import HtmlFormatter
 from pygments.lexers import get_lexer_by_name, get_lexer_for_filename, get_lexer_for_mimetype
 from pygments.token import (
+    STANDARD_TYPES,
     Comment,
     Error,
     Generic,
@@ -22,12 +25,12 @@ from pygments.token import (
     Punctuation,
     String,
     Text,
-    Token,
     Whitespace,
     _TokenType,
 )
 
 from smtp_tutor.lexer import (
+    ANY_REPLY,
     ENHANCED,
     MALFORMED,
     REPLY_TOKENS,
@@ -89,7 +92,8 @@ def test_reply_code_token_by_class(line: str, token: _TokenType, head: str) -> N
 def test_reply_classes_are_distinct_token_types() -> None:
     types = {OK, MORE, LATER, NEVER, MALFORMED}
     assert len(types) == 5
-    assert all(t in Token.SMTP.Reply for t in types)
+    # Each is a standard type or a subtype of one, so every style knows how to colour it.
+    assert all(any(t in standard for standard in STANDARD_TYPES) for t in types)
 
 
 def test_enhanced_status_code_has_its_own_token() -> None:
@@ -123,7 +127,7 @@ def test_lines_that_look_like_replies_but_are_not_are_malformed(line: str, head:
     for text in (line + "\r\n", "S: " + line + "\n"):
         tokens = visible(text)
         assert (MALFORMED, head) in tokens
-        assert not any(t in Token.SMTP.Reply and t is not MALFORMED for t, _ in tokens)
+        assert not any(t in REPLY_TOKENS.values() for t, _ in tokens)
 
 
 def test_transcript_server_line_without_a_code_is_malformed() -> None:
@@ -526,6 +530,146 @@ def test_pygmentize_colours_a_file(tmp_path: Path) -> None:
     assert "EHLO" in result.stdout and "5.1.1" in result.stdout
 
 
+#: A transcript with every reply class, the documented expectation forms and placeholders.
+DOCUMENTED = (
+    "@connect 127.0.0.1 2525\n"
+    "S: 220\n"
+    "C: EHLO client.example\n"
+    "S: 250 /(?m)^AUTH .*PLAIN/\n"
+    'C: AUTH PLAIN {plain user="student" password=password}\n'
+    "S: 2xx\n"
+    "C: AUTH LOGIN\n"
+    "S: 334 VXNlcm5hbWU6\n"
+    "C: {base64 user}\n"
+    "S: 3XX\n"
+    "C: {base64 password}\n"
+    "S: 4xx\n"
+    "C: RCPT TO:<nobody@example.org>\n"
+    "S: 550 5.1.1 no\n"
+    "C: NOOP {{literal}\n"
+    "S: 600 broken\n"
+    "C: QUIT\n"
+    "S: *\n"
+)
+
+
+def _pygmentize(tmp_path: Path, *options: str, env: dict[str, str] | None = None) -> str:
+    pygmentize = Path(sys.executable).with_name("pygmentize")
+    if not pygmentize.exists():
+        pytest.skip(f"no pygmentize next to {sys.executable}")
+    source = tmp_path / "session.smtp"
+    source.write_text(DOCUMENTED, encoding="utf-8")
+    result = subprocess.run(
+        [str(pygmentize), "-l", "smtp", *options, str(source)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_documented_expectations_are_reply_classes_not_malformed() -> None:
+    assert line_tokens(DOCUMENTED, 5) == [(Generic.Prompt, "S:"), (OK, "2xx")]
+    assert line_tokens(DOCUMENTED, 9) == [(Generic.Prompt, "S:"), (MORE, "3XX")]
+    assert line_tokens(DOCUMENTED, 11) == [(Generic.Prompt, "S:"), (LATER, "4xx")]
+    assert line_tokens(DOCUMENTED, 17) == [(Generic.Prompt, "S:"), (ANY_REPLY, "*")]
+    assert line_tokens(DOCUMENTED, 3) == [
+        (Generic.Prompt, "S:"),
+        (OK, "250 "),
+        (String.Regex, "/(?m)^AUTH .*PLAIN/"),
+    ]
+    assert line_tokens("S: 250 \\/var/mail\n", 0) == [
+        (Generic.Prompt, "S:"),
+        (OK, "250 "),
+        (String.Escape, "\\"),
+        (Text, "/var/mail"),
+    ]
+    malformed = [value for token, value in lex(DOCUMENTED) if token is MALFORMED]
+    assert malformed == ["600"]
+    # Outside a transcript a class is no reply: the wire never carries "2xx".
+    assert (MALFORMED, "2xx") in visible("2xx ok\r\n")
+
+
+def test_every_placeholder_form_is_a_variable() -> None:
+    for placeholder in (
+        "{password}",
+        "{base64 password}",
+        '{plain user="student" password=password}',
+        '{plain user = "st\\"u" password=password authzid="admin"}',
+        "{cram-md5 user password}",
+        '{"\\r\\n"}',
+    ):
+        text = f"C: AUTH PLAIN {placeholder}\nC: {placeholder}\nC: MAIL FROM:<{placeholder}>\n"
+        for line in range(3):
+            assert (Name.Variable, placeholder) in line_tokens(text, line), (placeholder, line)
+        data = f"S: 354 go\nC: Subject: {placeholder}\nC:\nC: body {placeholder}\nC: .\n"
+        assert sum(1 for t, v in lex(data) if (t, v) == (Name.Variable, placeholder)) == 2
+    assert (String.Escape, "{{") in visible("C: NOOP {{literal}\n")
+    assert Name.Variable not in {t for t, _v in visible("C: NOOP {{literal}\n")}
+    assert Name.Variable not in {t for t, _v in visible("C: NOOP {plain user\n")}
+
+
+def _terminal_colour(token: _TokenType) -> str:
+    from pygments.formatters.terminal import TERMINAL_COLORS
+
+    while token not in TERMINAL_COLORS:
+        token = token.parent
+    return TERMINAL_COLORS[token][0].strip("*_")
+
+
+def test_pygmentize_terminal_colours_reply_classes_and_placeholders(tmp_path: Path) -> None:
+    from pygments.console import codes
+
+    def coloured(colour: str, text: str) -> str:
+        return codes[colour] + text + codes["reset"]
+
+    # No -f: pygmentize picks the plain terminal formatter for an 8-colour terminal.
+    plain_term = {k: v for k, v in os.environ.items() if k != "COLORTERM"}
+    out = _pygmentize(tmp_path, env={**plain_term, "TERM": "xterm"})
+    assert out == _pygmentize(tmp_path, "-f", "terminal")
+    expected = {OK: "green", LATER: "yellow", NEVER: "brightred", MORE: "magenta"}
+    for token, colour in expected.items():
+        assert _terminal_colour(token) == colour
+    assert coloured("green", "250 ") in out and coloured("green", "2xx") in out
+    assert coloured("yellow", "4xx") in out
+    assert coloured("brightred", "550 ") in out
+    assert codes["magenta"] in out.split("334 ")[0].rsplit("\n", 1)[-1]
+    assert coloured("red", '{plain user="student" password=password}') in out
+    assert coloured("red", "{base64 password}") in out
+    assert coloured("blue", "*") in out
+    assert "5.1.1" in out and codes["blue"] + "5.1.1" in out
+
+
+def test_pygmentize_html_classes_have_colours_in_the_default_style(tmp_path: Path) -> None:
+    out = _pygmentize(tmp_path, "-f", "html")
+    css = HtmlFormatter(style="default").get_style_defs(".highlight")
+    for cls, text in (
+        ("gi gi-ReplyOk", "250 "),
+        ("gi gi-ReplyOk", "2xx"),
+        ("gu gu-ReplyIntermediate", "334 "),
+        ("gu gu-ReplyIntermediate", "3XX"),
+        ("se se-ReplyTransient", "4xx"),
+        ("gd gd-ReplyPermanent", "550 "),
+        ("gr gr-ReplyMalformed", "600"),
+        ("m m-Enhanced", "5.1.1"),
+        ("nv", '{plain user="student" password=password}'),
+        ("nv", "{base64 password}"),
+        ("sr", "/(?m)^AUTH .*PLAIN/"),
+        ("kp kp-AnyReply", "*"),
+    ):
+        assert f'<span class="{cls}">{text}</span>' in out, (cls, text)
+        standard = cls.split()[0]
+        assert f".highlight .{standard} {{ color: #" in css, standard
+    colours = {
+        standard: css.split(f".highlight .{standard} {{ color: ")[1][:7]
+        for standard in ("gi", "gu", "se", "gd", "gr")
+    }
+    assert len(set(colours.values())) == 5, colours
+
+
 def test_module_imports_no_prompt_toolkit() -> None:
     code = "import sys, smtp_tutor.lexer; print('prompt_toolkit' in sys.modules)"
     result = subprocess.run(
@@ -545,13 +689,13 @@ def test_style_colours_each_reply_class_differently() -> None:
 def test_reply_fragments_use_prompt_toolkit_pygments_classes() -> None:
     fragments = highlight_reply_fragments("250-mx\r\n250 2.0.0 OK\r\nhello\r\n")
     assert "".join(text for _s, text in fragments) == "250-mx\n250 2.0.0 OK\nhello\n"
-    assert ("class:pygments.smtp.reply.ok", "250-") in fragments
-    assert ("class:pygments.smtp.enhanced", "2.0.0") in fragments
+    assert ("class:pygments.generic.inserted.replyok", "250-") in fragments
+    assert ("class:pygments.literal.number.enhanced", "2.0.0") in fragments
     # Server text only: a line without a code is a broken reply, never a command.
-    assert ("class:pygments.smtp.reply.malformed", "hello") in fragments
+    assert ("class:pygments.generic.error.replymalformed", "hello") in fragments
     # After 354 the next server line is still a reply, not message content.
     fragments = highlight_reply_fragments("354 go\r\n250 ok\r\n")
-    assert ("class:pygments.smtp.reply.ok", "250 ") in fragments
+    assert ("class:pygments.generic.inserted.replyok", "250 ") in fragments
 
 
 def test_fragments_merge_neighbours_and_match_the_style() -> None:
@@ -562,7 +706,7 @@ def test_fragments_merge_neighbours_and_match_the_style() -> None:
     assert all(text for _s, text in fragments)
     style = style_from_pygments_cls(SMTPStyle)
     attrs = {s: style.get_attrs_for_style_str(s) for s, _t in fragments}
-    assert attrs["class:pygments.smtp.reply.transient"].color == "ansiyellow"
+    assert attrs["class:pygments.literal.string.escape.replytransient"].color == "ansiyellow"
     assert attrs["class:pygments.keyword"].bold
     assert fragments[0] == ("class:pygments.generic.prompt", "C: ")
 

@@ -20,13 +20,15 @@ def test_reply_coloured_by_class_with_latency() -> None:
     reply = make_reply(550, "5.1.1 <nobody@example.com>: User unknown")
     fragments = render.reply_fragments(reply, 0.012)
     assert render.plain(fragments) == "550 5.1.1 <nobody@example.com>: User unknown  (12 ms)\n"
-    assert "class:pygments.smtp.reply.permanent" in styles(fragments)
-    assert "class:pygments.smtp.enhanced" in styles(fragments)
+    assert "class:pygments.generic.deleted.replypermanent" in styles(fragments)
+    assert "class:pygments.literal.number.enhanced" in styles(fragments)
     assert "class:latency" in styles(fragments)
-    for code, name in ((250, "ok"), (354, "intermediate"), (450, "transient")):
-        assert f"class:pygments.smtp.reply.{name}" in styles(
-            render.reply_fragments(make_reply(code, "x"))
-        )
+    for code, name in (
+        (250, "generic.inserted.replyok"),
+        (354, "generic.subheading.replyintermediate"),
+        (450, "literal.string.escape.replytransient"),
+    ):
+        assert f"class:pygments.{name}" in styles(render.reply_fragments(make_reply(code, "x")))
 
 
 def test_multiline_reply_is_one_block() -> None:
