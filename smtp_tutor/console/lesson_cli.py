@@ -92,13 +92,15 @@ def run_lessons(args: argparse.Namespace, lang: str) -> int:
     if args.reset is not None:
         if args.reset == "*":
             progress.reset()
+            print(message("lessons_ui", "reset_done", lang))
         else:
             lesson = find_lesson(lessons, args.reset)
             if lesson is None:
                 print(f"smtp-tutor lessons: no lesson {args.reset!r}", file=sys.stderr)
                 return EXIT_USAGE
             progress.reset(lesson.id)
-        print(message("lessons_ui", "reset_done", lang))
+            title, _translated = lesson.title.get(lang)
+            print(message("lessons_ui", "reset_one_done", lang, number=lesson.number, title=title))
     print(lesson_list_text(lessons, progress, lang))
     return 0
 
