@@ -55,3 +55,49 @@ def test_reset_one_lesson_names_it(env: dict[str, str]) -> None:
     )
     zh = run(env, "lessons", "--reset", "1", "--lang", "zh").stdout.splitlines()[0]
     assert zh.startswith("第 1 课（问候：读懂回复码）的进度已清除"), zh
+
+
+def _step(step_id: str, verb: str, code: str, solution: str) -> str:
+    return f"""
+[[steps]]
+id = "{step_id}"
+explain.en = "Send {verb}."
+goal.en = "Send {verb}."
+send.verb = ["{verb}"]
+expect.code = ["{code}"]
+success.en = "{code}."
+solution = ["{solution}"]
+"""
+
+
+# Its third step expects 250, but its solution names the sandbox's unknown user (550).
+BROKEN = (
+    'format = 1\nid = "broken-rcpt"\nnumber = 90\nmissing = ["zh"]\n'
+    'title.en = "A lesson whose solution fails"\nintro.en = "Four steps."\n'
+    + _step("ehlo", "EHLO", "250", "EHLO laptop.example")
+    + _step("mail", "MAIL", "250", "MAIL FROM:<student@example.com>")
+    + _step("rcpt", "RCPT", "250", "RCPT TO:<nobody@example.com>")
+    + _step("quit", "QUIT", "221", "QUIT")
+)
+
+
+def test_a_failing_solution_names_its_line_and_both_reply_codes(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    lesson = tmp_path / "90-broken.toml"
+    lesson.write_text(BROKEN, "utf-8")
+    rcpt_solution = BROKEN.splitlines().index('solution = ["RCPT TO:<nobody@example.com>"]') + 1
+    result = run(env, "lessons", "--check", str(lesson))
+    assert result.returncode == 1, (result.stdout, result.stderr)
+    assert "Traceback" not in result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == (
+        f"{lesson}:{rcpt_solution}: solution replay: step 3 ('rcpt'): "
+        "solution line 'RCPT TO:<nobody@example.com>': expected reply 250, got 550"
+    ), lines
+    # The runner is still on step 3 when QUIT comes: judged as the wrong command, with codes.
+    assert lines[1] == (
+        f"{lesson}:{rcpt_solution}: solution replay: step 3 ('rcpt'): solution line 'QUIT': "
+        "that is not what this step asks for (expected reply 250, got 221)"
+    ), lines
+    assert "wrong_code" not in result.stdout

@@ -8,7 +8,7 @@ line still goes to the sandbox as the student typed it. Progress is saved after 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -34,7 +34,10 @@ if TYPE_CHECKING:
 class StepResult:
     step_id: str
     ok: bool
-    reason: str = ""
+    reason: str = ""  # the verdict's reason id (lessons_ui.toml [reason]); "" when ok
+    line: str = ""  # what was judged: the command line sent ("" for a message)
+    code: int | None = None  # the reply code that decided
+    params: dict[str, str] = field(default_factory=dict)  # the reason's placeholders
 
 
 class LessonRunner:
@@ -217,7 +220,16 @@ class LessonRunner:
             else:
                 self._announce()
             return
-        self.results.append(StepResult(step.id, False, result.reason))
+        self.results.append(
+            StepResult(
+                step.id,
+                False,
+                result.reason,
+                observation.line,
+                observation.code,
+                dict(result.params),
+            )
+        )
         reason = render_reason(result, self.lang)
         self._say(f"✗ {reason}", "class:finding.error")
         text, self.hint_level = hint_text(step, self.hint_level, self.lang)

@@ -131,7 +131,7 @@ def _check(paths: list[Path], lang: str) -> int:
                 problems.append(str(error))
             else:
                 report = asyncio.run(replay_lesson(lesson, lang))
-                problems += [f"{file}: solution replay: {p}" for p in report.problems()]
+                problems += report.problems()  # each names the file, line and step
         if problems:
             failed += 1
             for problem in problems:

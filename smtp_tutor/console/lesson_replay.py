@@ -14,7 +14,8 @@ from pathlib import Path
 from smtp_tutor.console.app import ConsoleOptions
 from smtp_tutor.console.lesson import LessonRunner, StepResult
 from smtp_tutor.console.scripted import ScriptError, run_console, screen_text
-from smtp_tutor.core.lessons import Lesson
+from smtp_tutor.core.lesson_judge import Verdict, render_reason
+from smtp_tutor.core.lessons import Lesson, Step
 from smtp_tutor.core.progress import Progress
 from smtp_tutor.session import Target
 
@@ -32,14 +33,36 @@ class LessonReplay:
         return self.finished and self.error is None and all(r.ok for r in self.results)
 
     def problems(self) -> list[str]:
-        """One line per thing that went wrong, naming the step."""
-        found = [f"step {r.step_id!r} failed: {r.reason}" for r in self.results if not r.ok]
+        """One line per thing that went wrong, like a compiler's: `path:line: solution
+        replay: …`, naming the step, the solution line judged, and the reply code it
+        expected and got (the line is the step's `solution` key)."""
+        path = self.lesson.path
+        steps = {step.id: (number, step) for number, step in enumerate(self.lesson.steps, 1)}
+        found = [_failure(path, *steps[r.step_id], r) for r in self.results if not r.ok]
         if self.error:
-            found.append(self.error)
+            found.append(f"{path}: solution replay: {self.error}")
         if not self.finished and not found:
             done = len([r for r in self.results if r.ok])
-            found.append(f"the solution stopped after {done} of {len(self.lesson.steps)} steps")
+            total = len(self.lesson.steps)
+            found.append(
+                f"{path}: solution replay: the solution stopped after {done} of {total} steps"
+            )
         return found
+
+
+def _failure(path: Path, number: int, step: Step, result: StepResult) -> str:
+    """`lessons/x.toml:12: solution replay: step 2 ("ehlo"): solution line "HELO x": expected
+    reply 250, got 502` — and the judge's reason when it was not the code."""
+    where = f"{path}:{step.solution_line or step.line_no}"
+    sent = f"solution line {result.line!r}" if result.line else "the solution's message"
+    codes = (
+        f"expected reply {', '.join(step.expect) or 'any'}, "
+        f"got {'no reply' if result.code is None else result.code}"
+    )
+    if result.reason != "wrong_code":
+        reason = render_reason(Verdict(False, result.reason, result.params), "en")
+        codes = f"{reason} ({codes})"
+    return f"{where}: solution replay: step {number} ({step.id!r}): {sent}: {codes}"
 
 
 async def replay_lesson(lesson: Lesson, lang: str = "en", timeout: float = 30.0) -> LessonReplay:

@@ -539,6 +539,7 @@ class LessonChecker:
             solution=solution,
             manual=manual,
             line_no=self.where.line(keys),
+            solution_line=self.where.line((*keys, "solution")),
         )
 
     def send(

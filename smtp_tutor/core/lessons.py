@@ -88,6 +88,7 @@ class Step:
     solution: tuple[str, ...]
     manual: bool
     line_no: int  # the line of its [[steps]] header
+    solution_line: int = 0  # the line of its `solution` key (0: not from a file)
 
 
 @dataclass(frozen=True)
