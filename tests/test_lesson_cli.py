@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import pexpect
 import pytest
 
+from smtp_tutor.core.lessons import find_lesson, load_lessons
 from smtp_tutor.core.messages import message
+from tests.test_cli import read_until
 
 
 @pytest.fixture
@@ -101,3 +105,58 @@ def test_a_failing_solution_names_its_line_and_both_reply_codes(
         "that is not what this step asks for (expected reply 250, got 221)"
     ), lines
     assert "wrong_code" not in result.stdout
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_the_banner_of_a_lesson_starts_with_its_first_step_not_ehlo(
+    env: dict[str, str], lang: str
+) -> None:
+    """Lesson 1 starts with NOOP: the banner must not tell the student to start with EHLO."""
+    lessons, _errors = load_lessons([])
+    lesson = find_lesson(lessons, "1")
+    assert lesson is not None and lesson.steps[0].verbs == ("NOOP",)
+    goal, _translated = lesson.steps[0].goal.get(lang)
+    env.update(PROMPT_TOOLKIT_NO_CPR="1", TERM="xterm")
+    log = io.StringIO()
+    child = pexpect.spawn(
+        sys.executable,
+        ["-m", "smtp_tutor", "lesson", "1", "--lang", lang],
+        env=env,
+        dimensions=(50, 160),
+        encoding="utf-8",
+        timeout=60,
+    )
+    child.logfile_read = log
+    try:
+        screen = read_until(child, log, r"^220 .*smtp>")
+        child.sendline(":quit")
+        child.expect(pexpect.EOF)
+    finally:
+        child.close(force=True)
+    banner = screen.split("━━", 1)[0]  # before the lesson's title
+    assert "student / secret" in banner
+    assert "EHLO me.example" not in screen
+    start = message(
+        "lessons_ui", "banner_start", lang, number=1, total=len(lesson.steps), goal=goal
+    )
+    assert start.splitlines()[0] in banner, banner
+    assert child.exitstatus == 0
+
+
+def test_a_resumed_lesson_banner_names_the_step_it_resumes_at(tmp_path: Path) -> None:
+    from smtp_tutor.console.lesson import LessonRunner
+    from smtp_tutor.core.progress import Progress
+
+    lessons, _errors = load_lessons([])
+    lesson = find_lesson(lessons, "2")
+    assert lesson is not None and len(lesson.steps) > 1
+    progress = Progress.load(tmp_path / "progress.json")
+    progress.mark_step(lesson.id, 1, lesson.steps[0].id)
+    sandbox_banner = "line one\nline two\nStart with:  EHLO me.example"
+    banner = LessonRunner(lesson, progress, "en").banner(sandbox_banner).splitlines()
+    goal, _translated = lesson.steps[1].goal.get("en")
+    assert banner[:2] == ["line one", "line two"]
+    assert banner[2] == f"Start with:  step 2 of {len(lesson.steps)} below — {goal}"
+    progress.mark_step(lesson.id, len(lesson.steps), lesson.steps[-1].id)
+    done = LessonRunner(lesson, progress, "zh").banner(sandbox_banner).splitlines()
+    assert done[2] == message("lessons_ui", "banner_done", "zh")

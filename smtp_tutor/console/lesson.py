@@ -101,6 +101,19 @@ class LessonRunner:
 
     # -- starting ----------------------------------------------------------------------
 
+    def banner(self, sandbox_banner: str) -> str:
+        """The sandbox's banner for this lesson: its last line, the console's generic start
+        hint ("Start with: EHLO …"), becomes the step the student really starts with."""
+        lines = sandbox_banner.splitlines()[:-1]
+        step = self.step
+        if step is None:
+            lines.append(self._ui("banner_done"))
+        else:
+            goal, _translated = step.goal.get(self.lang)
+            total = len(self.lesson.steps)
+            lines.append(self._ui("banner_start", number=self.index + 1, total=total, goal=goal))
+        return "\n".join(lines)
+
     def attach(self, console: Console) -> None:
         """Show the lesson's title, introduction and playback (before the session starts)."""
         self.console = console

@@ -81,6 +81,7 @@ async def _run(lesson: Lesson, progress: Progress, options: ConsoleOptions) -> i
         runner = LessonRunner(lesson, progress, options.lang, mailbox=sandbox.mailbox_path)
         runner.on_restart = sandbox.forget_greylist
         console.lesson = runner
+        console.options.banner = runner.banner(console.options.banner or "")
 
     return await run_on_sandbox(sandbox, options, attach_lesson)
 
