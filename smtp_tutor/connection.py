@@ -21,6 +21,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
+from smtp_tutor.core.commands import wire_bytes
 from smtp_tutor.core.replies import Reply, ReplyParser
 from smtp_tutor.tls import TLSInfo, client_context, describe
 
@@ -146,7 +147,7 @@ class Connection:
 
     async def send_line(self, line: str) -> None:
         """Send `line` exactly as given, plus CRLF."""
-        await self.send_bytes(line.encode("utf-8", errors="surrogateescape") + b"\r\n")
+        await self.send_bytes(wire_bytes(line))
 
     async def send_bytes(self, data: bytes) -> None:
         """Send bytes as they are; on a closed connection this does nothing."""

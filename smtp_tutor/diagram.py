@@ -21,23 +21,26 @@ from __future__ import annotations
 import html
 import os
 import secrets
+import sys
 import unicodedata
 from dataclasses import dataclass, field
 from email.errors import HeaderParseError
 from email.header import decode_header, make_header
 from pathlib import Path
-from typing import Literal
+from typing import BinaryIO, Literal, TextIO
 from xml.sax.saxutils import escape, quoteattr
 
-from smtp_tutor.core.auth import AuthError, b64decode_bytes, parse_challenge
+from smtp_tutor.core.auth import AuthError, b64decode_bytes, parse_challenge, user_in_answer
 from smtp_tutor.core.placeholders import Placeholder, Variable
 from smtp_tutor.core.redaction import mask
-from smtp_tutor.core.transcript import Directive, Expect, Script, Send, parse_transcript
+from smtp_tutor.core.transcript import Directive, Expect, Script, Send
+from smtp_tutor.core.transcript_jsonl import parse_script
 
 __all__ = [
     "COLOURS",
     "FONT_FAMILY",
     "MONO_FAMILY",
+    "STDIO",
     "SUFFIXES",
     "DiagramError",
     "DiagramWriteError",
@@ -73,6 +76,8 @@ _AUTH_FILL, _AUTH_EDGE, _AUTH_TEXT = "#fdf1d3", "#e6c463", "#7a5200"
 
 #: Output suffixes `write_diagram` knows.
 SUFFIXES: dict[str, Literal["svg", "html"]] = {".svg": "svg", ".html": "html", ".htm": "html"}
+#: The file name that means standard input (for the transcript) or output (for the diagram).
+STDIO = "-"
 
 _CLASS_NAMES = {
     "2xx": "2xx success",
@@ -512,16 +517,7 @@ def _clear_user(mechanism: str, blob: str) -> str | None:
         raw = b64decode_bytes(blob.strip())
     except AuthError:
         return None
-    text = raw.decode("utf-8", errors="replace")
-    user: str | None = None
-    if mechanism == "PLAIN":
-        pieces = text.split("\0")
-        user = pieces[1] if len(pieces) == 3 else None
-    elif mechanism == "CRAM-MD5":
-        user = text.rsplit(" ", 1)[0] if " " in text else None
-    elif mechanism == "XOAUTH2":
-        head = text.split("\x01", 1)[0]
-        user = head[5:] if head.startswith("user=") else None
+    user = user_in_answer(mechanism, raw.decode("utf-8", errors="replace"))
     return user if user and user.isprintable() else None
 
 
@@ -805,33 +801,67 @@ figure svg text {{ white-space: pre; }}
 # --------------------------------------------------------------------------- files
 
 
-def write_diagram(transcript_path: Path, output: Path) -> None:
+def write_diagram(
+    transcript_path: Path | str,
+    output: Path | str,
+    *,
+    kind: Literal["svg", "html"] | None = None,
+    stdin: BinaryIO | None = None,
+    stdout: TextIO | None = None,
+) -> None:
     """Draw the transcript at ``transcript_path`` into ``output`` (.svg or .html).
+
+    The transcript is text or JSON Lines (told apart by its content). ``-`` reads it from
+    ``stdin`` / writes the diagram to ``stdout`` (the process's own by default); ``kind``
+    picks SVG or HTML, else the output's suffix does (SVG for ``-``).
 
     `DiagramError` for an unsupported suffix or an unreadable transcript, `TranscriptError`
     (``file:line: why``) for a malformed one (both ValueError: the user's input), and
     `DiagramWriteError` (an OSError) when the output cannot be written. Each is one line.
     """
-    transcript_path, output = Path(transcript_path), Path(output)
-    kind = SUFFIXES.get(output.suffix.lower())
+    to_stdout = str(output) == STDIO
+    if kind is None:
+        kind = "svg" if to_stdout else SUFFIXES.get(Path(output).suffix.lower())
     if kind is None:
         raise DiagramError(
-            f"cannot draw to {_visible(str(output))}: the name must end in .svg or .html"
+            f"cannot draw to {_visible(str(output))}: the name must end in .svg or .html "
+            "(or say --format svg|html)"
         )
-    name = _visible(str(transcript_path))
+    script = _read_script(transcript_path, stdin)
+    content = render_svg(script) if kind == "svg" else render_html(script)
     try:
-        text = transcript_path.read_text(encoding="utf-8")
+        if to_stdout:
+            stream = stdout if stdout is not None else sys.stdout
+            stream.write(content)
+            stream.flush()
+        else:
+            _write_atomic(Path(output), content)
+    except BrokenPipeError:
+        raise  # the reader left: not a failure to write a file
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        where = "to standard output" if to_stdout else _visible(str(output))
+        raise DiagramWriteError(f"cannot write {where}: {reason}") from None
+
+
+def _read_script(transcript_path: Path | str, stdin: BinaryIO | None) -> Script:
+    from_stdin = str(transcript_path) == STDIO
+    source = "<stdin>" if from_stdin else str(transcript_path)
+    name = _visible(source)
+    try:
+        if from_stdin:
+            stream = stdin if stdin is not None else getattr(sys.stdin, "buffer", None)
+            if stream is None:
+                raise DiagramError("cannot read the transcript from standard input: there is none")
+            data = stream.read()
+        else:
+            data = Path(transcript_path).read_bytes()
+        text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise DiagramError(f"cannot read {name}: not UTF-8 text (byte {exc.start})") from None
     except OSError as exc:
         raise DiagramError(f"cannot read {name}: {exc.strerror or exc}") from None
-    script = parse_transcript(text, str(transcript_path))
-    content = render_svg(script) if kind == "svg" else render_html(script)
-    try:
-        _write_atomic(output, content)
-    except OSError as exc:
-        reason = exc.strerror or str(exc)
-        raise DiagramWriteError(f"cannot write {_visible(str(output))}: {reason}") from None
+    return parse_script(text, source)
 
 
 def _write_atomic(target: Path, content: str) -> None:

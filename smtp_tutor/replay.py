@@ -40,7 +40,7 @@ from smtp_tutor.connection import (
     TimedOut,
     WireObserver,
 )
-from smtp_tutor.core.dialogue import Capabilities
+from smtp_tutor.core.dialogue import Capabilities, ends_group
 from smtp_tutor.core.placeholders import ResolveError
 from smtp_tutor.core.replies import Reply
 from smtp_tutor.core.safe_text import visible as _visible
@@ -52,11 +52,6 @@ EXIT_MISMATCH = 1
 EXIT_SCRIPT = 2
 EXIT_CONNECTION = 3
 
-#: Commands that end a pipelined group: what follows depends on their answer (RFC 2920 §3.1).
-#: The final "." ends one only without pipelining; with it, the next command may follow.
-GROUP_ENDING = frozenset(
-    {"EHLO", "HELO", "DATA", "STARTTLS", "AUTH", "QUIT", "NOOP", "VRFY", "EXPN", "BDAT", "."}
-)
 #: Message lines shown before the rest of a long message is summarised in one line.
 SHOWN_CONTENT_LINES = 10
 GREETING = "GREETING"
@@ -156,7 +151,10 @@ def _plan(script: Script) -> list[_Step]:
                     wire = wire_bytes(parts[0])
                 else:  # the parser merges literal text, so several parts means a placeholder
                     wire = None
-                found = (wire, verb, verb in GROUP_ENDING, data and not verb)
+                # The final "." ends a group only without pipelining; with it, the next
+                # command may follow in the same write (see _group).
+                ends = verb == "." or ends_group(verb)
+                found = (wire, verb, ends, data and not verb)
                 known[data][item.text] = found
             wire, verb, ends, content = found
             add(_Out(item, wire, verb, ends, content))

@@ -1,9 +1,10 @@
-"""A live SMTP session: a `Connection` driven by the `Dialogue`, shared by console and replay.
+"""A live SMTP session for the console and lessons: a `Connection` driven by the `Dialogue`.
 
 It sends lines, reads replies in the background (a server may speak unasked: a 421 on idle,
 replies to pipelined commands), feeds each reply to the dialogue, does the TLS handshake the
 moment the server says 220 to STARTTLS, and hands every `Outcome` to whoever listens. It
-knows nothing about terminals.
+knows nothing about terminals. (Replay has its own blocking link, `replay_link`: it needs no
+concurrency, and drives the same core.)
 
 Silence is watched separately from reading: a timer runs whenever a line waits for its reply
 and restarts on every reply, so a command typed while the reader was idle is watched too.
@@ -21,14 +22,12 @@ from pathlib import Path
 
 from smtp_tutor.connection import Closed, Connection, ConnectionFailed, TimedOut, WireObserver
 from smtp_tutor.core.checker import Finding, check
-from smtp_tutor.core.dialogue import END_OF_DATA, Dialogue, Outcome, Phase, Sent
+from smtp_tutor.core.dialogue import DATA_LINE, END_OF_DATA, Dialogue, Outcome, Phase, Sent
 from smtp_tutor.core.message_data import stuff_line
 from smtp_tutor.tls import TLSInfo
 
 #: How long one background read waits; silence is the watchdog's business, not the reader's.
 _IDLE_READ = 3600.0
-#: The dialogue's pseudo-verb for a line of message text, which gets no reply.
-_DATA_LINE = "<data line>"
 
 
 @dataclass(frozen=True)
@@ -156,12 +155,12 @@ class Session:
         if self.dialogue.sending_data and line != ".":
             wire_line = stuff_line(line)
         sent = self.dialogue.send(wire_line)
-        if sent.verb != _DATA_LINE:
+        if sent.verb != DATA_LINE:
             self._sent_at.append(time.monotonic())
             self._idle.clear()
             if self._watchdog is None:
                 self._arm_watchdog()
-        await self.connection.send_line(wire_line)
+        await self.connection.send_bytes(sent.wire)
         return sent
 
     async def send_chunk(self, chunk: bytes, last: bool) -> Sent | None:
@@ -302,11 +301,3 @@ def _lost_reason(dialogue: Dialogue, reason: str) -> str:
             f"{reason}; the final dot got no reply: the message may or may not have been accepted"
         )
     return reason
-
-
-async def open_session(
-    target: Target, listener: Listener, observer: WireObserver | None = None
-) -> Session:
-    session = Session(target, listener, observer)
-    await session.connect()
-    return session

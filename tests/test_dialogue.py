@@ -291,3 +291,34 @@ def test_bdat_chunks_and_last() -> None:
     d.send("BDAT 5 LAST")
     d.receive(make_reply(250, "2.0.0 queued"))
     assert d.phase is Phase.READY and d.recipients == []
+
+
+def test_send_gives_the_wire_bytes_from_the_one_encoder() -> None:
+    """The live send and transcripts agree, even on a lone surrogate (no exception)."""
+    from smtp_tutor.core.commands import wire_bytes
+
+    d = Dialogue()
+    d.receive(make_reply(220, "ready"))
+    assert d.send("NOOP").wire == b"NOOP\r\n"
+    assert d.send("NOOP \udcff").wire == b"NOOP \xff\r\n"  # a byte the terminal could not decode
+    assert d.send("A\ud800B").wire == b"A?B\r\n" == wire_bytes("A\ud800B")
+
+
+def test_one_rule_says_which_commands_end_a_pipelined_group() -> None:
+    from smtp_tutor.core.dialogue import ends_group
+
+    assert all(ends_group(v) for v in ("EHLO", "helo", "DATA", "STARTTLS", "AUTH", "BDAT", "QUIT"))
+    assert not any(ends_group(v) for v in ("MAIL", "RCPT", "RSET", ""))
+
+
+def test_one_reader_of_the_user_name_in_an_auth_answer() -> None:
+    from smtp_tutor.core.auth import user_in_answer
+
+    assert user_in_answer("PLAIN", "\0student\0secret") == "student"
+    assert user_in_answer("plain", "student\0secret") is None
+    assert user_in_answer("CRAM-MD5", "student 0123abcd") == "student"
+    assert user_in_answer("CRAM-MD5", "nospace") is None
+    assert user_in_answer("XOAUTH2", "user=me@example.com\x01auth=Bearer t\x01\x01") == (
+        "me@example.com"
+    )
+    assert user_in_answer("LOGIN", "student") is None  # LOGIN's answer is the name itself

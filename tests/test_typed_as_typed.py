@@ -208,7 +208,11 @@ def test_any_message_typed_ahead_arrives_as_typed(
     sender = new_sender()
     recipients = ["slow@example.com", "r@example.com"] if slow else ["r@example.com"]
     head = "".join(typed([*envelope(sender, *recipients), "DATA"]))
-    body = PASTE_START + "\r".join(message) + PASTE_END + "\r" if paste else "".join(typed(message))
+    # A pasted block's lines each end with a line break, as copied from a file; the
+    # Enter after the paste accepts it (a trailing break ends the last line).
+    body = "".join(typed(message))
+    if paste:
+        body = PASTE_START + body + PASTE_END + "\r"
     type_at_pace(sandbox, [head + body + ".\rQUIT\r"])
     stored = stored_from(sandbox, sender)
     assert stored.envelope["rcpt_tos"] == recipients

@@ -47,7 +47,12 @@ from smtp_tutor.console.history import LineKind, SafeFileHistory
 from smtp_tutor.console.masking import MaskInitialResponse
 from smtp_tutor.console.plain import LineOutput, PlainReader, wants_plain
 from smtp_tutor.console.toolbar import ToolbarState, prompt_label, toolbar_fragments
-from smtp_tutor.core.auth import AuthError, classify_login_prompt, decode_challenge
+from smtp_tutor.core.auth import (
+    AuthError,
+    classify_login_prompt,
+    decode_challenge,
+    user_in_answer,
+)
 from smtp_tutor.core.auth_exchange import AuthExchange, AuthStep
 from smtp_tutor.core.commands import parse_command
 from smtp_tutor.core.dialogue import (
@@ -57,6 +62,7 @@ from smtp_tutor.core.dialogue import (
     Dialogue,
     Outcome,
     Phase,
+    ends_group,
 )
 from smtp_tutor.core.knowledge import load_knowledge
 from smtp_tutor.core.message_data import stuff_line
@@ -81,25 +87,6 @@ from smtp_tutor.session import (
 if TYPE_CHECKING:
     from smtp_tutor.console.lesson import LessonRunner
     from smtp_tutor.sandbox import Sandbox
-
-#: Commands that must end a pipelined group: wait for their reply before sending more
-#: (RFC 2920 §3.1; STARTTLS per RFC 3207, AUTH because its answer depends on the reply).
-GROUP_ENDERS = frozenset(
-    {
-        "EHLO",
-        "HELO",
-        "DATA",
-        "STARTTLS",
-        "AUTH",
-        "QUIT",
-        "NOOP",
-        "VRFY",
-        "EXPN",
-        "TURN",
-        "ETRN",
-        "BDAT",
-    }
-)
 
 
 @dataclass
@@ -495,7 +482,7 @@ class Console:
                 if in_data and line == ".":
                     first_pasted = None  # the whole message is checked before its dot
                 verb = parse_command(line).verb
-                ender = line == "." if in_data else verb in GROUP_ENDERS
+                ender = line == "." if in_data else ends_group(verb)
                 wait = not pipelining or ender or line.startswith(":")
                 await self._line(line, wait=wait, pasted=in_data)
             dialogue = self._dialogue()
@@ -886,7 +873,7 @@ class Console:
         if mechanism == "LOGIN":
             asked_user = initial or not self._password_challenge
             return None if asked_user else Placeholder.login_password()
-        user = _user_in(decoded, mechanism)
+        user = user_in_answer(mechanism, decoded)
         if user is None:
             return Placeholder.variable("auth_response")
         return _secret_placeholder(mechanism or "", user)
@@ -951,17 +938,6 @@ async def run_on_sandbox(
         return await console.run()
     finally:
         await sandbox.stop()
-
-
-def _user_in(decoded: str, mechanism: str | None) -> str | None:
-    """The user name inside a decoded PLAIN, CRAM-MD5 or XOAUTH2 answer; None if not one."""
-    if mechanism == "PLAIN" and decoded.count("\0") == 2:
-        return decoded.split("\0")[1]
-    if mechanism == "CRAM-MD5" and " " in decoded:
-        return decoded.rpartition(" ")[0]
-    if mechanism == "XOAUTH2" and decoded.startswith("user="):
-        return decoded[5:].split("\x01", 1)[0]
-    return None
 
 
 def _asks_for_password(reply: Reply) -> bool:

@@ -360,6 +360,23 @@ def xoauth2_string(user: str, token: str) -> str:
     return b64encode_bytes(b"user=" + u + b"\x01auth=Bearer " + t + b"\x01\x01")
 
 
+def user_in_answer(mechanism: str | None, decoded: str) -> str | None:
+    """The user name inside a decoded PLAIN, CRAM-MD5 or XOAUTH2 answer; None if not one.
+
+    The one reader of a user name in an AUTH answer, for the toolbar, transcripts and
+    diagrams alike: it never returns, or looks past, the secret part.
+    """
+    mechanism = (mechanism or "").upper()
+    if mechanism == "PLAIN":
+        parts = decoded.split("\0")
+        return parts[1] if len(parts) == 3 else None
+    if mechanism == "CRAM-MD5":
+        return decoded.rpartition(" ")[0] or None
+    if mechanism == "XOAUTH2" and decoded.startswith("user="):
+        return decoded[5:].split("\x01", 1)[0]
+    return None
+
+
 def decode_xoauth2_error(b64: str) -> dict[str, object]:
     """The JSON a server puts in its 334 after a rejected XOAUTH2 token; never raises.
 

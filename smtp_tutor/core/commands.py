@@ -25,6 +25,19 @@ _PATH_COMMAND = re.compile(
 )
 
 
+def wire_bytes(line: str) -> bytes:
+    """The bytes a line puts on the wire: UTF-8 plus CRLF — the one encoder of the project.
+
+    A lone surrogate that stands for a byte the terminal could not decode
+    (``surrogateescape``) goes out as that byte; any other surrogate, which no byte
+    sequence can carry, becomes ``?`` rather than an exception that would lose the line.
+    """
+    try:
+        return line.encode("utf-8", errors="surrogateescape") + b"\r\n"
+    except UnicodeEncodeError:
+        return line.encode("utf-8", errors="replace") + b"\r\n"
+
+
 @dataclass(frozen=True)
 class Command:
     """One client command line, split into verb and argument."""

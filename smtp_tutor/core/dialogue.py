@@ -24,7 +24,8 @@ import collections
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from smtp_tutor.core.commands import Command, parse_command, parse_path_argument
+from smtp_tutor.core.auth import user_in_answer
+from smtp_tutor.core.commands import Command, parse_command, parse_path_argument, wire_bytes
 from smtp_tutor.core.messages import Said
 from smtp_tutor.core.replies import Reply
 
@@ -45,6 +46,8 @@ END_OF_DATA = "<end of data>"
 AUTH_RESPONSE = "<auth response>"
 #: A pseudo-verb for the server's greeting, answered before anything is sent.
 GREETING = "<greeting>"
+#: A pseudo-verb for a line of message text: no reply answers it.
+DATA_LINE = "<data line>"
 
 _SESSION_PHASES = frozenset({Phase.GREETED, Phase.READY, Phase.MAIL, Phase.RCPT})
 _ANYTIME = _SESSION_PHASES
@@ -77,7 +80,6 @@ SUCCESS_TRANSITIONS: dict[str, Phase] = {
     "RCPT": Phase.RCPT,
     "DATA": Phase.DATA,
     END_OF_DATA: Phase.READY,
-    "QUIT": Phase.CLOSED,
 }
 
 #: The codes that mean "it worked" for each verb (§4.3.2).
@@ -102,8 +104,19 @@ EXPECTED_CODES: dict[str, tuple[int, ...]] = {
     "ETRN": (250, 251, 252, 253),
 }
 
-#: Verbs a server may accept in the middle of a pipelined group (RFC 2920 §3.1).
-PIPELINE_ANYWHERE = frozenset({"RSET", "MAIL", "RCPT"})
+#: Commands that must end a pipelined group: what follows depends on their answer
+#: (RFC 2920 §3.1: EHLO, DATA, VRFY, EXPN, TURN, QUIT, NOOP; STARTTLS per RFC 3207 §4.2,
+#: AUTH because the next line answers its 334, BDAT because a refused chunk changes what
+#: the next one means, ETRN by RFC 1985's reply semantics).
+GROUP_ENDERS = frozenset(
+    {"EHLO", "HELO", "DATA", "STARTTLS", "AUTH", "QUIT", "NOOP", "VRFY", "EXPN", "TURN", "ETRN"}
+    | {"BDAT"}
+)
+
+
+def ends_group(verb: str) -> bool:
+    """Whether a command must be the last of a pipelined group (wait for its reply)."""
+    return verb.upper() in GROUP_ENDERS
 
 
 @dataclass(frozen=True)
@@ -154,6 +167,7 @@ class Sent:
 
     verb: str  # a real verb, or one of the pseudo-verbs above
     command: Command | None
+    wire: bytes = b""  # exactly what goes on the wire for this line, CRLF included
 
 
 @dataclass(frozen=True)
@@ -212,22 +226,23 @@ class Dialogue:
         return self.phase is Phase.DATA and not any(s.verb == END_OF_DATA for s in self._in_flight)
 
     def send(self, line: str) -> Sent:
-        """Record a line (without CRLF) as it goes on the wire."""
+        """Record a line (without CRLF) as it goes on the wire; `Sent.wire` is its bytes."""
+        wire = wire_bytes(line)
         if self.sending_data:
             if line == ".":
-                sent = Sent(END_OF_DATA, None)
+                sent = Sent(END_OF_DATA, None, wire)
                 self._in_flight.append(sent)
                 return sent
             self.data_lines += 1
-            return Sent("<data line>", None)
+            return Sent(DATA_LINE, None, wire)
         if self.awaiting_auth_response:
             self.awaiting_auth_response = False
             self._guess_auth_user(line, initial=False)
-            sent = Sent(AUTH_RESPONSE, None)
+            sent = Sent(AUTH_RESPONSE, None, wire)
             self._in_flight.append(sent)
             return sent
         command = parse_command(line)
-        sent = Sent(command.verb, command)
+        sent = Sent(command.verb, command, wire)
         self._in_flight.append(sent)
         if command.verb == "AUTH":
             words = command.argument.split()
@@ -302,7 +317,7 @@ class Dialogue:
         for sent in self._in_flight:
             if sent.verb == "RSET":
                 phase = Phase.READY if self.said_hello or phase is not Phase.GREETED else phase
-            elif sent.verb in SUCCESS_TRANSITIONS and sent.verb != "QUIT":
+            elif sent.verb in SUCCESS_TRANSITIONS:
                 phase = SUCCESS_TRANSITIONS[sent.verb]
         return phase
 
@@ -420,16 +435,10 @@ class Dialogue:
         except (binascii.Error, UnicodeDecodeError, ValueError):
             return
         mechanism = self.auth_mechanism or ""
-        if mechanism == "PLAIN":
-            parts = decoded.split("\0")
-            if len(parts) == 3:
-                self._auth_user_guess = parts[1]
-        elif mechanism == "LOGIN" and not decoded.startswith("\0"):
-            self._auth_user_guess = decoded
-        elif mechanism == "CRAM-MD5" and not initial:
-            self._auth_user_guess = decoded.rpartition(" ")[0] or None
-        elif mechanism == "XOAUTH2" and decoded.startswith("user="):
-            self._auth_user_guess = decoded[5:].split("\x01", 1)[0]
+        if mechanism == "LOGIN":  # the first LOGIN answer is the user name itself
+            self._auth_user_guess = None if decoded.startswith("\0") else decoded
+        elif not (mechanism == "CRAM-MD5" and initial):
+            self._auth_user_guess = user_in_answer(mechanism, decoded)
 
     def _reset_transaction(self) -> None:
         self.mail_from = None

@@ -21,6 +21,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from smtp_tutor.core.commands import wire_bytes
 from smtp_tutor.core.placeholders import (
     MissingVariable,
     Placeholder,
@@ -71,14 +72,6 @@ class _Problem(Exception):
 
 
 # --------------------------------------------------------------------------- script items
-
-
-def wire_bytes(line: str) -> bytes:
-    """The bytes `Connection.send_line` puts on the wire for ``line``."""
-    try:
-        return line.encode("utf-8", errors="surrogateescape") + b"\r\n"
-    except UnicodeEncodeError:
-        return line.encode("utf-8", errors="replace") + b"\r\n"
 
 
 @dataclass(frozen=True)
