@@ -260,17 +260,30 @@ def _add_diagram_command(commands: argparse._SubParsersAction[_Parser]) -> None:
     diagram = commands.add_parser(
         "diagram",
         help="draw a transcript as a sequence diagram (SVG or HTML)",
-        description="Draw a transcript (from --transcript or :save) as a sequence diagram: "
-        "replies coloured by class, the TLS and authenticated stretches shaded.",
+        description="Draw a transcript (from --transcript or :save, text or JSON Lines) as a "
+        "sequence diagram: replies coloured by class, the TLS and authenticated stretches "
+        "shaded.",
     )
-    diagram.add_argument("file", type=Path, metavar="FILE", help="the transcript to draw")
+    diagram.add_argument(
+        "file",
+        type=Path,
+        metavar="FILE",
+        help="the transcript to draw, text or JSON Lines; - reads standard input",
+    )
     diagram.add_argument(
         "-o",
         "--output",
         type=Path,
         required=True,
         metavar="OUT",
-        help="where to write it: a .svg file, or a .html page with a legend",
+        help="where to write it: a .svg file, or a .html page with a legend; - writes the "
+        "diagram to standard output",
+    )
+    diagram.add_argument(
+        "--format",
+        choices=("svg", "html"),
+        default=None,
+        help="SVG or an HTML page, whatever OUT's name (default: by OUT's suffix; svg for -)",
     )
     _add_common(diagram)
 
@@ -280,13 +293,16 @@ def _add_replay_command(commands: argparse._SubParsersAction[_Parser]) -> None:
     replay = commands.add_parser(
         "replay",
         help="send a transcript's C: lines again and check every S: reply",
-        description="Replay FILE, a transcript as :save writes it (docs/transcript.md): send "
-        "its C: lines and check each S: reply in order, stopping at the first mismatch. "
+        description="Replay FILE, a transcript as :save or --transcript writes it, text or "
+        "JSON Lines (docs/transcript.md); - reads it from standard input. Send its C: lines "
+        "and check each S: reply in order, stopping at the first mismatch. "
         "Without --server: against an embedded sandbox on a free loopback port. Exit 0 every "
         "reply matched, 1 a mismatch (reported as FILE:LINE), 2 a usage or script error, "
         "3 a connection or TLS failure.",
     )
-    replay.add_argument("file", metavar="FILE")
+    replay.add_argument(
+        "file", metavar="FILE", help="the transcript, text or JSON Lines; - reads standard input"
+    )
     replay.add_argument(
         "--server",
         metavar="HOST[:PORT]",

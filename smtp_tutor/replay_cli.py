@@ -1,6 +1,7 @@
 """`smtp-tutor replay FILE`: the command-line glue around `smtp_tutor.replay`.
 
-Reads and parses the file, gathers the variables (--var, then SMTP_TUTOR_<NAME>, then a
+Reads and parses the file (text or JSON Lines, told apart by content; ``-`` is standard
+input), gathers the variables (--var, then SMTP_TUTOR_<NAME>, then a
 masked prompt on a terminal), picks the server (--server, or an embedded sandbox started
 here on a free loopback port) and runs the replay. Every problem is one line on stderr with
 the exit status of smtp_tutor.cli: 2 usage or script, 3 connection or TLS.
@@ -19,7 +20,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TextIO
 
-from smtp_tutor.core.transcript import Script, TranscriptError, parse_transcript, variables_needed
+from smtp_tutor.core.transcript import Script, TranscriptError, variables_needed
+from smtp_tutor.core.transcript_jsonl import parse_script
 from smtp_tutor.replay import (
     EXIT_CONNECTION,
     EXIT_SCRIPT,
@@ -121,12 +123,25 @@ def gather_variables(
     return {**given, **values}
 
 
+#: FILE that means: read the script from standard input.
+STDIN = "-"
+
+
 def _read_script(path_text: str) -> tuple[str, str]:
-    path = Path(path_text)
-    try:
-        data = path.read_bytes()
-    except OSError as error:
-        raise UsageError(f"cannot read {path_text}: {error.strerror or error}") from None
+    if path_text == STDIN:
+        path_text = "<stdin>"
+        stream = getattr(sys.stdin, "buffer", None)
+        if stream is None:
+            raise UsageError("cannot read the script from standard input: there is none")
+        try:
+            data = stream.read()
+        except OSError as error:
+            raise UsageError(f"cannot read {path_text}: {error.strerror or error}") from None
+    else:
+        try:
+            data = Path(path_text).read_bytes()
+        except OSError as error:
+            raise UsageError(f"cannot read {path_text}: {error.strerror or error}") from None
     try:
         return data.decode("utf-8"), path_text
     except UnicodeDecodeError as error:
@@ -184,8 +199,13 @@ class StdinLines:
 def run_replay(args: argparse.Namespace, lang: str) -> int:
     """Called by smtp_tutor.cli for `smtp-tutor replay`; returns the exit status."""
     try:
+        if args.file == STDIN and args.step:
+            raise UsageError(
+                "--step waits for Enter on standard input, so the script cannot come from it: "
+                "give a FILE"
+            )
         text, source = _read_script(args.file)
-        script = parse_transcript(text, source)
+        script = parse_script(text, source)
         server = parse_server(args.server) if args.server else None
         if server is not None and args.mailbox is not None:
             raise UsageError("--mailbox is for the embedded sandbox; it cannot go with --server")
