@@ -22,10 +22,10 @@ import functools
 import os
 import sys
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from prompt_toolkit import PromptSession
 from prompt_toolkit.auto_suggest import AutoSuggestFromHistory
@@ -43,6 +43,7 @@ from smtp_tutor.connection import ConnectionFailed, WireEvent, wants_implicit_tl
 from smtp_tutor.console import render
 from smtp_tutor.console.completion import AddressBook, HeaderBlock, SMTPCompleter
 from smtp_tutor.console.composer import Composer
+from smtp_tutor.console.debuglog import format_failure, write_failure
 from smtp_tutor.console.history import LineKind, SafeFileHistory
 from smtp_tutor.console.masking import MaskInitialResponse
 from smtp_tutor.console.plain import LineOutput, PlainReader, wants_plain
@@ -105,6 +106,8 @@ class ConsoleOptions:
     transcript_format: str = "text"  # or "jsonl"
     notices: list[str] = field(default_factory=list)  # shown once at start (config problems)
     lesson_dirs: list[Path] = field(default_factory=list)  # teachers' lesson folders
+    debug: bool = False  # --debug: tracebacks on screen too, not only in the debug log
+    debug_log: Path | None = None  # None: $XDG_STATE_HOME/smtp-tutor/debug.log
 
 
 @dataclass
@@ -158,6 +161,7 @@ class Console:
         self._depth = ColorDepth.MONOCHROME if not self.options.color else None
         self._history: History = InMemoryHistory()
         self.lesson: LessonRunner | None = None  # set by `smtp-tutor lesson`
+        self._tasks: set[asyncio.Task[None]] = set()  # background work, kept till it ends
         # Where else to try when the target does not answer (the other MX hosts).
         self.fallbacks: list[Target] = []
 
@@ -233,15 +237,32 @@ class Console:
                 try:
                     await self._handle_input(text)
                 except Exception as error:  # a bug must not cost the student the session
-                    self.print_text(
-                        f"smtp-tutor: internal error ({type(error).__name__}: {error}); "
-                        "the session goes on",
-                        "class:finding.error",
-                    )
+                    self.report_failure(error, "handling a typed line")
         if self.session is not None:
             await self.session.close()
         self._close_transcript()
         return 0
+
+    def report_failure(self, error: BaseException, context: str) -> None:
+        """A bug: one line on screen, the traceback in the debug log (on screen with --debug)."""
+        redact = self.tracker.redact
+        where = write_failure(error, context, redact, self.options.debug_log)
+        summary = redact(f"{type(error).__name__}: {error}")
+        self.say("internal_error", "class:finding.error", error=summary, path=where or "-")
+        if self.options.debug:
+            self.print_text(format_failure(error, redact), "class:finding.error")
+
+    def spawn(self, work: Coroutine[Any, Any, None], context: str) -> None:
+        """Run `work` in the background, kept until it ends; its failure is reported."""
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+
+        def done(finished: asyncio.Task[None]) -> None:
+            self._tasks.discard(finished)
+            if not finished.cancelled() and finished.exception() is not None:
+                self.report_failure(finished.exception(), context)  # type: ignore[arg-type]
+
+        task.add_done_callback(done)
 
     def _open_transcript(self) -> None:
         path = self.options.transcript
@@ -782,7 +803,7 @@ class Console:
             what = render.plain(render.say(f"auth_what_{step.need}", self.lang)).strip()
             self.say("auth_type_plain", what=what)
         elif step.line is not None:
-            asyncio.get_running_loop().create_task(self._send_auth_line())
+            self.spawn(self._send_auth_line(), "sending the next AUTH line")
 
     # -- what comes back ---------------------------------------------------------------
 
