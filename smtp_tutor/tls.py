@@ -64,6 +64,7 @@ class TLSInfo:
     verified: bool = False
     verify_error: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
+    alpn: str | None = None  # the protocol ALPN agreed on, if the client offered any
     #: Clear-text bytes that followed the 220 to STARTTLS and were thrown away (injection?).
     discarded_cleartext: int = 0
 
@@ -124,6 +125,7 @@ def describe(
         chain=tuple(chain),
         verified=verified,
         verify_error=error,
+        alpn=ssl_object.selected_alpn_protocol(),
     )
 
 

@@ -12,12 +12,12 @@ from prompt_toolkit.completion import CompleteEvent, Completion
 from prompt_toolkit.document import Document
 
 from smtp_tutor.console.completion import (
-    CONSOLE_COMMANDS,
     HEADERS,
     MAX_COMPLETIONS,
     AddressBook,
     HeaderBlock,
     SMTPCompleter,
+    console_commands,
 )
 from smtp_tutor.core.commands import KNOWN_VERBS
 from smtp_tutor.core.dialogue import Dialogue
@@ -310,11 +310,13 @@ def test_completion_of_a_500_address_book_stays_capped() -> None:
 def test_console_commands_with_descriptions() -> None:
     c = completer(ready())
     found = complete(c, ":")
-    assert [x.text for x in found] == [name for name, _ in CONSOLE_COMMANDS]
+    names = [name for name, _ in console_commands()]  # the one list, from data/help.toml
+    assert [x.text for x in found] == names[:MAX_COMPLETIONS]
     assert all(x.display_meta_text for x in found)
-    assert {":help", ":hint", ":quit", ":b64", ":unb64", ":raw"} <= {x.text for x in found}
-    assert texts(c, ":he") == [":help", ":headers"]
-    assert texts(c, ":RE") == [":reconnect"]
+    assert {":help", ":hint", ":b64", ":unb64", ":raw", ":fix"} <= {x.text for x in found}
+    assert texts(c, ":qu") == [":quit"]
+    assert texts(c, ":he") == [":help", ":headers", ":hex"]
+    assert texts(c, ":RE") == [":reconnect", ":restart"]
     assert texts(c, "::") == []  # a raw line that starts with a colon
 
 

@@ -191,3 +191,29 @@ def test_client_context_defaults() -> None:
     strict = client_context(verify=True, minimum_version=ssl.TLSVersion.TLSv1_3)
     assert strict.verify_mode == ssl.CERT_REQUIRED and strict.check_hostname is True
     assert strict.minimum_version == ssl.TLSVersion.TLSv1_3
+
+
+def test_the_tls_report_carries_the_alpn_the_handshake_agreed() -> None:
+    """:tls used to read a field TLSInfo lacked and always said "ALPN: -"."""
+    certs = certificates()
+    server_context = certs.ca_leaf.server_context()
+    server_context.set_alpn_protocols(["smtp"])
+    client = client_context(cafile=certs.ca.cert_path)
+    client.set_alpn_protocols(["smtp"])
+
+    async def main() -> tuple[TLSInfo, TLSInfo]:
+        async with ScriptServer([Send(b"220 tls\r\n"), Hang()], ssl=server_context) as srv:
+            agreed = await Connection.open(
+                HOST, srv.port, implicit_tls=True, connect_timeout=3, ssl_context=client
+            )
+            await agreed.close()
+            plain = await Connection.open(
+                HOST, srv.port, implicit_tls=True, connect_timeout=3, cafile=certs.ca.cert_path
+            )
+            await plain.close()
+        assert agreed.tls is not None and plain.tls is not None
+        return agreed.tls, plain.tls
+
+    agreed, plain = run(main())
+    assert agreed.alpn == "smtp"
+    assert plain.alpn is None  # the console offers no ALPN by default: nothing agreed

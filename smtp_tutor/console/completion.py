@@ -30,39 +30,29 @@ from prompt_toolkit.document import Document
 from smtp_tutor.core.checker import PARAMETER_KEYWORDS
 from smtp_tutor.core.commands import KNOWN_VERBS, parse_command, parse_path_argument
 from smtp_tutor.core.dialogue import Capabilities
+from smtp_tutor.core.messages import load_catalogue, message
 from smtp_tutor.core.safe_text import is_visible, visible
 
 __all__ = [
     "COMMON_CODES",
-    "CONSOLE_COMMANDS",
     "HEADERS",
     "MAX_COMPLETIONS",
     "AddressBook",
     "DialogueView",
     "HeaderBlock",
     "SMTPCompleter",
+    "console_commands",
 ]
 
 #: No popup ever lists more than this: long lists are slow to draw and useless to read.
 MAX_COMPLETIONS = 25
 
-#: Console commands and a one-line description each; the console may pass its own list.
-CONSOLE_COMMANDS: tuple[tuple[str, str], ...] = (
-    (":help", "list the console commands"),
-    (":hint", "what to type next, and why"),
-    (":explain", "what a reply code means (535, 5.7.8 …)"),
-    (":connect", "open a session to another server"),
-    (":reconnect", "open a new session to the same server"),
-    (":headers", "show the headers of the message being written"),
-    (":mailbox", "show the mail the sandbox received"),
-    (":manual", "on: do AUTH base64 by hand"),
-    (":raw", "on: no warnings, no helpers, lines go out as typed"),
-    (":b64", "base64-encode a text"),
-    (":unb64", "decode base64"),
-    (":save", "save the transcript to a file"),
-    (":clear", "clear the screen"),
-    (":quit", "leave the console"),
-)
+
+def console_commands(lang: str = "en") -> tuple[tuple[str, str], ...]:
+    """Every console command with its one-line text, from data/help.toml (the one list)."""
+    table = load_catalogue("help").get("commands", {})
+    return tuple((f":{name}", message("help", f"commands.{name}.text", lang)) for name in table)
+
 
 #: Reply codes worth explaining, for `:explain `; the console may pass its own list.
 COMMON_CODES: tuple[tuple[str, str], ...] = (
@@ -283,7 +273,7 @@ class SMTPCompleter(Completer):
     def __init__(
         self,
         dialogue: Callable[[], DialogueView | None],
-        commands: Sequence[tuple[str, str]] = CONSOLE_COMMANDS,
+        commands: Sequence[tuple[str, str]] | None = None,
         *,
         addresses: AddressBook | None = None,
         header_block: HeaderBlock | None = None,
@@ -294,7 +284,7 @@ class SMTPCompleter(Completer):
         limit: int = MAX_COMPLETIONS,
     ) -> None:
         self.dialogue = dialogue
-        self.commands = tuple(commands)
+        self.commands = tuple(commands if commands is not None else console_commands())
         self.addresses = addresses if addresses is not None else AddressBook()
         self.header_block = header_block if header_block is not None else HeaderBlock()
         self.describe = describe
