@@ -13,9 +13,9 @@ import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
-from smtp_tutor import __version__
+from smtp_tutor import __version__, cli_text
 
 if TYPE_CHECKING:
     from smtp_tutor.console.app import ConsoleOptions
@@ -25,21 +25,42 @@ EXIT_CONNECTION = 3
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line (and exit 2), not a usage dump.
+    """argparse, but a usage error is one line (and exit 2), not a usage dump; and help,
+    usage and errors in the reader's language (`lang`, see cli_text.py).
 
     `lazy_epilog` builds the epilog only when help is shown: the trigger list reads a data
-    file, and `--version` should not pay for that.
+    file, and `--version` should not pay for that. `build_parser` makes a subclass per
+    language, so every subcommand's parser shares its `lang`.
     """
 
     lazy_epilog: Callable[[], str] | None = None
+    lang: str = "en"
 
     def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (try --help)\n")
+        line = cli_text.say_in("usage_error", self.lang, prog=self.prog, message=message)
+        self.exit(EXIT_USAGE, line + "\n")
+
+    def parse_known_args(self, *args: Any, **kwargs: Any) -> tuple[argparse.Namespace, list[str]]:
+        with cli_text.argparse_words(self.lang):
+            return super().parse_known_args(*args, **kwargs)
+
+    def parse_args(self, *args: Any, **kwargs: Any) -> argparse.Namespace:  # type: ignore[override]
+        with cli_text.argparse_words(self.lang):  # "unrecognized arguments" is said here
+            return super().parse_args(*args, **kwargs)
 
     def format_help(self) -> str:
         if self.lazy_epilog is not None and self.epilog is None:
             self.epilog = self.lazy_epilog()
-        return super().format_help()
+        with cli_text.argparse_words(self.lang):
+            return super().format_help()
+
+    def format_usage(self) -> str:
+        with cli_text.argparse_words(self.lang):
+            return super().format_usage()
+
+    def _get_formatter(self) -> argparse.HelpFormatter:
+        formatter = cli_text.translating_formatter(self.formatter_class, self.lang)
+        return formatter(prog=self.prog)
 
 
 def _add_transcript(parser: argparse.ArgumentParser, *, top: bool = False) -> None:
@@ -76,7 +97,8 @@ def _add_common(parser: argparse.ArgumentParser, *, top: bool = False) -> None:
         "--lang",
         type=_language_option,
         default=None if top else argparse.SUPPRESS,
-        help="language of explanations: en or zh (default: from LANGUAGE/LC_ALL/LANG)",
+        help="language of every text, help and errors too: en or zh "
+        "(default: from LANGUAGE/LC_ALL/LANG)",
     )
     parser.add_argument(
         "--no-color",
@@ -92,8 +114,12 @@ def _triggers_help() -> str:
     return TRIGGERS_HELP
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
+def build_parser(lang: str | None = None) -> argparse.ArgumentParser:
+    """The whole command line; help and errors in `lang` (default: the environment's)."""
+    from smtp_tutor.core.knowledge import language_from_env
+
+    parser_class = type("_Parser", (_Parser,), {"lang": lang or language_from_env()})
+    parser = parser_class(
         prog="smtp-tutor",
         description="Type raw SMTP like telnet, with explanations, TLS and base64 done for you. "
         "With no command: start the embedded sandbox server and open a console on it.",
@@ -101,7 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"smtp-tutor {__version__}")
     _add_transcript(parser, top=True)
     _add_common(parser, top=True)
-    commands = parser.add_subparsers(dest="command", parser_class=_Parser, metavar="COMMAND")
+    commands = parser.add_subparsers(dest="command", parser_class=parser_class, metavar="COMMAND")
     _add_connect_command(commands)
     _add_serve_command(commands)
     _add_explain_command(commands)
@@ -364,10 +390,14 @@ def _add_replay_command(commands: argparse._SubParsersAction[_Parser]) -> None:
     _add_common(replay)
 
 
+# The type checks of options: what they say goes into argparse's "argument --port: …" line,
+# in the language of the parser that is parsing (cli_text.say).
+
+
 def _port(text: str) -> int:
     value = _port_or_zero(text)
     if value == 0:
-        raise argparse.ArgumentTypeError("port must be between 1 and 65535")
+        raise argparse.ArgumentTypeError(cli_text.say("port_range", low=1))
     return value
 
 
@@ -375,9 +405,9 @@ def _port_or_zero(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+        raise argparse.ArgumentTypeError(cli_text.say("not_a_port", value=repr(text))) from None
     if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError("port must be between 0 and 65535")
+        raise argparse.ArgumentTypeError(cli_text.say("port_range", low=0))
     return value
 
 
@@ -385,9 +415,9 @@ def _positive_int(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+        raise argparse.ArgumentTypeError(cli_text.say("not_a_number", value=repr(text))) from None
     if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
+        raise argparse.ArgumentTypeError(cli_text.say("at_least_one"))
     return value
 
 
@@ -395,9 +425,9 @@ def _seconds(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+        raise argparse.ArgumentTypeError(cli_text.say("not_seconds", value=repr(text))) from None
     if not math.isfinite(value) or value <= 0:  # float() also takes "nan" and "inf"
-        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, not {text!r}")
+        raise argparse.ArgumentTypeError(cli_text.say("positive_seconds", value=repr(text)))
     return value
 
 
@@ -405,16 +435,18 @@ def _language_option(text: str) -> str:
     """An explicit --lang we have no texts for is a mistake, not a silent fall-back to English."""
     from smtp_tutor.core.knowledge import LANGUAGES, normalise_language
 
-    primary = text.strip().split(".")[0].split("@")[0].replace("_", "-").split("-")[0].lower()
-    if primary not in LANGUAGES:
+    if not cli_text.known_language(text):
+        choices = ", ".join(LANGUAGES)
         raise argparse.ArgumentTypeError(
-            f"no texts in {text!r}; choose from {', '.join(LANGUAGES)}"
+            cli_text.say("unknown_language", value=repr(text), choices=choices)
         )
     return normalise_language(text)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    # --help and usage errors come before anything runs: find --lang in the raw arguments.
+    parser = build_parser(cli_text.argv_language(argv))
     args = parser.parse_args(argv)
     _tolerate_unprintable()
     try:
@@ -526,7 +558,10 @@ def _serve(args: argparse.Namespace) -> int:
         )
         config.validate()
     except ValueError as error:
-        print(f"smtp-tutor serve: {error}", file=sys.stderr)
+        from smtp_tutor.core.messages import localize
+
+        what = localize(error.args[0], _language(args)) if error.args else str(error)
+        print(f"smtp-tutor serve: {what}", file=sys.stderr)
         return EXIT_USAGE
     report = None if args.quiet else _activity_printer(_language(args))
     try:

@@ -122,11 +122,11 @@ def run_connect(args: argparse.Namespace, options: ConsoleOptions) -> int:
 
     port = args.port_option or args.port or 25
     if args.host and args.mx:
-        return _usage("give HOST or --mx DOMAIN, not both")
+        return _usage("host_and_mx", options.lang)
     if not args.host and not args.mx:
-        return _usage("give HOST (or --mx DOMAIN)")
+        return _usage("no_host", options.lang)
     if args.client_key and not args.client_cert:
-        return _usage("--client-key needs --client-cert")
+        return _usage("key_needs_cert", options.lang)
     try:
         context = _tls_context(args)
     except (OSError, ValueError) as error:
@@ -147,8 +147,12 @@ def run_connect(args: argparse.Namespace, options: ConsoleOptions) -> int:
     return asyncio.run(console.run())
 
 
-def _usage(message: str) -> int:
-    print(f"smtp-tutor connect: error: {message} (try --help)", file=sys.stderr)
+def _usage(key: str, lang: str) -> int:
+    """A usage error argparse cannot see (options that exclude each other), as argparse's are."""
+    from smtp_tutor.cli_text import say_in
+
+    what = say_in(key, lang)
+    print(say_in("usage_error", lang, prog="smtp-tutor connect", message=what), file=sys.stderr)
     return EXIT_USAGE
 
 

@@ -4,7 +4,8 @@
 class), so a missing entry shows up only as `reset_done` on somebody's screen. This test
 reads the source instead: every call that names a catalogue and a key with literal strings —
 `message("lessons_ui", "reset_done", …)`, `Said("tls", "expired", …)`, the console's
-`say("key")`, the lesson runner's `_ui("key")`, the sandbox's `report("key")` (serve.toml) —
+`say("key")`, the lesson runner's `_ui("key")`, the sandbox's `report("key")` (serve.toml),
+the command line's `cli_text.say("key")` and `say_in("key", lang)` (cli.toml) —
 must find a table with a non-empty text for each language. Keys built at run time (f-strings)
 are left to the tests of their own catalogue.
 """
@@ -23,11 +24,15 @@ from smtp_tutor.core.messages import load_catalogue
 
 PACKAGE = Path(__file__).resolve().parents[1] / "smtp_tutor"
 
-# Helpers that pass their first argument on as a key of one fixed catalogue.
+# Helpers that pass their first argument on as a key of one fixed catalogue:
+# (function name, folder of the calling module) → catalogue.
 KEY_HELPERS = {
-    "say": ("console", "console"),  # Console.say and render.say, under smtp_tutor/console/
-    "_ui": ("lessons_ui", "console"),  # LessonRunner._ui
-    "report": ("serve", "sandbox"),  # SandboxHandler.report: serve prints the event
+    ("say", "console"): "console",  # Console.say and render.say
+    ("_ui", "console"): "lessons_ui",  # LessonRunner._ui
+    ("report", "sandbox"): "serve",  # SandboxHandler.report: serve prints the event
+    ("say", "smtp_tutor"): "cli",  # cli_text.say, in cli.py's option type checks
+    ("say_in", "smtp_tutor"): "cli",  # cli_text.say_in
+    ("_usage", "smtp_tutor"): "cli",  # connect_cli._usage
 }
 
 
@@ -68,10 +73,10 @@ def used_keys() -> Iterator[tuple[str, str, str]]:
                 key = _literal(node.args[1], constants)
                 if catalogue and key:
                     yield where, catalogue, key
-            elif name in KEY_HELPERS and folder == KEY_HELPERS[name][1]:
+            elif (name, folder) in KEY_HELPERS:
                 key = _literal(node.args[0], {})
                 if key:
-                    yield where, KEY_HELPERS[name][0], key
+                    yield where, KEY_HELPERS[name, folder], key
 
 
 def _entry(catalogue: str, key: str) -> Any:
@@ -94,6 +99,9 @@ def test_the_scan_finds_the_calls() -> None:
         ("tls", "self_signed"),
         ("serve", "stored"),
         ("serve", "tls_failed"),
+        ("cli", "usage_error"),
+        ("cli", "not_a_port"),
+        ("cli", "no_host"),
     ]:
         assert expected in pairs, expected
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import io
-import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -13,32 +11,10 @@ import pytest
 
 from smtp_tutor.core.lessons import find_lesson, load_lessons
 from smtp_tutor.core.messages import message
-from tests.test_cli import read_until
+from tests import test_cli
+from tests.test_cli import read_until, run
 
-
-@pytest.fixture
-def env(tmp_path: Path) -> dict[str, str]:
-    environment = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("XDG_", "LC_", "LANG", "PYTHON"))
-    }
-    for name in ("XDG_DATA_HOME", "XDG_STATE_HOME", "XDG_CONFIG_HOME"):
-        environment[name] = str(tmp_path / name.lower())
-    environment.update(LC_ALL="C.UTF-8", NO_COLOR="1")
-    return environment
-
-
-def run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "smtp_tutor", *args],
-        env=env,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        encoding="utf-8",
-        timeout=120,
-    )
+env = test_cli.env  # the fixture: a private home, an English locale, no colour
 
 
 @pytest.mark.parametrize("lang", ["en", "zh"])

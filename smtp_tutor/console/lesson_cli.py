@@ -47,7 +47,8 @@ def run_lesson(args: argparse.Namespace, options: ConsoleOptions) -> int:
         lesson = find_lesson(lessons, args.id)
         if lesson is None:
             names = ", ".join(f"{item.number} {item.id}" for item in lessons)
-            print(f"smtp-tutor lesson: no lesson {args.id!r}; there are: {names}", file=sys.stderr)
+            what = message("cli", "no_such_lesson", options.lang, id=repr(args.id), names=names)
+            print(f"smtp-tutor lesson: {what}", file=sys.stderr)
             return EXIT_USAGE
     else:
         lesson = _next_lesson(lessons, progress)
@@ -97,7 +98,9 @@ def run_lessons(args: argparse.Namespace, lang: str) -> int:
         else:
             lesson = find_lesson(lessons, args.reset)
             if lesson is None:
-                print(f"smtp-tutor lessons: no lesson {args.reset!r}", file=sys.stderr)
+                names = ", ".join(f"{item.number} {item.id}" for item in lessons)
+                what = message("cli", "no_such_lesson", lang, id=repr(args.reset), names=names)
+                print(f"smtp-tutor lessons: {what}", file=sys.stderr)
                 return EXIT_USAGE
             progress.reset(lesson.id)
             title, _translated = lesson.title.get(lang)

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from smtp_tutor.core.messages import Said
 from smtp_tutor.paths import data_dir
 
 DEMO_USER = "student"
@@ -71,7 +72,11 @@ class SandboxConfig:
         return self.users.get(DEMO_USER) == DEMO_PASSWORD
 
     def validate(self) -> None:
-        """Raise ValueError with a sentence a user can act on; called before binding."""
+        """Raise ValueError with a sentence a user can act on; called before binding.
+
+        What `serve`'s options can get wrong is said as a `Said` (serve.toml), so `serve`
+        says it in the reader's language; the rest argparse has refused already.
+        """
         if not 0 <= self.port <= 65535:
             raise ValueError(f"port must be between 0 and 65535, not {self.port}")
         if self.max_message_size < 1:
@@ -83,7 +88,7 @@ class SandboxConfig:
         if self.greylist_delay < 0 or self.slow_delay < 0:
             raise ValueError("the greylist and slow delays cannot be negative")
         if not self.hostname or any(c.isspace() for c in self.hostname):
-            raise ValueError(f"the hostname must be one word, not {self.hostname!r}")
+            raise ValueError(Said("serve", "config_hostname", hostname=repr(self.hostname)))
         for name in self.users:
             _check_user_name(name)
         if self.require_auth and not self.users:
@@ -92,7 +97,7 @@ class SandboxConfig:
 
 def _check_user_name(name: str) -> None:
     if not name or ":" in name or "\x00" in name or any(c.isspace() for c in name):
-        raise ValueError(f"account name {name!r} must be one word without ':'")
+        raise ValueError(Said("serve", "config_account_name", name=repr(name)))
 
 
 def parse_accounts(specs: Iterable[str]) -> dict[str, str]:
@@ -101,9 +106,9 @@ def parse_accounts(specs: Iterable[str]) -> dict[str, str]:
     for spec in specs:
         name, colon, password = spec.partition(":")
         if not colon or not password:
-            raise ValueError(f"account {spec!r} is not NAME:PASSWORD")
+            raise ValueError(Said("serve", "config_account", spec=repr(spec)))
         _check_user_name(name)
         if "\x00" in password:
-            raise ValueError(f"the password of {name!r} cannot hold a NUL character")
+            raise ValueError(Said("serve", "config_password_nul", name=repr(name)))
         accounts[name] = password
     return accounts
