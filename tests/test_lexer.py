@@ -644,7 +644,8 @@ def test_pygmentize_terminal_colours_reply_classes_and_placeholders(tmp_path: Pa
 
 
 def test_pygmentize_html_classes_have_colours_in_the_default_style(tmp_path: Path) -> None:
-    out = _pygmentize(tmp_path, "-f", "html")
+    # pygments 2.15 writes a double quote in text as &quot;, newer ones (2.21) as it is.
+    out = _pygmentize(tmp_path, "-f", "html").replace("&quot;", '"')
     css = HtmlFormatter(style="default").get_style_defs(".highlight")
     for cls, text in (
         ("gi gi-ReplyOk", "250 "),
