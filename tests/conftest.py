@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -69,3 +70,26 @@ def outbound(monkeypatch: pytest.MonkeyPatch) -> Outbound:
     monkeypatch.setattr(socket.socket, "connect", connect)
     monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
     return seen
+
+
+@pytest.fixture(autouse=True)
+def _pure_tests_touch_no_network(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A test marked `pure` that opens a socket or starts a process fails: the mark cannot lie.
+
+    `pytest -m pure` runs the fast, socket-free tests (the sans-I/O core, pure renderers).
+    An event loop's own self-pipe is a socketpair and stays allowed.
+    """
+    if request.node.get_closest_marker("pure") is None and not os.environ.get(
+        "SMTP_TUTOR_PROBE_PURE"
+    ):
+        yield
+        return
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a test marked pure opened a socket or started a process")
+
+    with pytest.MonkeyPatch.context() as patch:
+        for name in ("connect", "connect_ex", "bind"):
+            patch.setattr(socket.socket, name, refuse)
+        patch.setattr(subprocess.Popen, "__init__", refuse)
+        yield

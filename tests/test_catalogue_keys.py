@@ -22,6 +22,8 @@ import pytest
 from smtp_tutor.core.knowledge import LANGUAGES
 from smtp_tutor.core.messages import load_catalogue
 
+pytestmark = pytest.mark.pure  # no socket, no process: `pytest -m pure`
+
 PACKAGE = Path(__file__).resolve().parents[1] / "smtp_tutor"
 
 # Helpers that pass their first argument on as a key of one fixed catalogue:

@@ -17,6 +17,8 @@ from smtp_tutor.core.commands import parse_command, parse_path_argument
 from smtp_tutor.core.dialogue import Dialogue
 from smtp_tutor.core.replies import make_reply
 
+pytestmark = pytest.mark.pure  # no socket, no process: `pytest -m pure`
+
 
 def dialogue(*caps: str, greeting: str = "mail.example.com ESMTP") -> Dialogue:
     d = Dialogue()

@@ -23,6 +23,8 @@ from smtp_tutor.core.commands import KNOWN_VERBS
 from smtp_tutor.core.dialogue import Dialogue
 from smtp_tutor.core.replies import Reply, make_reply
 
+pytestmark = pytest.mark.pure  # no socket, no process: `pytest -m pure`
+
 EHLO_FULL = make_reply(
     250, "mx.example.com", "PIPELINING", "SIZE 10240000", "8BITMIME", "SMTPUTF8", "DSN",
     "AUTH PLAIN LOGIN CRAM-MD5", "STARTTLS", "ENHANCEDSTATUSCODES",

@@ -326,9 +326,15 @@ def test_an_offered_rewrite_never_takes_the_next_line(tmp_path: Path) -> None:
     ]
     out, mailbox = session(
         tmp_path,
-        ["HELO me", "MAIL FROM:<a@example.com>", "RCPT TO:<b@example.com>", "DATA"]
-        + typed
-        + [".", "QUIT"],
+        [
+            "HELO me",
+            "MAIL FROM:<a@example.com>",
+            "RCPT TO:<b@example.com>",
+            "DATA",
+            *typed,
+            ".",
+            "QUIT",
+        ],
     )
     text = screen_text(out)
     assert ":fix rewrites line 3" in text and ":fix indents line 5" in text

@@ -16,6 +16,8 @@ from smtp_tutor.core.dialogue import (
 )
 from smtp_tutor.core.replies import make_reply
 
+pytestmark = pytest.mark.pure  # no socket, no process: `pytest -m pure`
+
 EHLO_REPLY = make_reply(
     250, "mail.example.com", "PIPELINING", "SIZE 10240000", "STARTTLS", "AUTH PLAIN LOGIN",
     "8BITMIME", "ENHANCEDSTATUSCODES",

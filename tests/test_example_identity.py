@@ -7,7 +7,11 @@ from __future__ import annotations
 import re
 from importlib import resources
 
+import pytest
+
 from smtp_tutor.core.message_lint import PLACEHOLDER_FROM
+
+pytestmark = pytest.mark.pure  # no socket, no process: `pytest -m pure`
 
 SENDER = re.compile(r"MAIL FROM: ?<([^<>]*@[^<>]*)>")
 

@@ -12,6 +12,8 @@ from smtp_tutor.core.hints import next_step
 from smtp_tutor.core.messages import load_catalogue
 from smtp_tutor.core.replies import make_reply
 
+pytestmark = pytest.mark.pure  # no socket, no process: `pytest -m pure`
+
 
 def drive(*steps: tuple[str, int, tuple[str, ...]]) -> Dialogue:
     d = Dialogue()

@@ -22,6 +22,8 @@ from smtp_tutor.core.dialogue import Dialogue
 from smtp_tutor.core.redaction import SecretTracker
 from smtp_tutor.core.replies import Reply, make_reply
 
+pytestmark = pytest.mark.pure  # no socket, no process: `pytest -m pure`
+
 posix_only = pytest.mark.skipif(os.name == "nt", reason="POSIX file modes")
 
 USER = "student@example.com"

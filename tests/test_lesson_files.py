@@ -8,6 +8,8 @@ import pytest
 
 from smtp_tutor.core.lessons import check_lesson_file, load_lesson
 
+pytestmark = pytest.mark.pure  # no socket, no process: `pytest -m pure`
+
 LESSONS = sorted((Path(__file__).resolve().parent.parent / "lessons").glob("*.toml"))
 
 

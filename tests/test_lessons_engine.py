@@ -40,6 +40,8 @@ from smtp_tutor.core.lessons import (
 from smtp_tutor.core.messages import localize, message
 from smtp_tutor.core.progress import Progress
 
+pytestmark = pytest.mark.pure  # no socket, no process: `pytest -m pure`
+
 GOOD = '''\
 format = 1
 id = "tiny"

@@ -25,6 +25,8 @@ from smtp_tutor.core.message_lint import (
     render_finding,
 )
 
+pytestmark = pytest.mark.pure  # no socket, no process: `pytest -m pure`
+
 # The headers of the classic PHP tutorial (see shared/seed/classic-smtp-tutorial.txt), as its
 # sendMail() builds them: no space after the colons, a raw Chinese subject, the charset on a
 # line of its own, no Date, Message-ID or MIME-Version.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -12,6 +13,8 @@ from smtp_tutor.core.replies import (
     make_reply,
     parse_enhanced,
 )
+
+pytestmark = pytest.mark.pure  # no socket, no process: `pytest -m pure`
 
 
 def parse_all(data: bytes) -> list[Reply]:
