@@ -4,39 +4,18 @@
 # tests start private instances on 127.0.0.1 from their own config dirs. Idempotent; must
 # run as root.
 set -euo pipefail
+source "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/debian-packages.sh"
+require_root install-postfix.sh
 
-if [[ $(id -u) -ne 0 ]]; then
-    echo "install-postfix.sh: must run as root" >&2
-    exit 1
-fi
-
-export DEBIAN_FRONTEND=noninteractive
-PACKAGES=(postfix sasl2-bin libsasl2-modules swaks libnet-ssleay-perl libio-socket-ssl-perl libcairo2)
-
-missing=()
-for pkg in "${PACKAGES[@]}"; do
-    if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
-        missing+=("$pkg")
-    fi
-done
-
+mapfile -t missing < <(missing_packages postfix sasl2-bin libsasl2-modules swaks \
+    libnet-ssleay-perl libio-socket-ssl-perl libcairo2)
 if ((${#missing[@]})); then
     # "No configuration" keeps the package from writing a live main.cf for the system instance.
     debconf-set-selections <<'SEL'
 postfix postfix/main_mailer_type select No configuration
 postfix postfix/mailname string test.local
 SEL
-    # Never start daemons from maintainer scripts (containers often lack an init anyway).
-    policy=/usr/sbin/policy-rc.d
-    created_policy=0
-    if [[ ! -e $policy ]]; then
-        printf '#!/bin/sh\nexit 101\n' >"$policy"
-        chmod 755 "$policy"
-        created_policy=1
-    fi
-    trap '[[ $created_policy -eq 1 ]] && rm -f "$policy"' EXIT
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends "${missing[@]}"
+    install_without_starting_daemons "${missing[@]}"
 fi
 
 # Make sure the system instance is not running (a package may have started it).

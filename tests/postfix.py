@@ -11,19 +11,16 @@ packages installed by ``.ci/install-postfix.sh``.
 
 from __future__ import annotations
 
-import atexit
 import contextlib
-import datetime
-import ipaddress
 import os
 import pwd
-import shutil
-import signal
-import socket
 import subprocess
 import tempfile
 import time
 from pathlib import Path
+
+from tests import real_servers
+from tests.real_servers import PrivateServer, free_port, kill_leftovers, tool, write_self_signed
 
 DOMAIN = "test.local"
 HOSTNAME = f"mx.{DOMAIN}"
@@ -35,15 +32,9 @@ POSTFIX_DAEMON_PREFIX = "/usr/lib/postfix/"
 SKIP_REASON = "Postfix not installed: run .ci/install-postfix.sh as root (CI does)"
 
 
-def _tool(name: str) -> str | None:
-    """Find an admin tool even when sbin directories are missing from PATH."""
-    path = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"])
-    return shutil.which(name, path=path)
-
-
 def missing_requirements() -> str | None:
     """Say why a private Postfix cannot run here, or None when it can."""
-    missing = [tool for tool in ("postfix", "saslpasswd2") if not _tool(tool)]
+    missing = [name for name in ("postfix", "saslpasswd2") if not tool(name)]
     if missing:
         return f"{SKIP_REASON} — missing: {', '.join(missing)}"
     if os.geteuid() != 0:
@@ -53,77 +44,6 @@ def missing_requirements() -> str | None:
     except KeyError:
         return f"{SKIP_REASON} — no '{POSTFIX_USER}' user"
     return None
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _write_self_signed(cert_path: Path, key_path: Path) -> None:
-    """Self-signed cert valid for the test host name, localhost and 127.0.0.1.
-
-    The IP SAN lets clients verify the certificate against ``cert_path`` when they connect
-    to 127.0.0.1 (smtplib passes the connect host as server_hostname).
-    """
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, HOSTNAME)])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=30))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [
-                    x509.DNSName(HOSTNAME),
-                    x509.DNSName("localhost"),
-                    x509.IPAddress(ipaddress.IPv4Address("127.0.0.1")),
-                ]
-            ),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(key.public_key()), critical=False
-        )
-        .sign(key, hashes.SHA256())
-    )
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    key_path.chmod(0o600)
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    cert_path.chmod(0o644)
 
 
 _MASTER_CF = """\
@@ -152,7 +72,7 @@ postlog   unix-dgram n  -       n       -       1       postlogd
 """
 
 
-class PostfixInstance:
+class PostfixInstance(PrivateServer):
     """One private Postfix listening on 127.0.0.1:``port`` only.
 
     Several instances can run at the same time: each has its own temp dir (config, queue,
@@ -166,6 +86,8 @@ class PostfixInstance:
     ``tls_auth_only=True`` hides AUTH until STARTTLS, like production servers.
     """
 
+    name = "Postfix"
+    greeting_prefix = b"220"
     host = "127.0.0.1"
     domain = DOMAIN
     hostname = HOSTNAME
@@ -214,43 +136,17 @@ class PostfixInstance:
     def maildir_for(self, local_part: str) -> Path:
         return self.mail_base / local_part
 
-    # -- lifecycle ---------------------------------------------------------------------
+    # -- lifecycle (start, stop, log_text, context manager: PrivateServer) --------------
 
-    def start(self, timeout: float = 15.0) -> PostfixInstance:
-        """Write the config and start the master; retry on a port lost to a race."""
-        problem = missing_requirements()
-        if problem:
-            raise RuntimeError(problem)
-        atexit.register(self.stop)
-        self._write_static_files()
-        last_error = ""
-        for _attempt in range(3):
-            self.port = _free_port()
-            self._write_config()
-            self._running = True
-            try:
-                # "postfix start" runs the integrity checks and creates the queue tree.
-                self._postfix("start")
-                self._wait_for_banner(timeout)
-                return self
-            except (TimeoutError, RuntimeError) as exc:
-                last_error = str(exc)
-                self._halt()
-        log = self.log_text()[-4000:]
-        self.stop()
-        raise RuntimeError(f"Postfix did not start: {last_error}\n{log}")
+    def missing_requirements(self) -> str | None:
+        return missing_requirements()
 
-    def stop(self) -> None:
-        """Stop the master and its children, then remove the temp dir (unless keep_dir)."""
-        self._halt()
-        if not self.keep_dir and self.root.exists():
-            shutil.rmtree(self.root, ignore_errors=True)
-
-    def __enter__(self) -> PostfixInstance:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+    def _launch(self) -> None:
+        self.port = free_port()
+        self._write_config()
+        self._running = True
+        # "postfix start" runs the integrity checks and creates the queue tree.
+        self._postfix("start")
 
     # -- mail and logs -----------------------------------------------------------------
 
@@ -287,22 +183,16 @@ class PostfixInstance:
                 )
             time.sleep(0.05)
 
-    def log_text(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")
-        except FileNotFoundError:
-            return ""
-
     # -- internals ---------------------------------------------------------------------
 
-    def _write_static_files(self) -> None:
+    def _prepare(self) -> None:
         pw = pwd.getpwnam(POSTFIX_USER)
         self.config_dir.mkdir(mode=0o755, exist_ok=True)
         self.queue_dir.mkdir(mode=0o755, exist_ok=True)
         self.mail_base.mkdir(mode=0o755, exist_ok=True)
         os.chown(self.mail_base, pw.pw_uid, pw.pw_gid)
         self.log_path.touch()
-        _write_self_signed(self.cert_path, self.key_path)
+        write_self_signed(self.cert_path, self.key_path, hostname=HOSTNAME)
 
         self.sasl_dir.mkdir(mode=0o755, exist_ok=True)
         self.sasldb_path.parent.mkdir(mode=0o755, exist_ok=True)
@@ -315,7 +205,7 @@ class PostfixInstance:
         for local in LOCAL_USERS:
             subprocess.run(
                 [
-                    _tool("saslpasswd2") or "saslpasswd2",
+                    tool("saslpasswd2") or "saslpasswd2",
                     "-p",
                     "-c",
                     "-f",
@@ -410,7 +300,7 @@ class PostfixInstance:
 
     def _postfix(self, command: str) -> None:
         result = subprocess.run(
-            [_tool("postfix") or "postfix", "-c", str(self.config_dir), command],
+            [tool("postfix") or "postfix", "-c", str(self.config_dir), command],
             capture_output=True,
             text=True,
             timeout=60,
@@ -421,73 +311,23 @@ class PostfixInstance:
                 f"{result.stdout}{result.stderr}\n{self.log_text()[-2000:]}"
             )
 
-    def _wait_for_banner(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        last = "no connection"
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection((self.host, self.port), timeout=5) as sock:
-                    banner = sock.makefile("rb").readline()
-                    with contextlib.suppress(OSError):
-                        sock.sendall(b"QUIT\r\n")
-                if banner.startswith(b"220"):
-                    return
-                last = banner.decode(errors="replace").strip() or "empty banner"
-            except OSError as exc:
-                last = str(exc)
-            time.sleep(0.05)
-        raise TimeoutError(f"no 220 on {self.host}:{self.port} within {timeout} s ({last})")
-
     def _master_pid(self) -> int | None:
         try:
             return int((self.queue_dir / "pid" / "master.pid").read_text().split()[0])
         except (OSError, ValueError, IndexError):
             return None
 
-    def _children(self, parent: int) -> list[int]:
-        pids = []
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit():
-                continue
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            # Field 4 (ppid) follows the parenthesised command name, which may hold spaces.
-            fields = stat.rsplit(")", 1)[-1].split()
-            if len(fields) > 1 and fields[1] == str(parent):
-                pids.append(int(entry.name))
-        return pids
-
     def _halt(self) -> None:
         if not self._running:
             return
         self._running = False
         master = self._master_pid()
-        children = self._children(master) if master else []
+        children = real_servers.children(master) if master else []
         with contextlib.suppress(RuntimeError, subprocess.TimeoutExpired):
             self._postfix("stop")
-        deadline = time.monotonic() + 5
-        for pid in ([master] if master else []) + children:
-            while _alive(pid) and time.monotonic() < deadline:
-                time.sleep(0.05)
-            if _alive(pid) and _is_postfix_daemon(pid):
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
+        kill_leftovers(([master] if master else []) + children, _is_postfix_daemon, grace=5)
 
 
 def _is_postfix_daemon(pid: int) -> bool:
     """Guard against pid reuse: only ever kill Postfix's own daemon binaries."""
-    try:
-        exe = os.readlink(f"/proc/{pid}/exe")
-    except OSError:
-        return False
-    return exe.startswith(POSTFIX_DAEMON_PREFIX)
+    return real_servers.executable(pid).startswith(POSTFIX_DAEMON_PREFIX)
