@@ -17,12 +17,15 @@ NOT_IMPORTED = re.compile(r"^\s*(?:import|from)\s+(socket|ssl|asyncio|selectors|
 
 
 def core_modules() -> list[str]:
-    return sorted(f"smtp_tutor.core.{p.stem}" for p in CORE.glob("*.py") if p.stem != "__init__")
+    """Every module of the core, its subpackages (pop3) included."""
+    names = (".".join(p.relative_to(CORE).with_suffix("").parts) for p in CORE.rglob("*.py"))
+    return sorted(f"smtp_tutor.core.{name}".removesuffix(".__init__") for name in names)
 
 
 def test_importing_every_core_module_loads_no_event_loop_tls_or_ui() -> None:
     modules = core_modules()
-    assert "smtp_tutor.core.lesson_judge" in modules and len(modules) >= 15
+    assert "smtp_tutor.core.lessons.judge" in modules and len(modules) >= 15
+    assert "smtp_tutor.core.pop3.dialogue" in modules and "smtp_tutor.core.pop3" in modules
     code = (
         "import importlib, sys\n"
         f"for name in {modules!r}: importlib.import_module(name)\n"
@@ -37,7 +40,7 @@ def test_importing_every_core_module_loads_no_event_loop_tls_or_ui() -> None:
 def test_no_core_module_imports_sockets_itself() -> None:
     found = [
         f"{path.name}:{number}: {line.strip()}"
-        for path in sorted(CORE.glob("*.py"))
+        for path in sorted(CORE.rglob("*.py"))
         for number, line in enumerate(path.read_text("utf-8").splitlines(), 1)
         if NOT_IMPORTED.match(line)
     ]
