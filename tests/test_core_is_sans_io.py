@@ -24,7 +24,9 @@ def core_modules() -> list[str]:
 
 def test_importing_every_core_module_loads_no_event_loop_tls_or_ui() -> None:
     modules = core_modules()
-    assert "smtp_tutor.core.lessons.judge" in modules and len(modules) >= 15
+    # The lesson modules are moving into core/lessons/: either layout is the whole core.
+    judge = {"smtp_tutor.core.lesson_judge", "smtp_tutor.core.lessons.judge"}
+    assert judge & set(modules) and len(modules) >= 15
     assert "smtp_tutor.core.pop3.dialogue" in modules and "smtp_tutor.core.pop3" in modules
     code = (
         "import importlib, sys\n"
