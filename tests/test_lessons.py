@@ -83,7 +83,7 @@ def test_restart_starts_the_greylist_lesson_afresh(tmp_path: Path) -> None:
     from smtp_tutor.console.lesson import LessonRunner
     from smtp_tutor.console.scripted import run_console
     from smtp_tutor.core.lessons import find_lesson
-    from smtp_tutor.core.progress import Progress
+    from smtp_tutor.core.lessons.progress import Progress
     from smtp_tutor.sandbox import Sandbox, SandboxConfig
     from smtp_tutor.session import Target
 
@@ -118,7 +118,7 @@ def test_the_chunks_step_is_passed_by_bdat_and_not_by_data(tmp_path: Path) -> No
     from smtp_tutor.console.lesson import LessonRunner
     from smtp_tutor.console.scripted import run_console
     from smtp_tutor.core.lessons import find_lesson
-    from smtp_tutor.core.progress import Progress
+    from smtp_tutor.core.lessons.progress import Progress
     from smtp_tutor.sandbox import Sandbox, SandboxConfig
     from smtp_tutor.session import Target
 

@@ -14,8 +14,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from smtp_tutor.core.lesson_file import SCENARIO_KEYS, expand_macros
-from smtp_tutor.core.lesson_judge import (
+from smtp_tutor.core.lessons.file_check import SCENARIO_KEYS, expand_macros
+from smtp_tutor.core.lessons.judge import (
     Observation,
     Verdict,
     code_matches,
@@ -38,7 +38,7 @@ from smtp_tutor.core.lessons import (
     load_lessons,
 )
 from smtp_tutor.core.messages import localize, message
-from smtp_tutor.core.progress import Progress
+from smtp_tutor.core.lessons.progress import Progress
 
 pytestmark = pytest.mark.pure  # no socket, no process: `pytest -m pure`
 
@@ -635,7 +635,7 @@ def make_step(
     **state: object,
 ) -> Step:
     """A step built in code, the same way the loader builds one."""
-    from smtp_tutor.core.lesson_file import compile_pattern
+    from smtp_tutor.core.lessons.file_check import compile_pattern
     from smtp_tutor.core.lessons import StepState
 
     return Step(

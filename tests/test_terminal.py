@@ -86,8 +86,8 @@ def full_session(term: Terminal, domain: str, user: str, password: str) -> None:
     term.type(f"RCPT TO:<{user}@{domain}>", r"250 ")
     term.type("DATA", r"354 ")
     term.type("From: <student@" + domain + ">", r"data>")
-    term.type("Subject: 你好，世界", r"\[Y/n\]")
-    term.type("", r"data>")  # yes: encode it with RFC 2047
+    term.type("Subject: 你好，世界", r":fix rewrites line 2")
+    term.type(":fix", r"rewritten")  # the explicit act: encode it with RFC 2047
     term.type("Date: Fri, 27 Nov 2026 10:00:00 +0000", r"data>")
     term.type("Message-ID: <e2e@me.example>", r"data>")
     term.type("", r"data>")

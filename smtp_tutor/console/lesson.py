@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from smtp_tutor.core.dialogue import AUTH_RESPONSE, END_OF_DATA, Outcome, Sent
-from smtp_tutor.core.lesson_judge import (
+from smtp_tutor.core.lessons.judge import (
     Observation,
     hint_text,
     is_for_step,
@@ -22,7 +22,7 @@ from smtp_tutor.core.lesson_judge import (
 )
 from smtp_tutor.core.lessons import Lesson, Step, Text
 from smtp_tutor.core.messages import message
-from smtp_tutor.core.progress import Progress
+from smtp_tutor.core.lessons.progress import Progress
 from smtp_tutor.lexer import highlight_fragments
 from smtp_tutor.session import ReplyEvent, SessionEvent, TLSEvent, TLSFailed
 

@@ -23,7 +23,7 @@ from smtp_tutor.core.lessons import (
     load_lessons,
 )
 from smtp_tutor.core.messages import localize, message
-from smtp_tutor.core.progress import Progress
+from smtp_tutor.core.lessons.progress import Progress
 
 EXIT_USAGE = 2
 

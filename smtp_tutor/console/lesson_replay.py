@@ -14,9 +14,9 @@ from pathlib import Path
 from smtp_tutor.console.app import ConsoleOptions
 from smtp_tutor.console.lesson import LessonRunner, StepResult
 from smtp_tutor.console.scripted import ScriptError, run_console, screen_text
-from smtp_tutor.core.lesson_judge import Verdict, render_reason
+from smtp_tutor.core.lessons.judge import Verdict, render_reason
 from smtp_tutor.core.lessons import Lesson, Step
-from smtp_tutor.core.progress import Progress
+from smtp_tutor.core.lessons.progress import Progress
 from smtp_tutor.session import Target
 
 

@@ -18,8 +18,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal, cast
 
-from smtp_tutor.core.lesson_judge import line_matches
-from smtp_tutor.core.lessons import (
+from smtp_tutor.core.lessons.judge import line_matches
+from smtp_tutor.core.lessons.model import (
     FORMAT,
     KINDS,
     LANGUAGES,

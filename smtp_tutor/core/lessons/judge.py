@@ -13,7 +13,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from smtp_tutor.core.lessons import REPLY_CLASS, REPLY_CODE, UI, Step, language_chain
+from smtp_tutor.core.lessons.model import REPLY_CLASS, REPLY_CODE, UI, Step, language_chain
 from smtp_tutor.core.messages import message
 
 _EXPLORING = frozenset({"NOOP", "HELP", "RSET"})

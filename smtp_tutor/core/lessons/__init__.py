@@ -1,0 +1,54 @@
+"""Guided lessons, pure: the model, loading and checking a lesson file, judging a step, progress.
+
+What lives here: `model` (the frozen Lesson), `file_check` (a teacher's TOML file, every
+problem with its line), `loading` (built-in and teachers' folders), `judge` (a step's
+verdict from a reply), `progress` (what a student finished). What it may import: the rest of
+`smtp_tutor.core` and `smtp_tutor.paths`; never a socket, asyncio or the console. The
+lesson format is documented for teachers in ``lessons/README.md``.
+"""
+
+from smtp_tutor.core.lessons.loading import (
+    builtin_lesson_dir,
+    check_lesson_file,
+    find_lesson,
+    load_lesson,
+    load_lessons,
+)
+from smtp_tutor.core.lessons.model import (
+    FORMAT,
+    KINDS,
+    LANG_FALLBACK,
+    LANGUAGES,
+    REPLY_CLASS,
+    REPLY_CODE,
+    UI,
+    Lesson,
+    LessonError,
+    Playback,
+    Step,
+    StepState,
+    Text,
+    language_chain,
+)
+
+__all__ = [
+    "FORMAT",
+    "KINDS",
+    "LANGUAGES",
+    "LANG_FALLBACK",
+    "REPLY_CLASS",
+    "REPLY_CODE",
+    "UI",
+    "Lesson",
+    "LessonError",
+    "Playback",
+    "Step",
+    "StepState",
+    "Text",
+    "builtin_lesson_dir",
+    "check_lesson_file",
+    "find_lesson",
+    "language_chain",
+    "load_lesson",
+    "load_lessons",
+]
