@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     import ssl
 
     from smtp_tutor.console.app import ConsoleOptions
-    from smtp_tutor.session import Target
+    from smtp_tutor.client.session import Target
 
 EXIT_USAGE = 2
 EXIT_CONNECTION = 3
@@ -163,7 +163,7 @@ def _reason(error: BaseException) -> str:
 def _tls_context(args: argparse.Namespace) -> ssl.SSLContext:
     import ssl
 
-    from smtp_tutor.tls import client_context
+    from smtp_tutor.client.tls import client_context
 
     versions = {
         "1.0": ssl.TLSVersion.TLSv1,
@@ -186,7 +186,7 @@ def _hosts(args: argparse.Namespace, port: int) -> list[tuple[str, str | None]]:
     """
     if not args.mx:
         return [(args.host, None)]
-    from smtp_tutor.mx import MXLookupError, family_numbers, lookup_mx, make_resolver
+    from smtp_tutor.client.mx import MXLookupError, family_numbers, lookup_mx, make_resolver
 
     try:
         resolver = make_resolver(args.nameserver, timeout=args.timeout)
@@ -208,8 +208,8 @@ def _hosts(args: argparse.Namespace, port: int) -> list[tuple[str, str | None]]:
 def _target(
     args: argparse.Namespace, host: str, name: str | None, port: int, context: ssl.SSLContext
 ) -> Target:
-    from smtp_tutor.mx import socket_family
-    from smtp_tutor.session import Target
+    from smtp_tutor.client.mx import socket_family
+    from smtp_tutor.client.session import Target
 
     return Target(
         host=host,

@@ -17,13 +17,13 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from smtp_tutor.connection import ConnectionFailed, wants_implicit_tls
+from smtp_tutor.client.connection import ConnectionFailed, wants_implicit_tls
 from smtp_tutor.console import render
 from smtp_tutor.core.auth_exchange import AuthExchange
 from smtp_tutor.core.placeholders import Placeholder
 from smtp_tutor.core.recorder import TranscriptRecorder
 from smtp_tutor.core.replies import Reply
-from smtp_tutor.session import (
+from smtp_tutor.client.session import (
     ClosedEvent,
     ReplyEvent,
     Session,

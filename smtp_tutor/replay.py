@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NoReturn, TextIO
 
-from smtp_tutor.connection import (
+from smtp_tutor.client.connection import (
     Closed,
     ConnectionFailed,
     TimedOut,
@@ -508,7 +508,7 @@ class Replayer:
     def _tls(self) -> ssl.SSLContext:
         """Made on first use: loading the trust store costs a tenth of a second."""
         if self._tls_context is None:
-            from smtp_tutor.tls import client_context
+            from smtp_tutor.client.tls import client_context
 
             verify = self.options.verify or self.options.cafile is not None
             try:

@@ -20,7 +20,7 @@ import time
 from collections import deque
 from typing import Literal
 
-from smtp_tutor.connection import (
+from smtp_tutor.client.connection import (
     Closed,
     ConnectionFailed,
     TimedOut,

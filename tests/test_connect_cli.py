@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from smtp_tutor.mx import MXLookupError, lookup_mx, make_resolver
+from smtp_tutor.client.mx import MXLookupError, lookup_mx, make_resolver
 from smtp_tutor.sandbox import SandboxConfig, ThreadedSandbox
 from tests.dns_server import dns_server
 

@@ -22,7 +22,7 @@ from servers import (
     unused_port,
 )
 
-from smtp_tutor.connection import (
+from smtp_tutor.client.connection import (
     Closed,
     Connection,
     ConnectionFailed,

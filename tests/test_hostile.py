@@ -29,7 +29,7 @@ from smtp_tutor.core.recorder import TranscriptRecorder
 from smtp_tutor.core.replies import MAX_REPLY_LINES, ReplyParser
 from smtp_tutor.core.transcript import parse_transcript
 from smtp_tutor.replay import ReplayOptions, replay
-from smtp_tutor.session import Target
+from smtp_tutor.client.session import Target
 from tests.consoles import run_console, screen_text
 from tests.servers import (
     HOST,

@@ -85,7 +85,7 @@ def test_restart_starts_the_greylist_lesson_afresh(tmp_path: Path) -> None:
     from smtp_tutor.core.lessons import find_lesson
     from smtp_tutor.core.lessons.progress import Progress
     from smtp_tutor.sandbox import Sandbox, SandboxConfig
-    from smtp_tutor.session import Target
+    from smtp_tutor.client.session import Target
 
     lesson = find_lesson(LESSONS, "rset-quit")
     assert lesson is not None
@@ -120,7 +120,7 @@ def test_the_chunks_step_is_passed_by_bdat_and_not_by_data(tmp_path: Path) -> No
     from smtp_tutor.core.lessons import find_lesson
     from smtp_tutor.core.lessons.progress import Progress
     from smtp_tutor.sandbox import Sandbox, SandboxConfig
-    from smtp_tutor.session import Target
+    from smtp_tutor.client.session import Target
 
     lesson = find_lesson(LESSONS, "transparency")
     assert lesson is not None

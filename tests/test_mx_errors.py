@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from smtp_tutor.mx import MXLookupError, lookup_mx, make_resolver
+from smtp_tutor.client.mx import MXLookupError, lookup_mx, make_resolver
 
 
 def closed_udp_port() -> int:

@@ -18,7 +18,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from smtp_tutor.cli import main
-from smtp_tutor.connection import WireEvent
+from smtp_tutor.client.connection import WireEvent
 from smtp_tutor.console.app import ConsoleOptions
 from smtp_tutor.console.scripted import run_console
 from smtp_tutor.core.knowledge import load_knowledge
@@ -28,7 +28,7 @@ from smtp_tutor.replay import ReplayOptions, ReplayResult, replay
 from smtp_tutor.replay_cli import env_name, gather_variables, parse_server
 from smtp_tutor.replay_link import Link, simple_reply
 from smtp_tutor.sandbox import Mailbox, SandboxConfig, ThreadedSandbox
-from smtp_tutor.session import Target
+from smtp_tutor.client.session import Target
 from tests.postfix import PostfixInstance
 from tests.servers import certificates, unused_port
 

@@ -34,8 +34,8 @@ from smtp_tutor.console.toolbar import ToolbarState, toolbar_fragments
 from smtp_tutor.core.dialogue import Capabilities, Dialogue
 from smtp_tutor.core.replies import Reply, ReplyParser, make_reply
 from smtp_tutor.core.safe_text import is_visible, visible
-from smtp_tutor.session import Target
-from smtp_tutor.tls import CertificateInfo, TLSInfo
+from smtp_tutor.client.session import Target
+from smtp_tutor.client.tls import CertificateInfo, TLSInfo
 from tests.servers import (
     HOST,
     Action,

@@ -21,9 +21,9 @@ from servers import (
     run,
 )
 
-from smtp_tutor.connection import WireEvent
+from smtp_tutor.client.connection import WireEvent
 from smtp_tutor.core.dialogue import Phase
-from smtp_tutor.session import (
+from smtp_tutor.client.session import (
     ClosedEvent,
     ReplyEvent,
     Session,

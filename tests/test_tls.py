@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from servers import HOST, Hang, Issued, ScriptServer, Send, certificates, run
 
-from smtp_tutor import tls
-from smtp_tutor.connection import Connection, ConnectionFailed
-from smtp_tutor.tls import TLSInfo, client_context, verify_chain
+from smtp_tutor.client import tls
+from smtp_tutor.client.connection import Connection, ConnectionFailed
+from smtp_tutor.client.tls import TLSInfo, client_context, verify_chain
 
 
 def test_self_signed_is_not_verified() -> None:

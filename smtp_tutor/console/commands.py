@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from prompt_toolkit.utils import get_cwidth
 
-from smtp_tutor.connection import ConnectionFailed
+from smtp_tutor.client.connection import ConnectionFailed
 from smtp_tutor.console import render
 from smtp_tutor.core.auth import AuthError, b64decode_text, b64encode_text
 from smtp_tutor.core.hints import next_step

@@ -24,7 +24,7 @@ from smtp_tutor.core.lessons import Lesson, Step, Text
 from smtp_tutor.core.messages import message
 from smtp_tutor.core.lessons.progress import Progress
 from smtp_tutor.lexer import highlight_fragments
-from smtp_tutor.session import ReplyEvent, SessionEvent, TLSEvent, TLSFailed
+from smtp_tutor.client.session import ReplyEvent, SessionEvent, TLSEvent, TLSFailed
 
 if TYPE_CHECKING:
     from smtp_tutor.console.app import Console

@@ -17,7 +17,7 @@ from smtp_tutor.console.scripted import ScriptError, run_console, screen_text
 from smtp_tutor.core.lessons.judge import Verdict, render_reason
 from smtp_tutor.core.lessons import Lesson, Step
 from smtp_tutor.core.lessons.progress import Progress
-from smtp_tutor.session import Target
+from smtp_tutor.client.session import Target
 
 
 @dataclass

@@ -22,7 +22,7 @@ from smtp_tutor.core.messages import localize, message
 from smtp_tutor.core.replies import Reply
 from smtp_tutor.core.safe_text import visible
 from smtp_tutor.lexer import SMTPStyle, highlight_reply_fragments
-from smtp_tutor.tls import CertificateInfo, TLSInfo
+from smtp_tutor.client.tls import CertificateInfo, TLSInfo
 
 if TYPE_CHECKING:
     from smtp_tutor.sandbox.storage import StoredMessage
