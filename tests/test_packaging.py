@@ -111,3 +111,16 @@ def test_licence_file_is_declared_and_mit() -> None:
     assert text.startswith("MIT License") and "2026 smtp-tutor developers" in text
     versions = [c for c in project["classifiers"] if c.startswith("Programming Language")]
     assert "Programming Language :: Python :: 3.11" in versions
+
+
+def test_every_package_folder_is_in_the_wheel() -> None:
+    """pyproject lists the packages by hand: a new folder left out would vanish from the wheel."""
+    listed = set(
+        tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
+    )
+    folders = {
+        ".".join(init.parent.relative_to(ROOT).parts)
+        for init in (ROOT / "smtp_tutor").rglob("__init__.py")
+        if "__pycache__" not in init.parts
+    }
+    assert folders - listed == set()
