@@ -49,7 +49,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from smtp_tutor.core.transcript import Script, parse_transcript
-from smtp_tutor.replay import ReplayOptions, replay
+from smtp_tutor.replay.runner import ReplayOptions, replay
 
 SENDER = "student@example.org"
 RECIPIENT = "teacher@example.org"

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import ssl
 
-    from smtp_tutor.console.app import ConsoleOptions
     from smtp_tutor.client.session import Target
+    from smtp_tutor.console.app import ConsoleOptions
 
 EXIT_USAGE = 2
 EXIT_CONNECTION = 3
@@ -232,7 +232,7 @@ async def _probe(args: argparse.Namespace, targets: list[Target], options: Conso
 
     from smtp_tutor.console import render
     from smtp_tutor.core.recorder import TranscriptRecorder, open_transcript
-    from smtp_tutor.probe import Probe, ProbePlan
+    from smtp_tutor.console.probe import Probe, ProbePlan
 
     lang = options.lang
 

@@ -1,4 +1,4 @@
-"""`smtp-tutor diagram FILE -o OUT`: thin glue around `smtp_tutor.diagram.write_diagram`.
+"""`smtp-tutor diagram FILE -o OUT`: thin glue around `smtp_tutor.diagram.sequence.write_diagram`.
 
 Only the exit codes live here: the user's input is wrong (2) or the output could not be
 written (1); each problem is one line on stderr. ``-`` as FILE reads standard input, as OUT
@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from smtp_tutor.diagram import STDIO, write_diagram
+from smtp_tutor.diagram.sequence import STDIO, write_diagram
 
 __all__ = ["run_diagram"]
 

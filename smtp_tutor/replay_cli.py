@@ -1,4 +1,4 @@
-"""`smtp-tutor replay FILE`: the command-line glue around `smtp_tutor.replay`.
+"""`smtp-tutor replay FILE`: the command-line glue around `smtp_tutor.replay.runner`.
 
 Reads and parses the file (text or JSON Lines, told apart by content; ``-`` is standard
 input), gathers the variables (--var, then SMTP_TUTOR_<NAME>, then a
@@ -22,7 +22,7 @@ from typing import TextIO
 
 from smtp_tutor.core.transcript import Script, TranscriptError, variables_needed
 from smtp_tutor.core.transcript_jsonl import parse_script
-from smtp_tutor.replay import (
+from smtp_tutor.replay.runner import (
     EXIT_CONNECTION,
     EXIT_SCRIPT,
     ReplayOptions,

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from smtp_tutor.cli import main
 from smtp_tutor.core.transcript import TranscriptError, parse_transcript
-from smtp_tutor.diagram import (
+from smtp_tutor.diagram.sequence import (
     COLOURS,
     DiagramError,
     DiagramWriteError,

@@ -24,12 +24,12 @@ from pathlib import Path
 
 import pytest
 
+from smtp_tutor.client.session import Target
 from smtp_tutor.console.app import ConsoleOptions
 from smtp_tutor.core.recorder import TranscriptRecorder
 from smtp_tutor.core.replies import MAX_REPLY_LINES, ReplyParser
 from smtp_tutor.core.transcript import parse_transcript
-from smtp_tutor.replay import ReplayOptions, replay
-from smtp_tutor.client.session import Target
+from smtp_tutor.replay.runner import ReplayOptions, replay
 from tests.consoles import run_console, screen_text
 from tests.servers import (
     HOST,

@@ -19,16 +19,16 @@ from hypothesis import strategies as st
 
 from smtp_tutor.cli import main
 from smtp_tutor.client.connection import WireEvent
+from smtp_tutor.client.session import Target
 from smtp_tutor.console.app import ConsoleOptions
 from smtp_tutor.console.scripted import run_console
 from smtp_tutor.core.knowledge import load_knowledge
 from smtp_tutor.core.replies import ReplyParser
 from smtp_tutor.core.transcript import parse_transcript
-from smtp_tutor.replay import ReplayOptions, ReplayResult, replay
+from smtp_tutor.replay.runner import ReplayOptions, ReplayResult, replay
 from smtp_tutor.replay_cli import env_name, gather_variables, parse_server
-from smtp_tutor.replay_link import Link, simple_reply
+from smtp_tutor.replay.link import Link, simple_reply
 from smtp_tutor.sandbox import Mailbox, SandboxConfig, ThreadedSandbox
-from smtp_tutor.client.session import Target
 from tests.postfix import PostfixInstance
 from tests.servers import certificates, unused_port
 
@@ -706,7 +706,7 @@ def test_replies_and_silence_with_either_kind_of_socket_timeout(
     sandbox: ThreadedSandbox, monkeypatch: pytest.MonkeyPatch, kernel_timeouts: bool
 ) -> None:
     """Linux times reads out in the kernel; elsewhere Python's socket timeouts do."""
-    monkeypatch.setattr("smtp_tutor.replay_link._KERNEL_TIMEOUTS", kernel_timeouts)
+    monkeypatch.setattr("smtp_tutor.replay.link._KERNEL_TIMEOUTS", kernel_timeouts)
     result, _writes, out, err = replay_observed(sandbox, messages_script(2), pipeline=True)
     assert result.status == 0, out + err
 

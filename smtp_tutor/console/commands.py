@@ -232,7 +232,7 @@ async def _diagram(console: Console, args: list[str]) -> None:
         console.say("usage", "class:finding.error", usage=":diagram FILE.svg|FILE.html")
         return
     from smtp_tutor.core.transcript import parse_transcript
-    from smtp_tutor.diagram import render_html, render_svg
+    from smtp_tutor.diagram.sequence import render_html, render_svg
 
     path = Path(args[0]).expanduser()
     if path.suffix.lower() not in (".svg", ".html", ".htm"):

@@ -45,7 +45,7 @@ from smtp_tutor.core.placeholders import ResolveError
 from smtp_tutor.core.replies import Reply
 from smtp_tutor.core.safe_text import visible as _visible
 from smtp_tutor.core.transcript import Directive, Expect, Script, Send, resolve, wire_bytes
-from smtp_tutor.replay_link import CUT_SHORT, Link
+from smtp_tutor.replay.link import CUT_SHORT, Link
 
 EXIT_OK = 0
 EXIT_MISMATCH = 1
