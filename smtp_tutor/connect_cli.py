@@ -231,8 +231,8 @@ async def _probe(args: argparse.Namespace, targets: list[Target], options: Conso
     from prompt_toolkit.shortcuts import print_formatted_text
 
     from smtp_tutor.console import render
-    from smtp_tutor.core.recorder import TranscriptRecorder, open_transcript
     from smtp_tutor.console.probe import Probe, ProbePlan
+    from smtp_tutor.core.recorder import TranscriptRecorder, open_transcript
 
     lang = options.lang
 

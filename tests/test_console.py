@@ -11,9 +11,9 @@ from typing import TypeVar
 
 import pytest
 
+from smtp_tutor.client.session import Target
 from smtp_tutor.console.app import ConsoleOptions
 from smtp_tutor.sandbox import Mailbox, Sandbox, SandboxConfig
-from smtp_tutor.client.session import Target
 from tests.consoles import run_console, screen_text
 
 T = TypeVar("T")

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from smtp_tutor.client.session import Target
 from smtp_tutor.console import commands
 from smtp_tutor.console.app import ConsoleOptions
 from smtp_tutor.sandbox import Sandbox, SandboxConfig
-from smtp_tutor.client.session import Target
 from tests.consoles import run_console, screen_text
 
 

@@ -79,13 +79,13 @@ def test_lesson_one_in_chinese_in_a_terminal_with_a_fail_then_pass(tmp_path: Pat
 
 
 def test_restart_starts_the_greylist_lesson_afresh(tmp_path: Path) -> None:
+    from smtp_tutor.client.session import Target
     from smtp_tutor.console.app import ConsoleOptions
     from smtp_tutor.console.lesson import LessonRunner
     from smtp_tutor.console.scripted import run_console
     from smtp_tutor.core.lessons import find_lesson
     from smtp_tutor.core.lessons.progress import Progress
     from smtp_tutor.sandbox import Sandbox, SandboxConfig
-    from smtp_tutor.client.session import Target
 
     lesson = find_lesson(LESSONS, "rset-quit")
     assert lesson is not None
@@ -114,13 +114,13 @@ def test_restart_starts_the_greylist_lesson_afresh(tmp_path: Path) -> None:
 
 
 def test_the_chunks_step_is_passed_by_bdat_and_not_by_data(tmp_path: Path) -> None:
+    from smtp_tutor.client.session import Target
     from smtp_tutor.console.app import ConsoleOptions
     from smtp_tutor.console.lesson import LessonRunner
     from smtp_tutor.console.scripted import run_console
     from smtp_tutor.core.lessons import find_lesson
     from smtp_tutor.core.lessons.progress import Progress
     from smtp_tutor.sandbox import Sandbox, SandboxConfig
-    from smtp_tutor.client.session import Target
 
     lesson = find_lesson(LESSONS, "transparency")
     assert lesson is not None

@@ -14,17 +14,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from smtp_tutor.core.lessons.file_check import SCENARIO_KEYS, expand_macros
-from smtp_tutor.core.lessons.judge import (
-    Observation,
-    Verdict,
-    code_matches,
-    hint_text,
-    is_for_step,
-    matches_send,
-    render_reason,
-    verdict,
-)
 from smtp_tutor.core.lessons import (
     LANG_FALLBACK,
     Lesson,
@@ -37,8 +26,19 @@ from smtp_tutor.core.lessons import (
     load_lesson,
     load_lessons,
 )
-from smtp_tutor.core.messages import localize, message
+from smtp_tutor.core.lessons.file_check import SCENARIO_KEYS, expand_macros
+from smtp_tutor.core.lessons.judge import (
+    Observation,
+    Verdict,
+    code_matches,
+    hint_text,
+    is_for_step,
+    matches_send,
+    render_reason,
+    verdict,
+)
 from smtp_tutor.core.lessons.progress import Progress
+from smtp_tutor.core.messages import localize, message
 
 pytestmark = pytest.mark.pure  # no socket, no process: `pytest -m pure`
 
@@ -635,8 +635,8 @@ def make_step(
     **state: object,
 ) -> Step:
     """A step built in code, the same way the loader builds one."""
-    from smtp_tutor.core.lessons.file_check import compile_pattern
     from smtp_tutor.core.lessons import StepState
+    from smtp_tutor.core.lessons.file_check import compile_pattern
 
     return Step(
         id="s",

@@ -6,12 +6,12 @@ import datetime as dt
 
 import pytest
 
+from smtp_tutor.client.tls import CertificateInfo, TLSInfo
 from smtp_tutor.console import render
 from smtp_tutor.console.toolbar import ToolbarState, prompt_label, toolbar_fragments
 from smtp_tutor.core.checker import Finding, check
 from smtp_tutor.core.dialogue import Dialogue
 from smtp_tutor.core.replies import ReplyParser, make_reply
-from smtp_tutor.client.tls import CertificateInfo, TLSInfo
 
 pytestmark = pytest.mark.pure  # no socket, no process: `pytest -m pure`
 

@@ -25,9 +25,9 @@ from smtp_tutor.console.scripted import run_console
 from smtp_tutor.core.knowledge import load_knowledge
 from smtp_tutor.core.replies import ReplyParser
 from smtp_tutor.core.transcript import parse_transcript
+from smtp_tutor.replay.link import Link, simple_reply
 from smtp_tutor.replay.runner import ReplayOptions, ReplayResult, replay
 from smtp_tutor.replay_cli import env_name, gather_variables, parse_server
-from smtp_tutor.replay.link import Link, simple_reply
 from smtp_tutor.sandbox import Mailbox, SandboxConfig, ThreadedSandbox
 from tests.postfix import PostfixInstance
 from tests.servers import certificates, unused_port

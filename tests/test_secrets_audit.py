@@ -21,11 +21,11 @@ from pathlib import Path
 import pytest
 from aiosmtpd.smtp import SMTP, AuthResult
 
+from smtp_tutor.client.session import Target
 from smtp_tutor.console.app import ConsoleOptions
 from smtp_tutor.console.scripted import run_console
 from smtp_tutor.core.redaction import secret_forms
 from smtp_tutor.sandbox import Sandbox, SandboxConfig
-from smtp_tutor.client.session import Target
 
 PASSWORD = "Zebra-Quartz-91!"  # distinctive: it can only show up if it leaked
 TOKEN = "ya29.Audit-Token-7f3e"

@@ -27,6 +27,8 @@ from prompt_toolkit.completion import Completion
 from prompt_toolkit.input import create_pipe_input
 from prompt_toolkit.output.plain_text import PlainTextOutput
 
+from smtp_tutor.client.session import Target
+from smtp_tutor.client.tls import CertificateInfo, TLSInfo
 from smtp_tutor.console import render
 from smtp_tutor.console.app import Console, ConsoleOptions
 from smtp_tutor.console.scripted import _wait_for_prompt
@@ -34,8 +36,6 @@ from smtp_tutor.console.toolbar import ToolbarState, toolbar_fragments
 from smtp_tutor.core.dialogue import Capabilities, Dialogue
 from smtp_tutor.core.replies import Reply, ReplyParser, make_reply
 from smtp_tutor.core.safe_text import is_visible, visible
-from smtp_tutor.client.session import Target
-from smtp_tutor.client.tls import CertificateInfo, TLSInfo
 from tests.servers import (
     HOST,
     Action,

@@ -22,7 +22,6 @@ from servers import (
 )
 
 from smtp_tutor.client.connection import WireEvent
-from smtp_tutor.core.dialogue import Phase
 from smtp_tutor.client.session import (
     ClosedEvent,
     ReplyEvent,
@@ -33,6 +32,7 @@ from smtp_tutor.client.session import (
     TLSEvent,
     TLSFailed,
 )
+from smtp_tutor.core.dialogue import Phase
 
 
 class Recorder:

@@ -24,9 +24,9 @@ from hypothesis import strategies as st
 from prompt_toolkit.input import create_pipe_input
 from prompt_toolkit.output.plain_text import PlainTextOutput
 
+from smtp_tutor.client.session import Target
 from smtp_tutor.console.app import Console, ConsoleOptions
 from smtp_tutor.sandbox import SandboxConfig, StoredMessage, ThreadedSandbox
-from smtp_tutor.client.session import Target
 from tests.consoles import screen_text
 
 PASTE_START, PASTE_END = "\x1b[200~", "\x1b[201~"

@@ -21,9 +21,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
+from smtp_tutor.client.tls import TLSInfo, client_context, describe
 from smtp_tutor.core.commands import wire_bytes
 from smtp_tutor.core.replies import Reply, ReplyParser
-from smtp_tutor.client.tls import TLSInfo, client_context, describe
 
 IMPLICIT_TLS_PORT = 465
 READ_SIZE = 65536

@@ -40,6 +40,16 @@ from prompt_toolkit.patch_stdout import patch_stdout
 from prompt_toolkit.shortcuts import print_formatted_text
 
 from smtp_tutor.client.connection import ConnectionFailed, WireEvent, wants_implicit_tls
+from smtp_tutor.client.session import (
+    ClosedEvent,
+    ReplyEvent,
+    Session,
+    SessionEvent,
+    SilenceEvent,
+    Target,
+    TLSEvent,
+    TLSFailed,
+)
 from smtp_tutor.console import render
 from smtp_tutor.console.completion import AddressBook, HeaderBlock, SMTPCompleter
 from smtp_tutor.console.composer import Composer
@@ -74,16 +84,6 @@ from smtp_tutor.core.recorder import TranscriptRecorder
 from smtp_tutor.core.redaction import SecretTracker
 from smtp_tutor.core.replies import Reply
 from smtp_tutor.core.safe_text import visible
-from smtp_tutor.client.session import (
-    ClosedEvent,
-    ReplyEvent,
-    Session,
-    SessionEvent,
-    SilenceEvent,
-    Target,
-    TLSEvent,
-    TLSFailed,
-)
 
 if TYPE_CHECKING:
     from smtp_tutor.console.lesson import LessonRunner

@@ -12,7 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from smtp_tutor.client.session import ReplyEvent, SessionEvent, TLSEvent, TLSFailed
 from smtp_tutor.core.dialogue import AUTH_RESPONSE, END_OF_DATA, Outcome, Sent
+from smtp_tutor.core.lessons import Lesson, Step, Text
 from smtp_tutor.core.lessons.judge import (
     Observation,
     hint_text,
@@ -20,11 +22,9 @@ from smtp_tutor.core.lessons.judge import (
     render_reason,
     verdict,
 )
-from smtp_tutor.core.lessons import Lesson, Step, Text
-from smtp_tutor.core.messages import message
 from smtp_tutor.core.lessons.progress import Progress
+from smtp_tutor.core.messages import message
 from smtp_tutor.lexer import highlight_fragments
-from smtp_tutor.client.session import ReplyEvent, SessionEvent, TLSEvent, TLSFailed
 
 if TYPE_CHECKING:
     from smtp_tutor.console.app import Console

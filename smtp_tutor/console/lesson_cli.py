@@ -22,8 +22,8 @@ from smtp_tutor.core.lessons import (
     load_lesson,
     load_lessons,
 )
-from smtp_tutor.core.messages import localize, message
 from smtp_tutor.core.lessons.progress import Progress
+from smtp_tutor.core.messages import localize, message
 
 EXIT_USAGE = 2
 

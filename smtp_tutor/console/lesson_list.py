@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from smtp_tutor.core.lessons import Lesson
-from smtp_tutor.core.messages import message
 from smtp_tutor.core.lessons.progress import Progress
+from smtp_tutor.core.messages import message
 
 
 def lesson_list_text(lessons: Sequence[Lesson], progress: Progress, lang: str) -> str:

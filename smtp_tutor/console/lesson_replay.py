@@ -11,13 +11,13 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from smtp_tutor.client.session import Target
 from smtp_tutor.console.app import ConsoleOptions
 from smtp_tutor.console.lesson import LessonRunner, StepResult
 from smtp_tutor.console.scripted import ScriptError, run_console, screen_text
-from smtp_tutor.core.lessons.judge import Verdict, render_reason
 from smtp_tutor.core.lessons import Lesson, Step
+from smtp_tutor.core.lessons.judge import Verdict, render_reason
 from smtp_tutor.core.lessons.progress import Progress
-from smtp_tutor.client.session import Target
 
 
 @dataclass

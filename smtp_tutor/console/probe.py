@@ -18,11 +18,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from smtp_tutor.client.connection import ConnectionFailed, wants_implicit_tls
-from smtp_tutor.console import render
-from smtp_tutor.core.auth_exchange import AuthExchange
-from smtp_tutor.core.placeholders import Placeholder
-from smtp_tutor.core.recorder import TranscriptRecorder
-from smtp_tutor.core.replies import Reply
 from smtp_tutor.client.session import (
     ClosedEvent,
     ReplyEvent,
@@ -33,6 +28,11 @@ from smtp_tutor.client.session import (
     TLSEvent,
     TLSFailed,
 )
+from smtp_tutor.console import render
+from smtp_tutor.core.auth_exchange import AuthExchange
+from smtp_tutor.core.placeholders import Placeholder
+from smtp_tutor.core.recorder import TranscriptRecorder
+from smtp_tutor.core.replies import Reply
 
 STAGES = ("connect", "ehlo", "tls", "auth", "mail", "rcpt")
 EXIT_REFUSED = 1

@@ -16,8 +16,8 @@ from typing import TextIO
 from prompt_toolkit.input import create_pipe_input
 from prompt_toolkit.output.plain_text import PlainTextOutput
 
-from smtp_tutor.console.app import Console, ConsoleOptions
 from smtp_tutor.client.session import Target
+from smtp_tutor.console.app import Console, ConsoleOptions
 
 PROMPT_NOISE = re.compile(r"^\s*(smtp|data|auth|username|password|token)>.*$", re.MULTILINE)
 
