@@ -231,8 +231,9 @@ async def _probe(args: argparse.Namespace, targets: list[Target], options: Conso
     from prompt_toolkit.shortcuts import print_formatted_text
 
     from smtp_tutor.console import render
+    from smtp_tutor.console.files import open_private
     from smtp_tutor.console.probe import Probe, ProbePlan
-    from smtp_tutor.core.recorder import TranscriptRecorder, open_transcript
+    from smtp_tutor.core.recorder import TranscriptRecorder
 
     lang = options.lang
 
@@ -264,7 +265,7 @@ async def _probe(args: argparse.Namespace, targets: list[Target], options: Conso
     recorder = TranscriptRecorder(timing=True)
     try:
         options.transcript.parent.mkdir(parents=True, exist_ok=True)
-        file = open_transcript(options.transcript)
+        file = open_private(options.transcript)
     except OSError as error:
         print(f"smtp-tutor: cannot write {options.transcript}: {_reason(error)}", file=sys.stderr)
         return 1

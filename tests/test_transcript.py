@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pygments.token import Error, Name
 
+from smtp_tutor.console.files import write_private
 from smtp_tutor.core.auth import (
     b64encode_text,
     cram_md5_response,
@@ -549,10 +550,10 @@ def test_write_saves_text_or_jsonl_privately(tmp_path: Path) -> None:
     rec = golden_session().rec
     target = tmp_path / "session.smtp"
     target.write_text("old content")
-    rec.write(target)
+    write_private(target, rec.render())
     assert target.read_text(encoding="utf-8") == GOLDEN
     assert stat.S_IMODE(target.stat().st_mode) == 0o600
-    rec.write(tmp_path / "session.jsonl", format="jsonl")
+    write_private(tmp_path / "session.jsonl", rec.render("jsonl"))
     assert (tmp_path / "session.jsonl").read_text(encoding="utf-8") == rec.jsonl()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["session.jsonl", "session.smtp"]
 

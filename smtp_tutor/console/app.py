@@ -54,6 +54,7 @@ from smtp_tutor.console import render
 from smtp_tutor.console.completion import AddressBook, HeaderBlock, SMTPCompleter
 from smtp_tutor.console.composer import Composer
 from smtp_tutor.console.debuglog import format_failure, write_failure
+from smtp_tutor.console.files import open_private, write_private
 from smtp_tutor.console.history import LineKind, SafeFileHistory
 from smtp_tutor.console.masking import MaskInitialResponse
 from smtp_tutor.console.plain import LineOutput, PlainReader, wants_plain
@@ -270,10 +271,7 @@ class Console:
             return
         path.parent.mkdir(parents=True, exist_ok=True)
         # 0600 like :save: a transcript tells who logged in where, even with secrets masked.
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with contextlib.suppress(OSError):
-            os.fchmod(descriptor, 0o600)
-        self._transcript_file = os.fdopen(descriptor, "w", encoding="utf-8")
+        self._transcript_file = open_private(path)
         self.recorder.attach(self._transcript_file, format=self.options.transcript_format)
 
     def _close_transcript(self) -> None:
@@ -284,7 +282,7 @@ class Console:
 
     def save_transcript(self, path: Path) -> None:
         """`:save FILE`: the whole session so far; `.jsonl` files get JSON Lines."""
-        self.recorder.write(path, format="jsonl" if path.suffix == ".jsonl" else "text")
+        write_private(path, self.recorder.render("jsonl" if path.suffix == ".jsonl" else "text"))
 
     async def connect(self, target: Target) -> None:
         """Open a new session (closing any old one); raises ConnectionFailed."""

@@ -12,13 +12,10 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
-import tempfile
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal, TextIO, overload
 
 from smtp_tutor.core.auth import b64encode_bytes
@@ -26,7 +23,7 @@ from smtp_tutor.core.placeholders import Placeholder, escape_line, needs_escape,
 from smtp_tutor.core.replies import Reply
 from smtp_tutor.core.transcript import wire_bytes
 
-__all__ = ["TranscriptRecorder", "open_transcript"]
+__all__ = ["TranscriptRecorder"]
 
 Format = Literal["text", "jsonl"]
 
@@ -209,21 +206,6 @@ class TranscriptRecorder:
             return self.jsonl()
         raise ValueError(f"unknown transcript format {format!r} (text or jsonl)")
 
-    def write(self, path: str | os.PathLike[str], format: Format = "text") -> None:
-        """Save everything so far, replacing ``path`` atomically (mode 0600: private)."""
-        content = self.render(format)
-        target = Path(path)
-        fd, temp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-                handle.write(content)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(temp, target)
-        except BaseException:
-            Path(temp).unlink(missing_ok=True)
-            raise
-
     def attach(self, file: TextIO, format: Format = "text") -> None:
         """Write everything so far to ``file``, then each event as it happens, flushed.
 
@@ -270,21 +252,6 @@ class TranscriptRecorder:
         except (OSError, ValueError):
             self.detach(file)
             raise
-
-
-def open_transcript(path: str | os.PathLike[str]) -> TextIO:
-    """Open (create or empty) a transcript file for `attach`, private to its owner: 0600.
-
-    A transcript holds the addresses, the user names and the mail of a session, so it is
-    made as `write` makes it, whatever the umask; a file that was there keeps no wider mode.
-    """
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.fchmod(fd, 0o600)
-        return os.fdopen(fd, "w", encoding="utf-8", newline="\n")
-    except BaseException:
-        os.close(fd)
-        raise
 
 
 _LINE_BREAKERS = str.maketrans({"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"})
