@@ -15,10 +15,7 @@ so a secret or a message line can never reach the history file.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import contextlib
-import functools
 import os
 import sys
 from collections import deque
@@ -27,17 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from prompt_toolkit import PromptSession
-from prompt_toolkit.auto_suggest import AutoSuggestFromHistory
-from prompt_toolkit.enums import EditingMode
-from prompt_toolkit.history import DummyHistory, History, InMemoryHistory
 from prompt_toolkit.input import Input
-from prompt_toolkit.input.typeahead import get_typeahead, store_typeahead
-from prompt_toolkit.key_binding import KeyPress
-from prompt_toolkit.keys import Keys
-from prompt_toolkit.output import ColorDepth, Output
+from prompt_toolkit.output import Output
 from prompt_toolkit.patch_stdout import patch_stdout
-from prompt_toolkit.shortcuts import print_formatted_text
 
 from smtp_tutor.client.connection import ConnectionFailed, WireEvent, wants_implicit_tls
 from smtp_tutor.client.session import (
@@ -51,21 +40,19 @@ from smtp_tutor.client.session import (
     TLSFailed,
 )
 from smtp_tutor.console import render
+from smtp_tutor.console.auth_helper import AuthHelper, AuthLine, is_auth_with_response
 from smtp_tutor.console.completion import AddressBook, HeaderBlock, SMTPCompleter
 from smtp_tutor.console.composer import Composer
 from smtp_tutor.console.debuglog import format_failure, write_failure
 from smtp_tutor.console.files import open_private, write_private
 from smtp_tutor.console.history import LineKind, SafeFileHistory
-from smtp_tutor.console.masking import MaskInitialResponse
 from smtp_tutor.console.plain import LineOutput, PlainReader, wants_plain
+from smtp_tutor.console.reader import Reader
 from smtp_tutor.console.toolbar import ToolbarState, prompt_label, toolbar_fragments
+from smtp_tutor.console.view import View
 from smtp_tutor.core.auth import (
     AuthError,
-    classify_login_prompt,
-    decode_challenge,
-    user_in_answer,
 )
-from smtp_tutor.core.auth_exchange import AuthExchange, AuthStep
 from smtp_tutor.core.commands import parse_command
 from smtp_tutor.core.dialogue import (
     AUTH_RESPONSE,
@@ -80,10 +67,8 @@ from smtp_tutor.core.knowledge import load_knowledge
 from smtp_tutor.core.message_data import stuff_line
 from smtp_tutor.core.message_lint import LintFinding, lint_message, render_finding
 from smtp_tutor.core.messages import localize, message
-from smtp_tutor.core.placeholders import Placeholder
 from smtp_tutor.core.recorder import TranscriptRecorder
 from smtp_tutor.core.redaction import SecretTracker
-from smtp_tutor.core.replies import Reply
 from smtp_tutor.core.safe_text import visible
 
 if TYPE_CHECKING:
@@ -123,24 +108,24 @@ class Console:
 
     def __post_init__(self) -> None:
         # A pipe or a dumb terminal gets plain lines both ways (see console/plain.py).
-        self._plain: PlainReader | None = None
+        plain: PlainReader | None = None
         if self.input is None and wants_plain(sys.stdin, sys.stdout, os.environ.get("TERM")):
-            self._plain = PlainReader(sys.stdin, sys.stdout)
+            plain = PlainReader(sys.stdin, sys.stdout)
             if self.output is None:
                 self.output = LineOutput(sys.stdout)
             self.options.toolbar = False
-            if not self._plain.interactive:
+            if not plain.interactive:
                 # Scripted input: every line goes out as written, no helper answers for it.
                 self.options.manual = True
-        # Set while the console waits at a prompt: tests and scripted drivers type then.
-        self.waiting_for_input = asyncio.Event()
+        # The objects that own their state; this class wires them (see docs/architecture.md).
+        self.view = View(self.output, self.options.style, self.options.color, lambda: self.lang)
+        self.reader = Reader(self.input, self.output, plain, self.view)
+        self.tracker = SecretTracker()
+        self.auth = AuthHelper(self.tracker)
         self.session: Session | None = None
-        self.raw = False
-        self.hex = False
         # Every successful EHLO, labelled (clear text / TLS / after AUTH), for :caps diffs.
         self.caps_history: list[tuple[str, Capabilities]] = []
         self.quit_requested = False
-        self.tracker = SecretTracker()
         self.addresses = AddressBook()
         self.header_block = HeaderBlock()
         # The message typed after DATA, and lines held back by confirm_on_warning: what the
@@ -154,13 +139,7 @@ class Console:
         # Everything is recorded from the start, so :save can write the whole session.
         self.recorder = TranscriptRecorder(timing=True)
         self._transcript_file: TextIO | None = None
-        self._auth: AuthExchange | None = None
-        self._auth_step: AuthStep | None = None
         self._grouping = False
-        self._password_challenge = False  # the last 334 asked for a password
-        self._style = render.console_style(self.options.style)
-        self._depth = ColorDepth.MONOCHROME if not self.options.color else None
-        self._history: History = InMemoryHistory()
         self.lesson: LessonRunner | None = None  # set by `smtp-tutor lesson`
         self._tasks: set[asyncio.Task[None]] = set()  # background work, kept till it ends
         # Where else to try when the target does not answer (the other MX hosts).
@@ -170,24 +149,37 @@ class Console:
     def lang(self) -> str:
         return self.options.lang
 
-    # -- output ------------------------------------------------------------------------
+    @property
+    def waiting_for_input(self) -> asyncio.Event:
+        """Set while the console waits at a prompt: tests and scripted drivers type then."""
+        return self.reader.waiting
+
+    @property
+    def raw(self) -> bool:
+        return self.view.raw
+
+    @raw.setter
+    def raw(self, on: bool) -> None:
+        self.view.raw = on
+
+    @property
+    def hex(self) -> bool:
+        return self.view.hex
+
+    @hex.setter
+    def hex(self, on: bool) -> None:
+        self.view.hex = on
+
+    # -- output: the view's -----------------------------------------------------------
 
     def show(self, fragments: render.Fragments) -> None:
-        if fragments:
-            print_formatted_text(
-                render.as_text(fragments),
-                end="",
-                style=self._style,
-                output=self.output,
-                color_depth=self._depth,
-                include_default_pygments_style=False,
-            )
+        self.view.show(fragments)
 
     def say(self, key: str, style: str = "class:notice", /, **params: object) -> None:
-        self.show(render.say(key, self.lang, style, **params))
+        self.view.say(key, style, **params)
 
     def print_text(self, text: str, style: str = "") -> None:
-        self.show([(style, text if text.endswith("\n") else text + "\n")])
+        self.view.print_text(text, style)
 
     # -- running -----------------------------------------------------------------------
 
@@ -220,12 +212,11 @@ class Console:
                     print(f"smtp-tutor: {error}", file=self.errors or sys.stderr, flush=True)
                     return 3
                 self.say("connect_failed", "class:finding.error", error=str(error))
-        self._make_prompts()
+        self._open_reader()
         if self.lesson is not None:
             self.lesson.begin()
-        with patch_stdout(raw=True) if self._plain is None else contextlib.nullcontext():
+        with patch_stdout(raw=True) if self.reader.plain is None else contextlib.nullcontext():
             while not self.quit_requested:
-                self.waiting_for_input.set()
                 try:
                     text = await self._read()
                 except KeyboardInterrupt:
@@ -233,8 +224,6 @@ class Console:
                     continue
                 except EOFError:
                     break
-                finally:
-                    self.waiting_for_input.clear()
                 try:
                     await self._handle_input(text)
                 except Exception as error:  # a bug must not cost the student the session
@@ -289,7 +278,7 @@ class Console:
         if self.session is not None:
             await self.session.close()
         self.target = target
-        self._auth, self._auth_step = None, None
+        self.auth.reset()
         self.header_block.reset()
         self.template.clear()
         self.say("connecting", target=target.label)
@@ -304,17 +293,17 @@ class Console:
             raise
         await self.session.wait_idle(target.reply_timeout + 1)
 
-    def _make_prompts(self) -> None:
-        """Prompt sessions touch the terminal, so they are made only once connected."""
-        if self._plain is not None:
+    def _open_reader(self) -> None:
+        """The prompts touch the terminal, so they are made only once connected."""
+        if self.reader.plain is not None:
             return
+        history = None
         if self.options.history_path is not None:
-            self._history = SafeFileHistory(
+            history = SafeFileHistory(
                 self.options.history_path, tracker=self.tracker, dialogue=self._dialogue
             )
-            error = getattr(self._history, "error", None)
-            if error is not None:
-                self.say("history_problem", "class:finding.warning", error=error)
+            if history.error is not None:
+                self.say("history_problem", "class:finding.warning", error=history.error)
         from smtp_tutor.console.commands import COMMANDS
 
         commands = [
@@ -327,35 +316,12 @@ class Console:
             header_block=self.header_block,
             describe=lambda keyword: _summary(load_knowledge().keyword(keyword, self.lang)),
         )
-        common = {
-            "input": self.input,
-            "output": self.output,
-            "completer": completer,
-            "complete_while_typing": False,
-            "style": self._style,
-            "include_default_pygments_style": False,
-            "color_depth": self._depth,
-            "editing_mode": EditingMode.VI
-            if self.options.editing_mode == "vi"
-            else EditingMode.EMACS,
-            "bottom_toolbar": self._toolbar if self.options.toolbar else None,
-        }
-        self._prompt = PromptSession[str](
-            history=self._history,
-            auto_suggest=AutoSuggestFromHistory(),
-            input_processors=[MaskInitialResponse()],
-            **common,
+        self.reader.open(
+            completer=completer,
+            toolbar=self._toolbar if self.options.toolbar else None,
+            editing_mode=self.options.editing_mode,
+            history=history,
         )
-        self._prompt_settings = common
-
-    @functools.cached_property
-    def _quiet_prompt(self) -> PromptSession[str]:
-        """Secrets and message lines never go into any history, not even in memory.
-
-        Made on first use: a second prompt session costs start-up time most sessions
-        only need once DATA or AUTH begins.
-        """
-        return PromptSession[str](history=DummyHistory(), **self._prompt_settings)
 
     def _dialogue(self) -> Dialogue | None:
         return self.session.dialogue if self.session is not None else None
@@ -366,95 +332,53 @@ class Console:
             dialogue=self._dialogue(),
             lang=self.lang,
             manual=self.options.manual,
-            raw=self.raw,
+            raw=self.view.raw,
             lesson=self.lesson.toolbar_text() if self.lesson is not None else None,
         )
         return render.as_text(toolbar_fragments(state))
 
     async def _read(self) -> str:
+        """The next line, read at the prompt the state asks for."""
         dialogue = self._dialogue()
-        step = self._auth_step
-        if self._auth is not None and step is not None and step.need:
-            if self._typed_ahead(lines=True):
+        read = self.reader.read
+        need = self.auth.asking
+        if need is not None:
+            if self.reader.typed_ahead(lines=True):
                 # Lines typed before the question was on screen were not answers to it:
                 # they go out as typed, and the helper steps aside for this exchange.
-                what = render.plain(render.say(f"auth_what_{step.need}", self.lang)).strip()
-                self._auth, self._auth_step = None, None
+                what = render.plain(render.say(f"auth_what_{need}", self.lang)).strip()
+                self.auth.reset()
                 self.say("auth_typed_ahead", "class:explain", what=what)
             else:
-                return await self._ask_line(
-                    prompt_label(dialogue, step.need), secret=not step.echo, kind=None
-                )
+                label = prompt_label(dialogue, need)
+                return await read(label, secret=not self.auth.echo, kind=None)
         if self.bdat_lines is not None:
-            return await self._ask_line("bdat> ", secret=False, kind=None)
+            return await read("bdat> ", secret=False, kind=None)
         if dialogue is not None and dialogue.sending_data:
             default = ""
-            if self.template and self._typed_ahead(lines=False):
+            if self.template and self.reader.typed_ahead(lines=False):
                 # A template line would be joined to the keys already typed: stop it.
                 self.template.clear()
                 self.say("template_stopped", "class:explain")
             elif self.template:
                 default = self.template.popleft()
-            return await self._ask_line(
-                prompt_label(dialogue), secret=False, kind=None, default=default
-            )
+            return await read(prompt_label(dialogue), secret=False, kind=None, default=default)
         if dialogue is not None and dialogue.awaiting_auth_response:
             # Typed by hand (manual mode): after a password challenge the answer is masked.
-            return await self._ask_line(
-                prompt_label(dialogue), secret=self._password_challenge, kind=None
-            )
-        return await self._ask_line(prompt_label(dialogue), secret=False, kind=LineKind.COMMAND)
-
-    async def _ask_line(
-        self, label: str, *, secret: bool, kind: LineKind | None, default: str = ""
-    ) -> str:
-        """One line from the user: the prompt on a terminal, a plain line from a pipe.
-
-        `kind` None means a line that must reach no history (message text, AUTH answers).
-        """
-        if self._plain is not None:
-            return await self._plain.read(label, secret=secret)
-        if kind is None:
-            return await self._quiet_prompt.prompt_async(label, is_password=secret, default=default)
-        if isinstance(self._history, SafeFileHistory):
-            self._history.expect(kind)
-        return await self._prompt.prompt_async(label)
-
-    def _typed_ahead(self, lines: bool) -> bool:
-        """Were keys (with `lines`: a whole line, Enter included) typed before this prompt?
-
-        The keys are read without being consumed: they are stored back as prompt_toolkit's
-        type-ahead, so the next prompt receives every one of them, in order.
-        """
-        prompt = getattr(self, "_prompt", None)
-        if prompt is None:
-            return False
-        source = prompt.input
-        keys: list[KeyPress] = list(get_typeahead(source))
-        try:
-            for _ in range(256):
-                more = source.read_keys()
-                if not more:
-                    break
-                keys.extend(more)
-        except (OSError, ValueError, NotImplementedError):
-            pass
-        store_typeahead(source, keys)
-        if not lines:
-            return bool(keys)
-        return any(_ends_line(key) for key in keys)
+            secret = self.auth.password_challenge
+            return await read(prompt_label(dialogue), secret=secret, kind=None)
+        return await read(prompt_label(dialogue), secret=False, kind=LineKind.COMMAND)
 
     async def _interrupted(self) -> None:
         """Ctrl-C: cancel the line; at an AUTH prompt cancel the exchange; stop a template."""
         self.template.clear()
-        if self._auth is not None and self._auth_step is not None and self._auth_step.need:
-            self._auth_step = self._auth.cancel()
-            await self._send_auth_line()
+        if self.auth.asking is not None:
+            await self._send_auth_line(self.auth.cancel())
 
     # -- input -------------------------------------------------------------------------
 
     async def _handle_input(self, text: str) -> None:
-        if self._auth is not None and self._auth_step is not None and self._auth_step.need:
+        if self.auth.asking is not None:
             await self._provide_secret(text)
             return
         lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
@@ -556,7 +480,7 @@ class Console:
         if self.lesson is not None:
             self.lesson.on_send(line, False, auth_answer)
         if not auth_answer:
-            self._start_auth_helper(line)
+            self.auth.start(line, self.options.manual)
             self.addresses.learn(line)
         else:  # typed by hand (manual mode): a secret from here on
             self.tracker.add_line(line)
@@ -564,10 +488,10 @@ class Console:
         if sent is not None:
             secret = None
             if auth_answer:
-                secret = self._typed_secret(line.strip(), dialogue.auth_mechanism)
-            elif _is_auth_with_response(line):
+                secret = self.auth.typed_secret(line.strip(), dialogue.auth_mechanism)
+            elif is_auth_with_response(line):
                 mechanism, response = line.split()[1].upper(), line.split()[2]
-                secret = self._typed_secret(response, mechanism, initial=True)
+                secret = self.auth.typed_secret(response, mechanism, initial=True)
             self._record(self.recorder.sent, line, secret)
             if sent.verb == "DATA":
                 self.composer.reset()
@@ -743,65 +667,30 @@ class Console:
             if dialogue.phase is Phase.CLOSED:
                 return
 
-    # -- AUTH helper -------------------------------------------------------------------
-
-    def _start_auth_helper(self, line: str) -> None:
-        words = line.split()
-        if self.options.manual or len(words) < 2 or words[0].upper() != "AUTH":
-            return
-        try:
-            self._auth = AuthExchange.from_command(line)
-        except AuthError:
-            self._auth = None  # an unsupported mechanism goes out raw, no helper
-        else:
-            if len(words) > 2:
-                self.tracker.add_line(line)  # an initial response typed by hand
-        self._auth_step = None
+    # -- AUTH helper: it decides, the console sends -----------------------------------
 
     async def _provide_secret(self, value: str) -> None:
-        assert self._auth is not None
         try:
-            self._auth_step = self._auth.provide(value)
+            line = self.auth.answer(value)
         except AuthError as error:
             self.print_text(f"  {error}", "class:finding.warning")
             return
-        self.tracker.track(self._auth)
-        await self._send_auth_line()
+        await self._send_auth_line(line)
 
-    async def _send_auth_line(self) -> None:
-        step = self._auth_step
-        if step is None or step.line is None or self.session is None:
+    async def _send_auth_line(self, line: AuthLine | None) -> None:
+        if line is None or self.session is None:
             return
+        step = line.step
         if step.secret:
             self.say("auth_sent_secret", "class:sent")
         elif step.line not in ("*", ""):
             self.say("auth_sent_clear", "class:sent", line=step.line)
         if step.note:
             self.say("auth_note", "class:explain", note=localize(step.note, self.lang))
-        self._auth_step = None
-        placeholder = self._placeholder(step) if step.secret else None
+        assert step.line is not None
         if await self.session.send(step.line) is not None:
-            self._record(self.recorder.sent, step.line, placeholder)
+            self._record(self.recorder.sent, step.line, line.placeholder)
         await self.session.wait_idle(self.target.reply_timeout + 1)
-
-    def _auth_progress(self, outcome: Outcome) -> None:
-        verb = outcome.answered.verb if outcome.answered else None
-        if self._auth is None or verb not in ("AUTH", AUTH_RESPONSE):
-            return
-        try:
-            step = self._auth.feed_reply(outcome.reply)
-        except AuthError:
-            self._auth, self._auth_step = None, None
-            return
-        if step.done:
-            self._auth, self._auth_step = None, None
-            return
-        self._auth_step = step
-        if step.need:
-            what = render.plain(render.say(f"auth_what_{step.need}", self.lang)).strip()
-            self.say("auth_type_plain", what=what)
-        elif step.line is not None:
-            self.spawn(self._send_auth_line(), "sending the next AUTH line")
 
     # -- what comes back ---------------------------------------------------------------
 
@@ -818,9 +707,14 @@ class Console:
             command = _context(answered.verb) if answered is not None else None
             self.show(render.explanation_fragments(outcome.reply, lang, command))
             self._record(self.recorder.received, outcome.reply, event.latency)
-            self._password_challenge = _asks_for_password(outcome.reply)
             self._remember_caps(outcome)
-            self._auth_progress(outcome)
+            next_line = self.auth.on_reply(outcome)
+            need = self.auth.asking
+            if need is not None:
+                what = render.plain(render.say(f"auth_what_{need}", self.lang)).strip()
+                self.say("auth_type_plain", what=what)
+            elif next_line is not None:
+                self.spawn(self._send_auth_line(next_line), "sending the next AUTH line")
         elif isinstance(event, TLSEvent):
             self.show(render.tls_fragments(event.info, lang))
             self._record(self.recorder.tls_started, event.info.version, event.info.cipher)
@@ -832,7 +726,7 @@ class Console:
         elif isinstance(event, SilenceEvent):
             self.say("silence", "class:finding.warning", seconds=f"{event.seconds:g}")
         elif isinstance(event, ClosedEvent):
-            self._auth, self._auth_step = None, None
+            self.auth.reset()
             self.template.clear()
             if self.composer.held:
                 self.say("held_lost", "class:finding.warning", count=len(self.composer.held))
@@ -858,44 +752,9 @@ class Console:
         self.caps_history.append((label, dialogue.capabilities))
 
     def _on_wire(self, event: WireEvent) -> None:
-        if not (self.raw or self.hex):
-            return
-        data = event.data
-        if event.direction == "sent":
-            text = data.decode("utf-8", errors="replace")
-            data = self.tracker.redact(text).encode("utf-8")
-        if self.raw:
-            self.show(render.raw_fragments(event.direction, data))
-        if self.hex:
-            self.show(render.hex_fragments(event.direction, data))
+        self.view.wire(event, self.tracker.redact)
 
     # -- transcript ------------------------------------------------------------------
-
-    def _placeholder(self, step: AuthStep) -> Placeholder:
-        """How replay rebuilds a secret line the AUTH helper sent: never the secret itself."""
-        exchange = self._auth
-        mechanism = exchange.mechanism if exchange is not None else ""
-        return _secret_placeholder(mechanism, exchange.user if exchange is not None else None)
-
-    def _typed_secret(
-        self, answer: str, mechanism: str | None, initial: bool = False
-    ) -> Placeholder | None:
-        """How replay rebuilds an AUTH answer typed by hand: read what it holds, keep no secret.
-
-        The base64 is decoded only to learn its shape and the user name; None means the line
-        holds no secret (a LOGIN user name) and is recorded as typed.
-        """
-        try:
-            decoded = base64.b64decode(answer, validate=True).decode("utf-8")
-        except (binascii.Error, UnicodeDecodeError, ValueError):
-            return Placeholder.variable("auth_response")
-        if mechanism == "LOGIN":
-            asked_user = initial or not self._password_challenge
-            return None if asked_user else Placeholder.login_password()
-        user = user_in_answer(mechanism, decoded)
-        if user is None:
-            return Placeholder.variable("auth_response")
-        return _secret_placeholder(mechanism or "", user)
 
     def _record(self, event: Callable[..., None], *args: object) -> None:
         """Record one event; a transcript file that fails is reported once, the session goes on."""
@@ -922,17 +781,6 @@ def _smtputf8(dialogue: Dialogue | None) -> bool:
     return "SMTPUTF8" in parse_mail_parameters(dialogue)
 
 
-def _secret_placeholder(mechanism: str, user: str | None) -> Placeholder:
-    """The placeholder replay computes a secret AUTH line from, per mechanism."""
-    if mechanism == "PLAIN":
-        return Placeholder.plain(user)
-    if mechanism == "CRAM-MD5":
-        return Placeholder.cram_md5(user)
-    if mechanism == "XOAUTH2":
-        return Placeholder.xoauth2(user)
-    return Placeholder.login_password()
-
-
 async def run_on_sandbox(
     sandbox: Sandbox,
     options: ConsoleOptions,
@@ -957,29 +805,6 @@ async def run_on_sandbox(
         return await console.run()
     finally:
         await sandbox.stop()
-
-
-def _asks_for_password(reply: Reply) -> bool:
-    """A 334 whose challenge is not plainly a user-name prompt: mask the answer to be safe."""
-    if reply.code != 334:
-        return False
-    try:
-        return classify_login_prompt(decode_challenge(reply.text)) != "username"
-    except AuthError:
-        return True
-
-
-def _is_auth_with_response(line: str) -> bool:
-    """`AUTH MECH <initial response>`: the response may carry a credential."""
-    words = line.split()
-    return len(words) > 2 and words[0].upper() == "AUTH"
-
-
-def _ends_line(key: KeyPress) -> bool:
-    """A key that ends a typed line: Enter, or a paste holding a line break."""
-    if key.key in (Keys.ControlM, Keys.ControlJ):
-        return True
-    return key.key == Keys.BracketedPaste and ("\n" in key.data or "\r" in key.data)
 
 
 def _context(verb: str) -> str | None:

@@ -1,0 +1,131 @@
+"""Where the typed lines come from: the prompts on a terminal, or plain lines from a pipe.
+
+Reading is kept apart from evaluating and printing (ptpython's lesson): the reader owns
+the two prompt sessions, the history file and the pipe reader; the app tells it what the
+next line is (its label, whether it is a secret, whether history may keep it) and gets
+the line back. Two prompt sessions, so that a secret or a message line can never reach
+the history: the main one with history and completion, a quiet one with neither.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Callable
+from typing import Any
+
+from prompt_toolkit import PromptSession
+from prompt_toolkit.auto_suggest import AutoSuggestFromHistory
+from prompt_toolkit.completion import Completer
+from prompt_toolkit.enums import EditingMode
+from prompt_toolkit.history import DummyHistory, History, InMemoryHistory
+from prompt_toolkit.input import Input
+from prompt_toolkit.input.typeahead import get_typeahead, store_typeahead
+from prompt_toolkit.key_binding import KeyPress
+from prompt_toolkit.keys import Keys
+from prompt_toolkit.output import Output
+
+from smtp_tutor.console.history import LineKind, SafeFileHistory
+from smtp_tutor.console.masking import MaskInitialResponse
+from smtp_tutor.console.plain import PlainReader
+from smtp_tutor.console.view import View
+
+
+class Reader:
+    """One line at a time from the user, at the prompt the app asks for."""
+
+    def __init__(
+        self, input: Input | None, output: Output | None, plain: PlainReader | None, view: View
+    ) -> None:
+        self.input = input
+        self.output = output
+        self.plain = plain
+        self.view = view
+        # Set while a prompt waits for the user: tests and scripted drivers type then.
+        self.waiting = asyncio.Event()
+        self.history: History = InMemoryHistory()
+        self._prompt: PromptSession[str] | None = None
+        self._settings: dict[str, Any] = {}
+
+    def open(
+        self,
+        *,
+        completer: Completer,
+        toolbar: Callable[[], Any] | None,
+        editing_mode: str,
+        history: History | None,
+    ) -> None:
+        """Make the prompts; they touch the terminal, so only once connected."""
+        if self.plain is not None:
+            return
+        if history is not None:
+            self.history = history
+        self._settings = {
+            "input": self.input,
+            "output": self.output,
+            "completer": completer,
+            "complete_while_typing": False,
+            "style": self.view.style,
+            "include_default_pygments_style": False,
+            "color_depth": self.view.depth,
+            "editing_mode": EditingMode.VI if editing_mode == "vi" else EditingMode.EMACS,
+            "bottom_toolbar": toolbar,
+        }
+        self._prompt = PromptSession[str](
+            history=self.history,
+            auto_suggest=AutoSuggestFromHistory(),
+            input_processors=[MaskInitialResponse()],
+            **self._settings,
+        )
+
+    @functools.cached_property
+    def _quiet(self) -> PromptSession[str]:
+        """No history at all, not even in memory; made on first use (it costs start-up time)."""
+        return PromptSession[str](history=DummyHistory(), **self._settings)
+
+    async def read(
+        self, label: str, *, secret: bool, kind: LineKind | None, default: str = ""
+    ) -> str:
+        """One line: `kind` None means a line no history may keep (message text, answers)."""
+        self.waiting.set()
+        try:
+            if self.plain is not None:
+                return await self.plain.read(label, secret=secret)
+            assert self._prompt is not None, "Reader.open() first"
+            if kind is None:
+                return await self._quiet.prompt_async(label, is_password=secret, default=default)
+            if isinstance(self.history, SafeFileHistory):
+                self.history.expect(kind)
+            return await self._prompt.prompt_async(label)
+        finally:
+            self.waiting.clear()
+
+    def typed_ahead(self, lines: bool) -> bool:
+        """Were keys (with `lines`: a whole line, Enter included) typed before this prompt?
+
+        The keys are read without being consumed: they are stored back as prompt_toolkit's
+        type-ahead, so the next prompt receives every one of them, in order.
+        """
+        if self._prompt is None:
+            return False
+        source = self._prompt.input
+        keys: list[KeyPress] = list(get_typeahead(source))
+        try:
+            for _ in range(256):
+                more = source.read_keys()
+                if not more:
+                    break
+                keys.extend(more)
+        except (OSError, ValueError, NotImplementedError):
+            pass
+        store_typeahead(source, keys)
+        if not lines:
+            return bool(keys)
+        return any(_ends_line(key) for key in keys)
+
+
+def _ends_line(key: KeyPress) -> bool:
+    """A key that ends a typed line: Enter, or a paste holding a line break."""
+    if key.key in (Keys.ControlM, Keys.ControlJ):
+        return True
+    return key.key == Keys.BracketedPaste and ("\n" in key.data or "\r" in key.data)

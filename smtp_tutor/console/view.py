@@ -1,0 +1,59 @@
+"""What the console prints, in one place: its style, its colour depth, the wire views.
+
+The console's other objects (reader, composer, AUTH helper) never print; they return what
+happened and the app asks the view to say it. `:raw` and `:hex` are the view's own state:
+they change what is shown, never what is sent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from prompt_toolkit.output import ColorDepth, Output
+from prompt_toolkit.shortcuts import print_formatted_text
+
+from smtp_tutor.client.connection import WireEvent
+from smtp_tutor.console import render
+
+
+class View:
+    """Prints fragments with the console's style; `say` speaks a catalogue key."""
+
+    def __init__(
+        self, output: Output | None, style: str, color: bool, lang: Callable[[], str]
+    ) -> None:
+        self.output = output
+        self.style = render.console_style(style)
+        self.depth = ColorDepth.MONOCHROME if not color else None
+        self._lang = lang
+        self.raw = False  # :raw on: every byte, CR and LF visible
+        self.hex = False  # :hex on: a hex dump of every byte
+
+    def show(self, fragments: render.Fragments) -> None:
+        if fragments:
+            print_formatted_text(
+                render.as_text(fragments),
+                end="",
+                style=self.style,
+                output=self.output,
+                color_depth=self.depth,
+                include_default_pygments_style=False,
+            )
+
+    def say(self, key: str, style: str = "class:notice", /, **params: object) -> None:
+        self.show(render.say(key, self._lang(), style, **params))
+
+    def print_text(self, text: str, style: str = "") -> None:
+        self.show([(style, text if text.endswith("\n") else text + "\n")])
+
+    def wire(self, event: WireEvent, redact: Callable[[str], str]) -> None:
+        """`:raw`/`:hex`: the bytes of one read or write, a sent secret masked."""
+        if not (self.raw or self.hex):
+            return
+        data = event.data
+        if event.direction == "sent":
+            data = redact(data.decode("utf-8", errors="replace")).encode("utf-8")
+        if self.raw:
+            self.show(render.raw_fragments(event.direction, data))
+        if self.hex:
+            self.show(render.hex_fragments(event.direction, data))
