@@ -523,6 +523,10 @@ def _color(args: argparse.Namespace) -> bool:
 
 
 def _explain(args: argparse.Namespace) -> int:
+    """Print the explanation wrapped to the terminal (COLUMNS or 80 when not on one)."""
+    import shutil
+
+    from smtp_tutor.console.wrap import wrap_text
     from smtp_tutor.core.knowledge import explain, format_explanation
 
     lang = _language(args)
@@ -531,7 +535,9 @@ def _explain(args: argparse.Namespace) -> int:
     except ValueError as error:
         print(f"smtp-tutor explain: {error}", file=sys.stderr)
         return EXIT_USAGE
-    print(format_explanation(explanation, lang))
+    # shutil asks COLUMNS first, then the terminal standard output is, then falls back.
+    columns = shutil.get_terminal_size((80, 24)).columns
+    print(wrap_text(format_explanation(explanation, lang), columns, min_hang=4))
     return 0
 
 
