@@ -3,6 +3,7 @@
 Each command is a small async function taking the console and its arguments; the table at
 the bottom is the single list that :help, completion and dispatch share. Words come from
 `data/help.toml` and `data/console.toml`, so every command speaks English and Chinese.
+What a command prints is wrapped to the terminal's width (`_columns`, `console/wrap.py`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from prompt_toolkit.utils import get_cwidth
 
 from smtp_tutor.client.connection import ConnectionFailed
 from smtp_tutor.console import render
+from smtp_tutor.console.wrap import wrap_text
 from smtp_tutor.core.auth import AuthError, b64decode_text, b64encode_text
 from smtp_tutor.core.hints import next_step
 from smtp_tutor.core.knowledge import explain, format_explanation
@@ -30,6 +32,11 @@ if TYPE_CHECKING:
 Handler = Callable[["Console", list[str]], Awaitable[None]]
 
 HELP_TOPICS = ("auth", "data", "tls", "paste", "sandbox", "config")
+
+
+def _columns(console: Console) -> int:
+    """How wide the console's screen is, for the text a command prints."""
+    return render.terminal_columns(console.output)
 
 
 async def run_command(console: Console, text: str) -> None:
@@ -50,33 +57,34 @@ async def run_command(console: Console, text: str) -> None:
 
 
 async def _help(console: Console, args: list[str]) -> None:
-    lang = console.lang
+    lang, columns = console.lang, _columns(console)
     if args:
         topic = args[0].lower().lstrip(":")
         if topic in COMMANDS:
-            console.print_text(_command_line(topic, lang, 0))
+            console.print_text(_command_line(topic, lang, 0, columns))
             return
         if topic not in HELP_TOPICS:
-            console.print_text(
-                message("help", "unknown_topic", lang, topic=topic), "class:finding.error"
-            )
+            text = message("help", "unknown_topic", lang, topic=topic)
+            console.print_text(wrap_text(text, columns), "class:finding.error")
             return
         from smtp_tutor.console.config import config_path
 
-        console.print_text(message("help", topic, lang, path=config_path()))
+        console.print_text(wrap_text(message("help", topic, lang, path=config_path()), columns))
         return
     width = max(get_cwidth(message("help", f"commands.{name}.usage", lang)) for name in COMMANDS)
-    lines = [message("help", "index", lang)]
-    lines += [_command_line(name, lang, width) for name in COMMANDS]
-    lines.append(message("help", "index_footer", lang))
+    lines = [wrap_text(message("help", "index", lang), columns)]
+    lines += [_command_line(name, lang, width, columns) for name in COMMANDS]
+    lines.append(wrap_text(message("help", "index_footer", lang), columns))
     console.print_text("\n".join(lines))
 
 
-def _command_line(name: str, lang: str, width: int) -> str:
-    """`  :usage   what it does`, aligned by display width (Chinese is two columns wide)."""
+def _command_line(name: str, lang: str, width: int, columns: int) -> str:
+    """`  :usage   what it does`, aligned by display width (Chinese is two columns wide);
+    what it does wraps under itself to `columns`."""
     usage = message("help", f"commands.{name}.usage", lang)
     padding = " " * max(2, width - get_cwidth(usage) + 2)
-    return f"  {usage}{padding}{message('help', f'commands.{name}.text', lang)}"
+    line = f"  {usage}{padding}{message('help', f'commands.{name}.text', lang)}"
+    return wrap_text(line, columns, hang=2 + get_cwidth(usage) + len(padding))
 
 
 async def _hint(console: Console, args: list[str]) -> None:
@@ -87,7 +95,8 @@ async def _hint(console: Console, args: list[str]) -> None:
     if dialogue is None:
         return
     key = next_step(dialogue, console.options.manual)
-    console.print_text("  " + message("hints", f"{key}.long", console.lang), "class:notice")
+    text = "  " + message("hints", f"{key}.long", console.lang)
+    console.print_text(wrap_text(text, _columns(console)), "class:notice")
 
 
 async def _explain(console: Console, args: list[str]) -> None:
@@ -99,7 +108,8 @@ async def _explain(console: Console, args: list[str]) -> None:
     except ValueError as error:
         console.print_text(f"  {error}", "class:finding.error")
         return
-    console.print_text(format_explanation(explanation, console.lang))
+    text = format_explanation(explanation, console.lang)
+    console.print_text(wrap_text(text, _columns(console), min_hang=4))
 
 
 async def _connect(console: Console, args: list[str]) -> None:
@@ -145,6 +155,10 @@ async def _headers(console: Console, args: list[str]) -> None:
 
 
 async def _mailbox(console: Console, args: list[str]) -> None:
+    """The newest message in the sandbox; `:mailbox all`: with all of its body."""
+    if args not in ([], ["all"]):
+        console.say("usage", "class:finding.error", usage=":mailbox [all]")
+        return
     path = console.options.mailbox
     if path is None:
         console.say("mailbox_only_sandbox", "class:finding.error")
@@ -156,7 +170,10 @@ async def _mailbox(console: Console, args: list[str]) -> None:
     if latest is None:
         console.say("mailbox_empty")
         return
-    console.show(render.mailbox_fragments(latest, len(mailbox), console.lang))
+    fragments = render.mailbox_fragments(
+        latest, len(mailbox), console.lang, _columns(console), whole_body=args == ["all"]
+    )
+    console.show(fragments)
 
 
 def _switch(console: Console, args: list[str], current: bool, name: str) -> bool | None:
@@ -192,14 +209,14 @@ async def _hex(console: Console, args: list[str]) -> None:
 
 
 async def _caps(console: Console, args: list[str]) -> None:
-    console.show(render.caps_fragments(console.caps_history, console.lang))
+    console.show(render.caps_fragments(console.caps_history, console.lang, _columns(console)))
 
 
 async def _tls(console: Console, args: list[str]) -> None:
     connection = console.session.connection if console.session is not None else None
     info = connection.tls if connection is not None else None
     alpn = getattr(info, "alpn", None)
-    console.show(render.tls_detail_fragments(info, alpn, console.lang))
+    console.show(render.tls_detail_fragments(info, alpn, console.lang, _columns(console)))
 
 
 async def _b64(console: Console, args: list[str]) -> None:
@@ -258,7 +275,7 @@ async def _bdat(console: Console, args: list[str]) -> None:
         console.say("not_connected", "class:finding.error")
         return
     findings = session.check("BDAT 1 LAST")  # sequence and CHUNKING advertised?
-    console.show(render.finding_fragments(findings, console.lang))
+    console.show(render.finding_fragments(findings, console.lang, _columns(console)))
     console.bdat_chunk_size = int(args[0]) if args else 0
     console.bdat_lines = []
     console.say("bdat_intro")
