@@ -1,5 +1,18 @@
-"""Replay throughput against Python's smtplib, and the console's start-up time, in one run.
+"""Replay against smtplib (and swaks): one message as whole processes; 500 on one connection.
 
+--part one (issue 12): `smtp-tutor replay FILE -q` of a one-message script, as a whole
+process (interpreter start included, launch to exit), against a one-shot smtplib script
+doing the same dialogue (EHLO, MAIL, RCPT, DATA, the message, QUIT) run by the same venv's
+python, and against swaks; `replay --pipeline` beside them. Each client runs against two
+servers, each in its own process: the sandbox (`smtp-tutor serve --port 0`) and a bare
+aiosmtpd Sink (bench/servers.py). Median of --rounds (7) rounds, every client and server
+once per round, the order reversed on odd rounds; the ratio replay / smtplib (target
+≤ 1.0×) is the ratio of the medians, the median of each round's own ratio beside it.
+
+--part many: the throughput part below. --part all (the default) runs both. --json FILE
+saves the figures (section "replay"), --compare OLD.json prints them beside OLD's.
+
+--part many, replay throughput against Python's smtplib, and the console's start-up time.
 Against ONE sandbox server — `smtp-tutor serve --port 0` in its own process, so neither
 client shares an interpreter (or the GIL) with the server — it times, for N messages on one
 connection (EHLO once, then N × MAIL/RCPT/DATA/message/".", then QUIT):
@@ -26,7 +39,8 @@ per message, which the last lines show; with --bare, (d) is a bare socket loop m
 --pipeline's writes and merely counting the replies: what is left of a pipelining client
 once its parsing, checking and reporting cost nothing.
 
-    python bench/replay.py [--messages 500] [--rounds 5] [--bare]
+    python bench/replay.py [--part one|many|all] [--rounds 7] [--messages 500] [--bare]
+                           [--json FILE] [--compare OLD.json]
 """
 
 from __future__ import annotations
@@ -48,8 +62,29 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from benchlib import (
+    Figure,
+    bench_env,
+    drain,
+    header,
+    load_average,
+    median_figure,
+    print_compare,
+    print_table,
+    save_json,
+    servers,
+    smtp_tutor_command,
+    start_bench_server,
+    start_sandbox,
+    time_command,
+)
+
 from smtp_tutor.core.transcript import Script, parse_transcript
-from smtp_tutor.replay.runner import ReplayOptions, replay
+
+try:  # the layout since issue 13
+    from smtp_tutor.replay.runner import ReplayOptions, replay
+except ImportError:  # before it (the 2026-12-03 baseline)
+    from smtp_tutor.replay import ReplayOptions, replay  # type: ignore[no-redef]
 
 SENDER = "student@example.org"
 RECIPIENT = "teacher@example.org"
@@ -57,6 +92,7 @@ BODY_LINES = ["This is a benchmark message.", "It has a few lines of text,", ".a
 
 TARGET_PIPELINED = 1.5
 TARGET_LOCKSTEP = 0.9
+TARGET_ONE_MESSAGE = 1.0  # issue 12: replay of one message ≤ 1.0× a one-shot smtplib script
 
 
 def message(index: int) -> list[str]:
@@ -86,11 +122,6 @@ def generate_script(count: int, port: int) -> str:
     return "\n".join(lines).replace("C: \n", "C:\n") + "\n"
 
 
-def smtp_tutor_command() -> list[str]:
-    script = shutil.which("smtp-tutor", path=str(Path(sys.executable).parent))
-    return [script] if script else [sys.executable, "-m", "smtp_tutor"]
-
-
 class Server:
     """`smtp-tutor serve` on a free port, in its own process."""
 
@@ -104,6 +135,7 @@ class Server:
             found = re.search(r"listening on ([0-9.]+):([0-9]+)", line)
             if found:
                 self.host, self.port = found.group(1), int(found.group(2))
+                drain(self.process.stdout)  # serve logs every message: never let it block
                 break
         else:
             raise RuntimeError("smtp-tutor serve did not start")
@@ -216,36 +248,19 @@ def startup_to_prompt(env: dict[str, str], runs: int) -> float:
     return statistics.median(startup.time_to_greeting(env)[1] for _ in range(runs))
 
 
-def load_average() -> str:
+def load_text() -> str:
     try:
         return ", ".join(f"{value:.2f}" for value in os.getloadavg())
     except OSError:  # not on this system
         return "unknown"
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--messages", type=int, default=500)
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--startup-runs", type=int, default=5)
-    parser.add_argument(
-        "--bare",
-        action="store_true",
-        help="also time (d): a bare socket loop making --pipeline's writes (a floor)",
-    )
-    args = parser.parse_args()
+def run_many(args: argparse.Namespace) -> list[Figure]:
+    """The 500-message part: in-process replay against an smtplib loop, one connection."""
     count = args.messages
-    load_before = load_average()
+    load_before = load_text()
     with tempfile.TemporaryDirectory() as home:
-        env = dict(
-            os.environ,
-            PROMPT_TOOLKIT_NO_CPR="1",
-            TERM="xterm",
-            NO_COLOR="1",
-            XDG_DATA_HOME=f"{home}/data",
-            XDG_STATE_HOME=f"{home}/state",
-            XDG_CONFIG_HOME=f"{home}/config",
-        )
+        env = bench_env(home)
         os.environ.update({k: env[k] for k in ("XDG_DATA_HOME", "XDG_STATE_HOME")})
         server = Server(env, Path(home) / "Maildir")
         try:
@@ -278,7 +293,7 @@ def main() -> int:
             cli_lockstep = time_cli(path, server.host, server.port, env, pipeline=False)
         finally:
             server.stop()
-        load_after = load_average()
+        load_after = load_text()
         prompt = startup_to_prompt(env, args.startup_runs)
 
     median = {key: statistics.median(values) for key, values in times.items()}
@@ -334,6 +349,209 @@ def main() -> int:
     print("`smtp-tutor replay FILE --server … -q` as a command (interpreter start included):")
     print(f"  --pipeline {cli_pipelined:6.3f} s   lockstep {cli_lockstep:6.3f} s")
     print(f"smtp-tutor → first prompt: {prompt:.3f} s (median of {args.startup_runs}, pexpect)")
+    note = f"{count} messages, one connection, in-process"
+    return [
+        Figure("many_pipelined", "(a) replay --pipeline, msg/s", "msg/s", rate["a"], note=note),
+        Figure("many_lockstep", "(b) replay (lockstep), msg/s", "msg/s", rate["b"]),
+        Figure("many_smtplib", "(c) smtplib loop, msg/s", "msg/s", rate["c"]),
+        Figure("many_ratio_pipelined", "(a)/(c) throughput (target ≥ 1.5×)", "x", ratio_a),
+        Figure("many_ratio_lockstep", "(b)/(c) throughput (target ≥ 0.9×)", "x", ratio_b),
+        Figure("many_cli_pipelined", "replay --pipeline as a command", "s", cli_pipelined),
+        Figure("many_cli_lockstep", "replay (lockstep) as a command", "s", cli_lockstep),
+    ]
+
+
+# -- one message, whole processes -----------------------------------------------------
+
+ONE_SHOT_SMTPLIB = '''"""A one-shot smtplib script as a CI job has it: one message, then exit."""
+
+import smtplib
+import sys
+
+SENDER, RECIPIENT = sys.argv[3], sys.argv[4]
+with open(sys.argv[5], "rb") as file:
+    MESSAGE = file.read()
+
+client = smtplib.SMTP(sys.argv[1], int(sys.argv[2]), local_hostname="bench.example")
+client.ehlo("bench.example")
+client.sendmail(SENDER, [RECIPIENT], MESSAGE)
+client.quit()
+'''
+
+
+def one_message_clients(home: Path, port: int) -> dict[str, Callable[[str, int], list[str]]]:
+    """The three clients, each a command doing EHLO, MAIL, RCPT, DATA, the message, QUIT."""
+    script = home / "one.smtp"
+    script.write_text(generate_script(1, port), "utf-8")
+    smtplib_script = home / "one_shot_smtplib.py"
+    smtplib_script.write_text(ONE_SHOT_SMTPLIB, "utf-8")
+    eml = home / "one.eml"
+    eml.write_bytes("\r\n".join(message(0)).encode())  # swaks ends the last line itself
+    smtplib_eml = home / "one-smtplib.eml"
+    smtplib_eml.write_bytes(("\r\n".join(message(0)) + "\r\n").encode())
+    clients: dict[str, Callable[[str, int], list[str]]] = {
+        "replay": lambda host, port: [
+            *smtp_tutor_command(),
+            "replay",
+            str(script),
+            "--server",
+            f"{host}:{port}",
+            "-q",
+        ],
+        "replay_pipeline": lambda host, port: [
+            *smtp_tutor_command(),
+            "replay",
+            str(script),
+            "--server",
+            f"{host}:{port}",
+            "-q",
+            "--pipeline",
+        ],
+        "smtplib": lambda host, port: [
+            sys.executable,
+            str(smtplib_script),
+            host,
+            str(port),
+            SENDER,
+            RECIPIENT,
+            str(smtplib_eml),
+        ],
+    }
+    swaks = shutil.which("swaks")
+    if swaks:
+        clients["swaks"] = lambda host, port: [
+            swaks,
+            "--server",
+            f"{host}:{port}",
+            "--helo",
+            "bench.example",
+            "--from",
+            SENDER,
+            "--to",
+            RECIPIENT,
+            "--data",
+            f"@{eml}",
+        ]
+    return clients
+
+
+def run_one(args: argparse.Namespace) -> list[Figure]:
+    """`smtp-tutor replay` of a one-message script against one-shot smtplib and swaks."""
+    rounds = args.rounds
+    samples: dict[tuple[str, str], list[float]] = {}
+    with tempfile.TemporaryDirectory() as directory:
+        home = Path(directory)
+        env = bench_env(directory)
+        sandbox = start_sandbox(env, home / "Maildir")
+        sink = start_bench_server("sink", env)
+        with servers(sandbox, sink):
+            clients = one_message_clients(home, sandbox.port)
+            if "swaks" not in clients:
+                print("swaks is not installed (apt-get install swaks): its column is left out")
+            runs = [
+                (server_key, server, client, command)
+                for server_key, server in (("sandbox", sandbox), ("sink", sink))
+                for client, command in clients.items()
+            ]
+            for _, server, _, command in runs:  # warm-up: byte code, the servers' first client
+                time_command(command(server.host, server.port), env)
+            for number in range(rounds):
+                for server_key, server, client, command in runs if number % 2 == 0 else runs[::-1]:
+                    elapsed = time_command(command(server.host, server.port), env)
+                    samples.setdefault((server_key, client), []).append(elapsed)
+    figures: list[Figure] = []
+    names = {"sandbox": "sandbox", "sink": "aiosmtpd Sink"}
+    for server_key, server_name in names.items():
+        figures += one_message_figures(samples, server_key, server_name)
+    return figures
+
+
+def one_message_figures(
+    samples: dict[tuple[str, str], list[float]], server_key: str, server_name: str
+) -> list[Figure]:
+    def figure(client: str, label: str) -> Figure:
+        key = f"one_{client}_{server_key}"
+        return median_figure(key, label, "s", samples[(server_key, client)])
+
+    def ratio(client: str, peer: str, label: str, target: float | None = None) -> Figure:
+        ours, theirs = samples[(server_key, client)], samples[(server_key, peer)]
+        paired = [a / b for a, b in zip(ours, theirs, strict=True)]
+        return Figure(
+            f"one_ratio_{client}_{peer}_{server_key}",
+            label,
+            "x",
+            statistics.median(ours) / statistics.median(theirs),
+            paired,
+            target,
+            f"per round: median {statistics.median(paired):.2f}×",
+        )
+
+    swaks = (server_key, "swaks") in samples
+    figures = [
+        figure("replay", f"{server_name}: smtp-tutor replay FILE -q"),
+        figure("replay_pipeline", "  smtp-tutor replay FILE -q --pipeline"),
+        figure("smtplib", "  one-shot smtplib script (same venv's python)"),
+    ]
+    if swaks:
+        figures.append(figure("swaks", "  swaks"))
+    figures.append(
+        ratio("replay", "smtplib", "  replay / smtplib (ratio of medians)", TARGET_ONE_MESSAGE)
+    )
+    if swaks:
+        figures.append(ratio("replay", "swaks", "  replay / swaks"))
+    return figures
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--part",
+        choices=("one", "many", "all"),
+        default="all",
+        help="one: one message, whole processes; many: --messages on one connection; all: both",
+    )
+    parser.add_argument("--messages", type=int, default=500)
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--startup-runs", type=int, default=5)
+    parser.add_argument(
+        "--bare",
+        action="store_true",
+        help="also time (d): a bare socket loop making --pipeline's writes (a floor)",
+    )
+    parser.add_argument("--json", type=Path, metavar="FILE", help="save the figures in FILE")
+    parser.add_argument("--compare", type=Path, metavar="OLD.json", help="print before / after")
+    args = parser.parse_args()
+    load_before = load_average()
+    figures: list[Figure] = []
+    if args.part in ("one", "all"):
+        one = run_one(args)
+        head = header(
+            f"median of {args.rounds} rounds, alternating order",
+            args.rounds,
+            load_before,
+            load_average(),
+        )
+        print_table(
+            "One message, each client a whole process, launch to exit (bench/replay.py);\n"
+            "  servers in their own processes: sandbox = smtp-tutor serve, aiosmtpd Sink = bare",
+            head,
+            one,
+        )
+        figures += one
+    if args.part in ("many", "all"):
+        if figures:
+            print()
+        figures += run_many(args)
+    head = header(
+        f"median of {args.rounds} rounds, alternating order",
+        args.rounds,
+        load_before,
+        load_average(),
+    )
+    if args.compare:
+        print_compare(args.compare, "replay", figures)
+    if args.json:
+        save_json(args.json, "replay", head, figures)
     return 0
 
 
