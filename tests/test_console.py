@@ -489,7 +489,10 @@ def test_history_never_holds_a_secret(tmp_path: Path, lines: list[str]) -> None:
 
 
 @pytest.mark.parametrize("mechanism", ["LOGIN", "PLAIN", "CRAM-MD5"])
-def test_saved_transcript_has_placeholders_not_secrets(tmp_path: Path, mechanism: str) -> None:
+def test_saved_transcript_has_placeholders_not_secrets(
+    tmp_path: Path, mechanism: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "200")  # the notes checked below as one line each
     saved = tmp_path / "session.smtp"
     out, _ = session(
         tmp_path,

@@ -40,6 +40,7 @@ def test_a_failing_command_is_one_line_and_the_traceback_is_in_the_log(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, debug: bool
 ) -> None:
     monkeypatch.setitem(commands.COMMANDS, "clear", _boom)
+    monkeypatch.setenv("COLUMNS", "300")  # the one line checked below, unwrapped
     lines = ["EHLO me", "AUTH PLAIN", "student", "secret", ":clear", "NOOP", "QUIT"]
     text = run(tmp_path, lines, debug)
     log = tmp_path / "log" / "debug.log"

@@ -160,8 +160,11 @@ def test_lines_typed_during_a_slow_reply_all_arrive_in_order(sandbox: ThreadedSa
     assert stored.raw == wire_of(body)
 
 
-def test_hand_made_base64_typed_ahead_is_not_encoded_again(sandbox: ThreadedSandbox) -> None:
+def test_hand_made_base64_typed_ahead_is_not_encoded_again(
+    sandbox: ThreadedSandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The seed's AUTH LOGIN: base64 typed before the 334 is sent as typed, not re-encoded."""
+    monkeypatch.setenv("COLUMNS", "300")  # the note checked below, unwrapped
     lines = ["EHLO me", "AUTH LOGIN", "c3R1ZGVudA==", "c2VjcmV0", "NOOP", "QUIT"]
     out = type_at_pace(sandbox, ["".join(typed(lines))])
     text = screen_text(out)

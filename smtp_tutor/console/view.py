@@ -13,7 +13,7 @@ from prompt_toolkit.output import ColorDepth, Output
 from prompt_toolkit.shortcuts import print_formatted_text
 
 from smtp_tutor.client.connection import WireEvent
-from smtp_tutor.console import render
+from smtp_tutor.console import render, wrap
 
 
 class View:
@@ -30,6 +30,8 @@ class View:
         self.hex = False  # :hex on: a hex dump of every byte
 
     def show(self, fragments: render.Fragments) -> None:
+        """Print, wrapped to the terminal's width (replies and raw bytes are left as sent)."""
+        fragments = wrap.wrap_fragments(fragments, render.terminal_columns(self.output))
         if fragments:
             print_formatted_text(
                 render.as_text(fragments),

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import os
 import re
-import textwrap
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -727,10 +726,8 @@ _PUNCT = {"en": (": ", ", ", "; ", " (", ")"), "zh": ("：", "、", "；", "（"
 
 
 def _wrap(head: str, value: str, lang: str, indent: str = "    ") -> list[str]:
-    """Wrap English at spaces; Chinese has none, so leave it to the terminal."""
-    if lang == "zh":
-        return [head + value]
-    return textwrap.wrap(value, width=88, initial_indent=head, subsequent_indent=indent) or [head]
+    """One line per field: the caller wraps to the width it knows (`console.wrap`)."""
+    return [head + value]
 
 
 def _field(kb: KnowledgeBase, label: str, value: str, lang: str) -> list[str]:
