@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from smtp_tutor import cli_text
 from smtp_tutor.cli import build_parser, main
+from smtp_tutor.cli import text as cli_text
 from smtp_tutor.core.messages import load_catalogue
 from tests.test_cli import run
 

@@ -18,6 +18,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from smtp_tutor.cli import main
+from smtp_tutor.cli.replay import env_name, gather_variables, parse_server
 from smtp_tutor.client.connection import WireEvent
 from smtp_tutor.client.session import Target
 from smtp_tutor.console.app import ConsoleOptions
@@ -27,7 +28,6 @@ from smtp_tutor.core.replies import ReplyParser
 from smtp_tutor.core.transcript import parse_transcript
 from smtp_tutor.replay.link import Link, simple_reply
 from smtp_tutor.replay.runner import ReplayOptions, ReplayResult, replay
-from smtp_tutor.replay_cli import env_name, gather_variables, parse_server
 from smtp_tutor.sandbox import Mailbox, SandboxConfig, ThreadedSandbox
 from tests.postfix import PostfixInstance
 from tests.servers import certificates, unused_port

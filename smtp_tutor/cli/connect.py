@@ -149,7 +149,7 @@ def run_connect(args: argparse.Namespace, options: ConsoleOptions) -> int:
 
 def _usage(key: str, lang: str) -> int:
     """A usage error argparse cannot see (options that exclude each other), as argparse's are."""
-    from smtp_tutor.cli_text import say_in
+    from smtp_tutor.cli.text import say_in
 
     what = say_in(key, lang)
     print(say_in("usage_error", lang, prog="smtp-tutor connect", message=what), file=sys.stderr)

@@ -15,7 +15,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from smtp_tutor import __version__, cli_text
+from smtp_tutor import __version__
+from smtp_tutor.cli import text as cli_text
 
 if TYPE_CHECKING:
     from smtp_tutor.console.app import ConsoleOptions
@@ -26,7 +27,7 @@ EXIT_CONNECTION = 3
 
 class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line (and exit 2), not a usage dump; and help,
-    usage and errors in the reader's language (`lang`, see cli_text.py).
+    usage and errors in the reader's language (`lang`, see cli/text.py).
 
     `lazy_epilog` builds the epilog only when help is shown: the trigger list reads a data
     file, and `--version` should not pay for that. `build_parser` makes a subclass per
@@ -144,7 +145,7 @@ def _add_connect_command(commands: argparse._SubParsersAction[_Parser]) -> None:
         help="open a console on a real server",
         description="Open a console on HOST. Port 25 by default; 465 means TLS from the start.",
     )
-    from smtp_tutor.connect_cli import add_arguments
+    from smtp_tutor.cli.connect import add_arguments
 
     add_arguments(connect, _port, _seconds)
     _add_transcript(connect)
@@ -468,19 +469,19 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "connect":
         return _connect(args)
     if args.command == "lesson":
-        from smtp_tutor.console.lesson_cli import run_lesson
+        from smtp_tutor.cli.lesson import run_lesson
 
         return run_lesson(args, _console_options(args))
     if args.command == "lessons":
-        from smtp_tutor.console.lesson_cli import run_lessons
+        from smtp_tutor.cli.lesson import run_lessons
 
         return run_lessons(args, _language(args))
     if args.command == "diagram":
-        from smtp_tutor.diagram_cli import run_diagram
+        from smtp_tutor.cli.diagram import run_diagram
 
         return run_diagram(args)
     if args.command == "replay":
-        from smtp_tutor.replay_cli import run_replay
+        from smtp_tutor.cli.replay import run_replay
 
         return run_replay(args, _language(args))
     return _sandbox_console(args)
@@ -633,7 +634,7 @@ def _console_options(args: argparse.Namespace, **extra: object) -> ConsoleOption
 
 
 def _connect(args: argparse.Namespace) -> int:
-    from smtp_tutor.connect_cli import run_connect
+    from smtp_tutor.cli.connect import run_connect
 
     return run_connect(args, _console_options(args))
 
