@@ -11,18 +11,16 @@ import io
 import math
 import os
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from smtp_tutor import __version__
 from smtp_tutor.cli import text as cli_text
+from smtp_tutor.cli.text import EXIT_CONNECTION, EXIT_USAGE, os_reason
 
 if TYPE_CHECKING:
     from smtp_tutor.console.app import ConsoleOptions
-
-EXIT_USAGE = 2
-EXIT_CONNECTION = 3
 
 
 class _Parser(argparse.ArgumentParser):
@@ -463,9 +461,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     if args.command == "explain":
-        return _explain(args)
+        from smtp_tutor.cli.explain import run_explain
+
+        return run_explain(args, _language(args))
     if args.command == "serve":
-        return _serve(args)
+        from smtp_tutor.cli.serve import run_serve
+
+        return run_serve(args, _language(args))
     if args.command == "connect":
         return _connect(args)
     if args.command == "lesson":
@@ -504,15 +506,6 @@ def _discard_stdout() -> None:
         pass
 
 
-def _reason(error: OSError) -> str:
-    """'Address already in use', not asyncio's "error while attempting to bind on ..."."""
-    import socket
-
-    if isinstance(error, socket.gaierror) or not error.errno or error.errno < 0:
-        return error.strerror or str(error)
-    return os.strerror(error.errno)
-
-
 def _language(args: argparse.Namespace) -> str:
     from smtp_tutor.core.knowledge import language_from_env
 
@@ -521,82 +514,6 @@ def _language(args: argparse.Namespace) -> str:
 
 def _color(args: argparse.Namespace) -> bool:
     return not args.no_color and not os.environ.get("NO_COLOR")
-
-
-def _explain(args: argparse.Namespace) -> int:
-    """Print the explanation wrapped to the terminal (COLUMNS or 80 when not on one)."""
-    import shutil
-
-    from smtp_tutor.console.wrap import wrap_text
-    from smtp_tutor.core.knowledge import explain, format_explanation
-
-    lang = _language(args)
-    try:
-        explanation = explain(" ".join(args.query), lang)
-    except ValueError as error:
-        print(f"smtp-tutor explain: {error}", file=sys.stderr)
-        return EXIT_USAGE
-    # shutil asks COLUMNS first, then the terminal standard output is, then falls back.
-    columns = shutil.get_terminal_size((80, 24)).columns
-    print(wrap_text(format_explanation(explanation, lang), columns, min_hang=4))
-    return 0
-
-
-def _serve(args: argparse.Namespace) -> int:
-    import asyncio
-
-    from smtp_tutor.sandbox import SandboxConfig, parse_accounts, serve_forever
-
-    try:
-        config = SandboxConfig(
-            host=args.host,
-            port=args.port,
-            mailbox=args.mailbox,
-            users={**SandboxConfig().users, **parse_accounts(args.user)},
-            require_tls=args.require_tls,
-            require_auth=args.require_auth,
-            implicit_tls=args.implicit_tls,
-            hostname=args.hostname,
-            max_message_size=args.max_size,
-            idle_timeout=args.idle_timeout,
-            max_connections=args.max_connections,
-            greylist_delay=args.greylist_delay,
-            slow_delay=args.slow_delay,
-        )
-        config.validate()
-    except ValueError as error:
-        from smtp_tutor.core.messages import localize
-
-        what = localize(error.args[0], _language(args)) if error.args else str(error)
-        print(f"smtp-tutor serve: {what}", file=sys.stderr)
-        return EXIT_USAGE
-    report = None if args.quiet else _activity_printer(_language(args))
-    try:
-        asyncio.run(serve_forever(config, lambda text: print(text, flush=True), report))
-    except OSError as error:
-        if error.filename:  # the certificate or the Maildir, not the socket
-            print(
-                f"smtp-tutor serve: cannot use {error.filename}: {_reason(error)}", file=sys.stderr
-            )
-            return 1
-        print(
-            f"smtp-tutor serve: cannot listen on {args.host}:{args.port}: {_reason(error)}",
-            file=sys.stderr,
-        )
-        return EXIT_CONNECTION
-    return 0
-
-
-def _activity_printer(lang: str) -> Callable[[str, Mapping[str, str]], None]:
-    """`serve`'s line per connection and message, in the reader's language, with the time."""
-    import time
-
-    from smtp_tutor.core.messages import message
-
-    def report(event: str, fields: Mapping[str, str]) -> None:
-        print(message("serve", event, lang, time=time.strftime("%H:%M:%S"), **fields), flush=True)
-
-    return report
 
 
 def _console_options(args: argparse.Namespace, **extra: object) -> ConsoleOptions:
@@ -654,8 +571,8 @@ async def _run_sandbox_console(args: argparse.Namespace) -> int:
         await sandbox.start()
     except OSError as error:
         if error.filename:  # the certificate or the Maildir in the data directory
-            print(f"smtp-tutor: cannot use {error.filename}: {_reason(error)}", file=sys.stderr)
+            print(f"smtp-tutor: cannot use {error.filename}: {os_reason(error)}", file=sys.stderr)
             return 1
-        print(f"smtp-tutor: cannot start the sandbox: {_reason(error)}", file=sys.stderr)
+        print(f"smtp-tutor: cannot start the sandbox: {os_reason(error)}", file=sys.stderr)
         return EXIT_CONNECTION
     return await run_on_sandbox(sandbox, _console_options(args))

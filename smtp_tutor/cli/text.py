@@ -28,6 +28,7 @@ import argparse
 import contextlib
 import contextvars
 import functools
+import os
 import re
 import unicodedata
 from collections.abc import Iterator, Mapping, Sequence
@@ -202,3 +203,17 @@ def translating_formatter(
 
     Translating.__name__ = f"Translating{base.__name__}"
     return Translating
+
+
+#: Exit statuses every subcommand shares (README: Exit codes).
+EXIT_USAGE = 2
+EXIT_CONNECTION = 3
+
+
+def os_reason(error: OSError) -> str:
+    """'Address already in use', not asyncio's "error while attempting to bind on ..."."""
+    import socket
+
+    if isinstance(error, socket.gaierror) or not error.errno or error.errno < 0:
+        return error.strerror or str(error)
+    return os.strerror(error.errno)

@@ -1,0 +1,67 @@
+"""`smtp-tutor serve`: the sandbox in the foreground for a class, one line per event."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Mapping
+
+from smtp_tutor.cli.text import EXIT_CONNECTION, EXIT_USAGE, os_reason
+
+
+def run_serve(args: argparse.Namespace, lang: str) -> int:
+    import asyncio
+
+    from smtp_tutor.sandbox import SandboxConfig, parse_accounts, serve_forever
+
+    try:
+        config = SandboxConfig(
+            host=args.host,
+            port=args.port,
+            mailbox=args.mailbox,
+            users={**SandboxConfig().users, **parse_accounts(args.user)},
+            require_tls=args.require_tls,
+            require_auth=args.require_auth,
+            implicit_tls=args.implicit_tls,
+            hostname=args.hostname,
+            max_message_size=args.max_size,
+            idle_timeout=args.idle_timeout,
+            max_connections=args.max_connections,
+            greylist_delay=args.greylist_delay,
+            slow_delay=args.slow_delay,
+        )
+        config.validate()
+    except ValueError as error:
+        from smtp_tutor.core.messages import localize
+
+        what = localize(error.args[0], lang) if error.args else str(error)
+        print(f"smtp-tutor serve: {what}", file=sys.stderr)
+        return EXIT_USAGE
+    report = None if args.quiet else activity_printer(lang)
+    try:
+        asyncio.run(serve_forever(config, lambda text: print(text, flush=True), report))
+    except OSError as error:
+        if error.filename:  # the certificate or the Maildir, not the socket
+            print(
+                f"smtp-tutor serve: cannot use {error.filename}: {os_reason(error)}",
+                file=sys.stderr,
+            )
+            return 1
+        print(
+            f"smtp-tutor serve: cannot listen on {args.host}:{args.port}: {os_reason(error)}",
+            file=sys.stderr,
+        )
+        return EXIT_CONNECTION
+    return 0
+
+
+def activity_printer(lang: str) -> Callable[[str, Mapping[str, str]], None]:
+    """`serve`'s line per connection and message, in the reader's language, with the time."""
+    import time
+
+    from smtp_tutor.core.messages import message
+
+    def report(event: str, fields: Mapping[str, str]) -> None:
+        print(message("serve", event, lang, time=time.strftime("%H:%M:%S"), **fields), flush=True)
+
+    return report
