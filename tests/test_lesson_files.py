@@ -34,3 +34,18 @@ def test_builtin_lessons_are_complete_and_numbered_once() -> None:
     assert len(ids) == len(set(ids)), sorted(ids)
     for lesson in lessons:  # the file name starts with the lesson's number: 01-greeting.toml
         assert lesson.path.name.startswith(f"{lesson.number:02d}-"), lesson.path.name
+
+
+def test_a_source_checkout_finds_its_own_lessons_folder(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without the installed `smtp_tutor.lessons` mapping (tests run from a checkout against a
+    non-editable install), the built-in lessons are the checkout's lessons/ folder."""
+    from importlib import resources
+
+    from smtp_tutor.core.lessons import loading
+
+    def missing(name: str) -> object:
+        raise ModuleNotFoundError(name)
+
+    monkeypatch.setattr(resources, "files", missing)
+    folder = loading.builtin_lesson_dir()
+    assert Path(str(folder)) == Path(__file__).resolve().parents[1] / "lessons"
