@@ -77,3 +77,14 @@ def test_a_background_task_that_fails_is_reported_not_lost(tmp_path: Path) -> No
     out = asyncio.run(main())
     assert "internal error (ValueError: lost in the background)" in out
     assert "a test" in (tmp_path / "debug.log").read_text()
+
+
+@pytest.mark.parametrize(
+    ("argv", "debug"),
+    [(["connect", "mx.example"], False), (["--debug", "connect", "mx.example"], True),
+     (["connect", "--debug", "mx.example"], True), (["--debug"], True)],
+)  # fmt: skip
+def test_debug_on_the_command_line_reaches_the_console(argv: list[str], debug: bool) -> None:
+    from smtp_tutor.cli.main import _console_options, build_parser
+
+    assert _console_options(build_parser("en").parse_args(argv)).debug is debug

@@ -105,6 +105,12 @@ def _add_common(parser: argparse.ArgumentParser, *, top: bool = False) -> None:
         default=False if top else argparse.SUPPRESS,
         help="no colours (NO_COLOR works too)",
     )
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        default=False if top else argparse.SUPPRESS,
+        help="show the traceback of an internal error too (it is always kept in debug.log)",
+    )
 
 
 def _triggers_help() -> str:
@@ -546,6 +552,7 @@ def _console_options(args: argparse.Namespace, **extra: object) -> ConsoleOption
         transcript=args.transcript,
         transcript_format=args.format,
         notices=notices,
+        debug=bool(getattr(args, "debug", False)),
         **extra,  # type: ignore[arg-type]
     )
 
