@@ -18,7 +18,6 @@ from importlib.resources.abc import Traversable
 from pathlib import Path
 
 from smtp_tutor.core.lessons.file_check import LessonChecker
-from smtp_tutor.core.lessons.kinds import STEP_KINDS, StepKinds
 from smtp_tutor.core.lessons.model import Lesson, LessonError
 
 
@@ -36,9 +35,7 @@ def _parse_error(path: Path, text: str, exc: Exception) -> LessonError:
     return LessonError(path, line, f"TOML syntax: {detail}")
 
 
-def _check(
-    source: Path | Traversable, builtin: bool, kinds: StepKinds = STEP_KINDS
-) -> tuple[Lesson | None, list[LessonError]]:
+def _check(source: Path | Traversable, builtin: bool) -> tuple[Lesson | None, list[LessonError]]:
     path = Path(str(source))
     try:
         raw = source.read_bytes()
@@ -53,7 +50,7 @@ def _check(
         data = tomllib.loads(text)
     except (ValueError, RecursionError) as exc:  # TOMLDecodeError is a ValueError
         return None, [_parse_error(path, text, exc)]
-    checker = LessonChecker(path, text, builtin, kinds)
+    checker = LessonChecker(path, text, builtin)
     try:
         lesson = checker.lesson(data)
     except Exception as exc:  # a bug here must not stop the other lessons loading
@@ -71,26 +68,20 @@ def _is_builtin_path(path: Path) -> bool:
         return False
 
 
-def check_lesson_file(
-    path: Path, *, builtin: bool | None = None, kinds: StepKinds = STEP_KINDS
-) -> list[LessonError]:
+def check_lesson_file(path: Path, *, builtin: bool | None = None) -> list[LessonError]:
     """Every problem in one lesson file, ordered by line; [] when it is fine. Never raises.
 
     `builtin` adds the built-in rules (no `missing`); None decides by the file's folder.
-    `kinds` is the registry of step kinds the file may use.
     """
     path = Path(path)
     if builtin is None:
         builtin = _is_builtin_path(path)
-    return _check(path, builtin, kinds)[1]
+    return _check(path, builtin)[1]
 
 
-def load_lesson(path: Path, *, builtin: bool = False, kinds: StepKinds = STEP_KINDS) -> Lesson:
-    """The lesson in `path`; raises the first LessonError (by line) when it has problems.
-
-    Its steps carry their kind from `kinds`, so judging them needs no registry.
-    """
-    lesson, errors = _check(Path(path), builtin, kinds)
+def load_lesson(path: Path, *, builtin: bool = False) -> Lesson:
+    """The lesson in `path`; raises the first LessonError (by line) when it has problems."""
+    lesson, errors = _check(Path(path), builtin)
     if errors:
         raise errors[0]
     assert lesson is not None
@@ -120,9 +111,7 @@ def _lesson_files(folder: Path | Traversable) -> list[Path | Traversable]:
     )
 
 
-def load_lessons(
-    extra_dirs: Sequence[Path] = (), *, kinds: StepKinds = STEP_KINDS
-) -> tuple[list[Lesson], list[LessonError]]:
+def load_lessons(extra_dirs: Sequence[Path] = ()) -> tuple[list[Lesson], list[LessonError]]:
     """The built-in lessons plus a teacher's (folders or single files), and every problem.
 
     A broken file is reported and skipped; it never stops the others. An extra lesson whose
@@ -150,7 +139,7 @@ def load_lessons(
             errors.append(LessonError(where, 1, f"cannot read: {exc.strerror or exc}"))
     lessons: dict[str, Lesson] = {}
     for source, builtin in sources:
-        lesson, problems = _check(source, builtin, kinds)
+        lesson, problems = _check(source, builtin)
         errors += problems
         if lesson is None:
             continue
