@@ -5,7 +5,9 @@ How it works:
 * `_plan` walks the script once and turns it into steps: the bytes of every line that has no
   placeholder are encoded up front, each line knows the verb it sends, and each expectation
   knows which command it answers (for the STARTTLS upgrade, the EHLO capabilities and the
-  explanation of a wrong reply).
+  explanation of a wrong reply). What a reply answers is the `Dialogue`'s verdict: the plan
+  drives one through the script (`core.transcript_dialogue`) and works out no SMTP state of
+  its own.
 * The steps run in *groups*: the lines written in one go before the replies are read. Without
   pipelining a group is one command — or a whole message, its content lines and the final
   ``.``, since the server answers nothing in between. With ``--pipeline`` and PIPELINING
@@ -40,11 +42,13 @@ from smtp_tutor.client.connection import (
     TimedOut,
     WireObserver,
 )
-from smtp_tutor.core.dialogue import Capabilities, ends_group
+from smtp_tutor.core.dialogue import AUTH_RESPONSE, END_OF_DATA, Capabilities, ends_group
+from smtp_tutor.core.dialogue import GREETING as DIALOGUE_GREETING
 from smtp_tutor.core.placeholders import ResolveError
 from smtp_tutor.core.replies import Reply
 from smtp_tutor.core.safe_text import visible as _visible
 from smtp_tutor.core.transcript import Directive, Expect, Script, Send, resolve, wire_bytes
+from smtp_tutor.core.transcript_dialogue import TranscriptDialogue, dialogue_line
 from smtp_tutor.replay.link import CUT_SHORT, Link
 
 EXIT_OK = 0
@@ -124,14 +128,21 @@ class _In:
 _Step = _Out | _In | Directive
 
 
+#: What a reply answers, as the checks and the explanations name it (the dialogue's
+#: pseudo-verbs for the greeting, the end of a message and an AUTH answer).
+_ANSWERS = {DIALOGUE_GREETING: GREETING, END_OF_DATA: ".", AUTH_RESPONSE: "AUTH"}
+
+
 def _plan(script: Script) -> list[_Step]:
+    """The steps of `script`; what each reply answers comes from a `Dialogue` that follows it."""
     steps: list[_Step] = []
     add = steps.append
-    answers = GREETING
-    challenged = False  # the last expectation was a 334: the next line answers it
+    follower = TranscriptDialogue()
+    send, receive = follower.send, follower.receive
     # A long script repeats its lines (MAIL FROM, DATA, ".", the same header): work each
     # distinct line out once. Commands and message lines are told apart: "." differs.
-    known: tuple[dict[str, tuple[bytes | None, str, bool, bool]], ...] = ({}, {})
+    known: tuple[dict[str, tuple[str, bool, str, bool, bool]], ...] = ({}, {})
+    answers = GREETING
     for item in script.items:
         if isinstance(item, Send) and item.chunk is not None:  # BDAT chunk data: exact bytes
             add(_Out(item, item.chunk_bytes(), "", False, True))
@@ -145,28 +156,27 @@ def _plan(script: Script) -> list[_Step]:
                     words = item.text.split(None, 1)
                     verb = words[0].upper() if words else ""
                 parts = item.parts
-                if not parts:
-                    wire: bytes | None = b"\r\n"
-                elif len(parts) == 1 and isinstance(parts[0], str):
-                    wire = wire_bytes(parts[0])
-                else:  # the parser merges literal text, so several parts means a placeholder
-                    wire = None
+                # The parser merges literal text, so several parts means a placeholder.
+                static = len(parts) < 2 and all(isinstance(p, str) for p in parts)
                 # The final "." ends a group only without pipelining; with it, the next
                 # command may follow in the same write (see _group).
                 ends = verb == "." or ends_group(verb)
-                found = (wire, verb, ends, data and not verb)
+                found = (dialogue_line(item), static, verb, ends, data and not verb)
                 known[data][item.text] = found
-            wire, verb, ends, content = found
-            add(_Out(item, wire, verb, ends, content))
-            if not content:
-                answers = "AUTH" if challenged else verb
-            challenged = False
+            line, static, verb, ends, content = found
+            sent = send(item, line)
+            assert sent is not None
+            # The dialogue's bytes; None: placeholders are computed when the line is sent.
+            add(_Out(item, sent.wire if static else None, verb, ends, content))
         elif isinstance(item, Expect):
+            answered = receive(item).answered
+            if answered is not None:  # else a reply to no command: explained as the last one
+                answers = _ANSWERS.get(answered.verb, answered.verb)
             add(_In(item, answers))
-            challenged = item.code == 334
-        elif isinstance(item, Directive) and item.name in ("connect", "closed"):
-            add(item)  # @tls and @time only inform
-            answers, challenged = GREETING, False
+        else:
+            follower.directive(item)
+            if item.name in ("connect", "closed"):
+                add(item)  # @tls and @time only inform
     return steps
 
 
