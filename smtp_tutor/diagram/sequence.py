@@ -4,9 +4,10 @@ A transcript is easy to replay but hard to *see*; a teacher wants the dialogue o
 Theory of operation:
 
 * `_Builder` walks a parsed `Script` once and turns it into rows (arrows and notes) and
-  background bands (the TLS stretch, the authenticated stretch). All protocol knowledge
-  lives there: message content collapsed into one arrow, who authenticated, which AUTH
-  answers are credentials.
+  background bands (the TLS stretch, the authenticated stretch). It decides no SMTP state
+  itself: a `Dialogue` follows the script (`core.transcript_dialogue`) and says which line
+  answers an AUTH challenge and which reply authenticated. The builder draws: message
+  content collapsed into one arrow, who authenticated, which AUTH answers are credentials.
 * `_Layout` gives every row a height and a y position; `render_svg` then writes the SVG as
   plain strings. No browser, no drawing library: the output is made by our own code, every
   text escaped for XML, every character XML 1.0 cannot carry shown as an escape.
@@ -31,9 +32,11 @@ from typing import BinaryIO, Literal, TextIO
 from xml.sax.saxutils import escape, quoteattr
 
 from smtp_tutor.core.auth import AuthError, b64decode_bytes, parse_challenge, user_in_answer
+from smtp_tutor.core.dialogue import AUTH_RESPONSE, Outcome
 from smtp_tutor.core.placeholders import Placeholder, Variable
 from smtp_tutor.core.redaction import mask
 from smtp_tutor.core.transcript import Directive, Expect, Script, Send
+from smtp_tutor.core.transcript_dialogue import TranscriptDialogue
 from smtp_tutor.core.transcript_jsonl import parse_script
 
 __all__ = [
@@ -248,7 +251,9 @@ class _Band:
 
 @dataclass
 class _Auth:
-    """An AUTH exchange in progress: which answer comes next and who is logging in."""
+    """The AUTH exchange being drawn: who is logging in, and how many answers were given
+    (the first LOGIN answer is the user name, not a secret). The `Dialogue` says when it
+    starts, which lines answer it and how it ends."""
 
     mechanism: str
     user: str | None = None
@@ -265,7 +270,7 @@ class _Builder:
     authenticated: _Band | None = None
     auth: _Auth | None = None
     pending_time: str | None = None
-    challenged: bool = False  # the last reply could be an AUTH challenge (334, 3xx, *)
+    dialogue: TranscriptDialogue = field(default_factory=TranscriptDialogue)
     message: list[Send] = field(default_factory=list)
     chunk: list[Send] = field(default_factory=list)  # BDAT chunk data so far
 
@@ -277,6 +282,7 @@ class _Builder:
                     self.flush_chunk()
                 continue
             if isinstance(item, Send) and item.data:
+                self.dialogue.send(item)
                 self.message.append(item)
                 if item.end_of_data:
                     self.flush_message(ended=True)
@@ -318,6 +324,7 @@ class _Builder:
     # -- items
 
     def directive(self, item: Directive) -> None:
+        self.dialogue.directive(item)
         if item.name == "time":
             self.pending_time = item.args[0]
         elif item.name == "connect":
@@ -350,15 +357,13 @@ class _Builder:
             self.rows.append(_Note("closed", text, item.line_no))
 
     def command(self, send: Send) -> None:
-        answering = self.auth is not None and self.challenged
-        if not answering:
-            self.auth = None
+        sent = self.dialogue.send(send)
+        verb = sent.verb if sent is not None else ""
         segments = _send_segments(send)
         hidden = False
-        words = _send_text(send).split(maxsplit=2)
-        if words and words[0].upper() == "AUTH" and not answering:
-            hidden = self.auth_command(send, words)
-        elif answering:
+        if verb == "AUTH":
+            hidden = self.auth_command(send, _send_text(send).split(maxsplit=2))
+        elif verb == AUTH_RESPONSE:
             hidden = self.auth_answer(send)
         if hidden:
             shown = mask(_send_text(send))
@@ -397,7 +402,8 @@ class _Builder:
     def auth_answer(self, send: Send) -> bool:
         """An answer to a 334 challenge; True when it carries a credential in clear."""
         auth = self.auth
-        assert auth is not None
+        if auth is None:  # the exchange began before what this script shows (an @tls)
+            auth = self.auth = _Auth(self.dialogue.dialogue.auth_mechanism or "")
         auth.answers += 1
         is_login_user = (
             auth.mechanism == "LOGIN" and auth.answers == 1 and not auth.login_user_given
@@ -419,6 +425,7 @@ class _Builder:
         return True
 
     def reply(self, expect: Expect) -> None:
+        outcome = self.dialogue.receive(expect)
         css, colour = _reply_class(expect)
         code = f"{expect.code:03d}" if expect.code is not None else expect.code_class or "*"
         texts = expect.lines or ("",)
@@ -449,24 +456,21 @@ class _Builder:
             )
         )
         self.pending_time = None
-        self.track_auth(expect)
+        self.track_auth(outcome, expect.line_no)
 
-    def track_auth(self, expect: Expect) -> None:
-        first = expect.code // 100 if expect.code is not None else None
-        if expect.code_class is not None:
-            first = int(expect.code_class[0])
-        # "S: *" in a hand-written script may be a challenge: better a line masked than leaked
-        self.challenged = first == 3 or (expect.code is None and expect.code_class is None)
-        auth = self.auth
-        if auth is None:
+    def track_auth(self, outcome: Outcome, line_no: int) -> None:
+        """A reply to AUTH or to an answer: a challenge goes on, 235 opens the band."""
+        answered = outcome.answered
+        if answered is None or answered.verb not in ("AUTH", AUTH_RESPONSE):
             return
-        if expect.code == 235 or (expect.code is None and first == 2):
-            self.auth = None
+        if outcome.auth_challenge:
+            return
+        auth, self.auth = self.auth, None
+        if outcome.authenticated:
             self.close_band("auth")
-            who = f"authenticated as {_visible(auth.user)}" if auth.user else "authenticated"
-            self.open_band("auth", who, expect.line_no)
-        elif not self.challenged:
-            self.auth = None
+            user = auth.user if auth is not None else None
+            who = f"authenticated as {_visible(user)}" if user else "authenticated"
+            self.open_band("auth", who, line_no)
 
     def flush_message(self, *, ended: bool) -> None:
         """Message content between 354 and the lone "." as one arrow."""
