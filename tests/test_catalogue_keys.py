@@ -32,9 +32,9 @@ KEY_HELPERS = {
     ("say", "console"): "console",  # Console.say and render.say
     ("_ui", "console"): "lessons_ui",  # LessonRunner._ui
     ("report", "sandbox"): "serve",  # SandboxHandler.report: serve prints the event
-    ("say", "smtp_tutor"): "cli",  # cli_text.say, in cli.py's option type checks
-    ("say_in", "smtp_tutor"): "cli",  # cli_text.say_in
-    ("_usage", "smtp_tutor"): "cli",  # connect_cli._usage
+    ("say", "cli"): "cli",  # cli/text.say, in cli/main.py's option type checks
+    ("say_in", "cli"): "cli",  # cli/text.say_in
+    ("_usage", "cli"): "cli",  # cli/connect._usage
 }
 
 

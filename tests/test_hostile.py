@@ -125,6 +125,12 @@ CLOSED_421 = "connection closed: the server closed the session (421)"
 TLS_FAILED = "TLS handshake with 127.0.0.1:{port} failed"  # {port}: filled in per run
 
 
+@pytest.fixture(autouse=True)
+def _unwrapped(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The explanations are matched as whole lines: no wrapping at 80 columns here."""
+    monkeypatch.setenv("COLUMNS", "1000")
+
+
 @dataclass(frozen=True)
 class Scenario:
     """One hostile server: its script, what the student types, what the console must say.
