@@ -14,7 +14,7 @@ How a script becomes dialogue events:
 * A script that starts with a ``C:`` line is replayed after the server's greeting, which it
   does not write down: the dialogue is given a 220 first, so the first reply in the script
   answers the first command, as it does on the wire.
-* ``S:`` expectations become a `Reply` (`stand_in`), with a code chosen as below.
+* ``S:`` expectations become a `Reply` of their lines, with a code chosen as below.
 * ``@connect`` starts a new `Dialogue`, with TLS from the first byte when it says ``tls``;
   ``@closed`` is `Dialogue.connection_lost`, and what follows it is a new connection;
   ``@tls`` is `Dialogue.tls_established` — or, before the greeting, the handshake of an
@@ -48,11 +48,12 @@ from smtp_tutor.core.dialogue import (
 from smtp_tutor.core.replies import Reply, make_reply
 from smtp_tutor.core.transcript import Directive, Expect, Item, Script, Send
 
-__all__ = ["TranscriptDialogue", "dialogue_line", "stand_in", "stand_in_code"]
+__all__ = ["TranscriptDialogue", "dialogue_line", "stand_in_code"]
 
 #: The greeting a script that starts with a C: line does not write down.
 _UNWRITTEN_GREETING = make_reply(220)
 _AUTH_VERBS = frozenset({"AUTH", AUTH_RESPONSE})
+_AWAITING_GREETING = Phase.AWAITING_GREETING  # read once: the hot path runs per line
 
 
 def stand_in_code(expect: Expect, answering: str | None) -> int:
@@ -66,11 +67,6 @@ def stand_in_code(expect: Expect, answering: str | None) -> int:
         if code // 100 == digit:
             return code
     return digit * 100 + 50
-
-
-def stand_in(expect: Expect, answering: str | None) -> Reply:
-    """`expect` as a reply (its code by `stand_in_code`, its lines as written)."""
-    return make_reply(stand_in_code(expect, answering), *expect.lines)
 
 
 def dialogue_line(send: Send) -> str:
@@ -111,9 +107,9 @@ class TranscriptDialogue:
         if send.chunk is not None:
             return None
         dialogue = self.dialogue
-        if self._disconnected or dialogue.phase is Phase.AWAITING_GREETING:
+        if self._disconnected or dialogue.phase is _AWAITING_GREETING:
             dialogue = self._current()
-            if dialogue.phase is Phase.AWAITING_GREETING and dialogue.greeting is None:
+            if dialogue.phase is _AWAITING_GREETING and dialogue.greeting is None:
                 dialogue.receive(_UNWRITTEN_GREETING)
         return dialogue.send(dialogue_line(send) if line is None else line)
 
@@ -134,7 +130,7 @@ class TranscriptDialogue:
         """The verb the next reply answers (a pseudo-verb for the greeting …), None: nothing."""
         dialogue = self.dialogue
         if self._disconnected or (
-            dialogue.phase is Phase.AWAITING_GREETING and dialogue.greeting is None
+            dialogue.phase is _AWAITING_GREETING and dialogue.greeting is None
         ):
             return GREETING
         in_flight = dialogue.in_flight
@@ -153,7 +149,7 @@ class TranscriptDialogue:
         elif name == "tls":
             version, cipher = [None if a == "?" else a for a in (*directive.args, "?", "?")[:2]]
             dialogue = self._current()
-            if dialogue.phase is Phase.AWAITING_GREETING:
+            if dialogue.phase is _AWAITING_GREETING:
                 dialogue.tls_at_connect(version, cipher)
             else:
                 dialogue.tls_established(version, cipher)
