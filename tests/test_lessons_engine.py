@@ -27,16 +27,8 @@ from smtp_tutor.core.lessons import (
     load_lessons,
 )
 from smtp_tutor.core.lessons.file_check import SCENARIO_KEYS, expand_macros
-from smtp_tutor.core.lessons.judge import (
-    Observation,
-    Verdict,
-    code_matches,
-    hint_text,
-    is_for_step,
-    matches_send,
-    render_reason,
-    verdict,
-)
+from smtp_tutor.core.lessons.judge import Observation, Verdict, hint_text, render_reason, verdict
+from smtp_tutor.core.lessons.kinds import code_matches, is_for_step, matches_send
 from smtp_tutor.core.lessons.progress import Progress
 from smtp_tutor.core.messages import localize, message
 

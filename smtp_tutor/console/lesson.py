@@ -1,8 +1,9 @@
 """A guided lesson running inside the console: the text above, the real session below.
 
-The runner watches what the console sends and what comes back, and asks the pure engine
-(`core.lesson_judge`) whether the current step is done. It never sends anything itself: every
-line still goes to the sandbox as the student typed it. Progress is saved after each step.
+The runner watches what the console sends and what comes back, asks the step's kind
+(`core.lessons.kinds`) whether a reply decides the step, and the judge (`core.lessons.judge`)
+whether the step is done. It never sends anything itself: every line still goes to the
+sandbox as the student typed it. Progress is saved after each step.
 """
 
 from __future__ import annotations
@@ -13,15 +14,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from smtp_tutor.client.session import ReplyEvent, SessionEvent, TLSEvent, TLSFailed
-from smtp_tutor.core.dialogue import AUTH_RESPONSE, END_OF_DATA, Outcome, Sent
+from smtp_tutor.core.dialogue import Outcome
 from smtp_tutor.core.lessons import Lesson, Step, Text
-from smtp_tutor.core.lessons.judge import (
-    Observation,
-    hint_text,
-    is_for_step,
-    render_reason,
-    verdict,
-)
+from smtp_tutor.core.lessons.judge import Observation, hint_text, render_reason, verdict
+from smtp_tutor.core.lessons.kinds import Answer, kind_of
 from smtp_tutor.core.lessons.progress import Progress
 from smtp_tutor.core.messages import message
 from smtp_tutor.lexer import highlight_fragments
@@ -54,7 +50,7 @@ class LessonRunner:
         self.hint_level = 0
         self.results: list[StepResult] = []
         self.console: Console | None = None
-        self._auth_line: str | None = None  # the AUTH line of an auth step in progress
+        self._kept_line: str | None = None  # the line the step's kind keeps (auth: AUTH ...)
         self._awaiting_tls: Observation | None = None  # a step that waits for the handshake
         self._mailbox_count = 0
         # Called on :restart before reconnecting: the sandbox forgets what it remembered.
@@ -141,7 +137,7 @@ class LessonRunner:
             return
         self._mailbox_count = self._count_messages()
         self.hint_level = 0
-        self._auth_line = None
+        self._kept_line = None
         self._awaiting_tls = None
         header = self._ui("step_header", number=self.index + 1, total=len(self.lesson.steps))
         self._say(f"\n{header}", "class:banner")
@@ -153,12 +149,12 @@ class LessonRunner:
     # -- what the console reports ------------------------------------------------------
 
     def on_send(self, line: str, in_data: bool, auth_answer: bool) -> None:
-        """A line is about to go out: remember an auth step's AUTH line."""
+        """A command line is about to go out: keep it if the step's kind wants it judged."""
         step = self.step
         if step is None or in_data or auth_answer:
             return
-        if step.kind == "auth" and line.split()[:1] and line.split()[0].upper() == "AUTH":
-            self._auth_line = line
+        if kind_of(step).keeps(step, line):
+            self._kept_line = line
 
     def on_event(self, event: SessionEvent) -> None:
         step = self.step
@@ -174,18 +170,11 @@ class LessonRunner:
         answered = outcome.answered
         if answered is None:
             return
-        if step.kind == "command" and answered.command is not None:
-            line = answered.command.line
-            if not is_for_step(step, line):
-                return
+        command_line = answered.command.line if answered.command is not None else ""
+        answer = Answer(answered.verb, command_line, outcome.reply.code)
+        line = kind_of(step).decisive(step, answer, self._kept_line)
+        if line is not None:
             self._judge_reply(step, line, outcome)
-        elif step.kind == "auth" and answered.verb in ("AUTH", AUTH_RESPONSE):
-            if outcome.reply.code == 334:
-                return  # the exchange goes on
-            line = self._auth_line or (answered.command.line if answered.command else "")
-            self._judge_reply(step, line, outcome)
-        elif _message_sent(step, answered):
-            self._judge_reply(step, "", outcome)
 
     def _judge_reply(self, step: Step, line: str, outcome: Outcome) -> None:
         observation = self._observe(line, outcome.reply.code)
@@ -291,12 +280,3 @@ class LessonRunner:
         self.results.clear()
         self.progress.set_position(self.lesson.id, 0)
         self._announce()
-
-
-def _message_sent(step: Step, answered: Sent) -> bool:
-    """Whether this reply says if the step's message was taken: the final dot's after DATA,
-    or, for a message sent in BDAT chunks, the reply to the chunk marked LAST."""
-    if step.kind == "message":
-        return answered.verb == END_OF_DATA
-    line = answered.command.line if answered.command is not None else ""
-    return step.kind == "chunks" and answered.verb == "BDAT" and line.upper().endswith(" LAST")

@@ -17,6 +17,7 @@ from smtp_tutor.console.lesson import LessonRunner, StepResult
 from smtp_tutor.console.scripted import ScriptError, run_console, screen_text
 from smtp_tutor.core.lessons import Lesson, Step
 from smtp_tutor.core.lessons.judge import Verdict, render_reason
+from smtp_tutor.core.lessons.kinds import kind_of
 from smtp_tutor.core.lessons.progress import Progress
 
 
@@ -81,7 +82,7 @@ async def replay_lesson(lesson: Lesson, lang: str = "en", timeout: float = 30.0)
             options = ConsoleOptions(
                 color=False, toolbar=False, lang=lang, mailbox=sandbox.mailbox_path
             )
-            lines = [line for step in lesson.steps for line in step.solution]
+            lines = [line for step in lesson.steps for line in kind_of(step).typed_lines(step)]
 
             def attach(console: object) -> None:
                 console.lesson = runner  # type: ignore[attr-defined]

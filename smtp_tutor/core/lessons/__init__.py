@@ -1,12 +1,14 @@
 """Guided lessons, pure: the model, loading and checking a lesson file, judging a step, progress.
 
-What lives here: `model` (the frozen Lesson), `file_check` (a teacher's TOML file, every
-problem with its line), `loading` (built-in and teachers' folders), `judge` (a step's
+What lives here: `model` (the frozen Lesson), `kinds` (the registry of step kinds: per kind,
+its keys, its solution, the reply that decides it), `file_check` (a teacher's TOML file,
+every problem with its line), `loading` (built-in and teachers' folders), `judge` (a step's
 verdict from a reply), `progress` (what a student finished). What it may import: the rest of
 `smtp_tutor.core` and `smtp_tutor.paths`; never a socket, asyncio or the console. The
 lesson format is documented for teachers in ``lessons/README.md``.
 """
 
+from smtp_tutor.core.lessons.kinds import STEP_KINDS, StepKind, StepKinds, kind_of
 from smtp_tutor.core.lessons.loading import (
     builtin_lesson_dir,
     check_lesson_file,
@@ -16,7 +18,6 @@ from smtp_tutor.core.lessons.loading import (
 )
 from smtp_tutor.core.lessons.model import (
     FORMAT,
-    KINDS,
     LANG_FALLBACK,
     LANGUAGES,
     REPLY_CLASS,
@@ -33,21 +34,24 @@ from smtp_tutor.core.lessons.model import (
 
 __all__ = [
     "FORMAT",
-    "KINDS",
     "LANGUAGES",
     "LANG_FALLBACK",
     "REPLY_CLASS",
     "REPLY_CODE",
+    "STEP_KINDS",
     "UI",
     "Lesson",
     "LessonError",
     "Playback",
     "Step",
+    "StepKind",
+    "StepKinds",
     "StepState",
     "Text",
     "builtin_lesson_dir",
     "check_lesson_file",
     "find_lesson",
+    "kind_of",
     "language_chain",
     "load_lesson",
     "load_lessons",

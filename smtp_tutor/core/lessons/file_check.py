@@ -3,7 +3,8 @@
 tomllib only says whether a file is TOML, and stops at the first error. A teacher writing a
 lesson needs every mistake in one pass, with the line it is on and what would be right, so
 the checker walks the parsed file once, collecting problems while it builds the ``Lesson``.
-It imports the model from ``lessons``; ``lessons`` imports it back only when a file is read.
+What a step's table may hold beyond the common keys, and how its solution must look, is
+asked of the step's kind (``kinds``); this module names no kind.
 """
 
 from __future__ import annotations
@@ -16,21 +17,19 @@ import tomllib
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any, cast
 
-from smtp_tutor.core.lessons.judge import line_matches
+from smtp_tutor.core.lessons.kinds import STEP_KINDS, StepKind, StepKinds
 from smtp_tutor.core.lessons.model import (
     FORMAT,
-    KINDS,
     LANGUAGES,
-    REPLY_CLASS,
-    REPLY_CODE,
     Lesson,
     LessonError,
     Playback,
     Step,
     StepState,
     Text,
+    show,
 )
 
 SCENARIO_KEYS: Mapping[str, type | tuple[type, ...]] = {
@@ -58,7 +57,6 @@ MACROS: Mapping[str, str] = {
     "name": r"(?:\[[^\[\]\s]+\]|[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*)",
     "base64": r"(?:[A-Za-z0-9+/]+={0,2}|=)",
 }
-_BDAT_COMMAND = re.compile(r":bdat(?: +[1-9][0-9]*)?")  # a chunks step's first line
 _MACRO = re.compile(r"\{(address_or_null|address|name|base64)\}")
 _ANY_MACRO = re.compile(r"(?<!\\)\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _LESSON_ID = re.compile(r"[a-z0-9]+(?:[-_][a-z0-9]+)*")
@@ -223,12 +221,6 @@ def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _show(value: object) -> str:
-    """A value quoted for a one-line message, cut if long."""
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
 def expand_macros(pattern: str) -> str:
     """Replace {address}, {address_or_null}, {name} and {base64} with their regexes."""
     return _MACRO.sub(lambda m: MACROS[m.group(1)], pattern)
@@ -243,9 +235,10 @@ def compile_pattern(pattern: str) -> re.Pattern[str]:
 class LessonChecker:
     """Walks the parsed TOML once, collecting every problem and building the lesson."""
 
-    def __init__(self, path: Path, text: str, builtin: bool) -> None:
+    def __init__(self, path: Path, text: str, builtin: bool, kinds: StepKinds = STEP_KINDS) -> None:
         self.path = path
         self.builtin = builtin
+        self.kinds = kinds
         self.where = _Locator(text)
         self.errors: list[LessonError] = []
         self.missing: set[str] = set()
@@ -371,20 +364,20 @@ class LessonChecker:
         elif not _is_int(fmt) or fmt != FORMAT:
             self.error(
                 ("format",),
-                f"format: {_show(fmt)} is not a format this smtp-tutor reads ({FORMAT})",
+                f"format: {show(fmt)} is not a format this smtp-tutor reads ({FORMAT})",
             )
         lesson_id = data.get("id")
         if lesson_id is None:
             self.error(("id",), 'id: missing; e.g. id = "greeting"')
         elif not isinstance(lesson_id, str) or not _LESSON_ID.fullmatch(lesson_id):
             self.error(
-                ("id",), f'id: {_show(lesson_id)} must be a lower-case slug like "first-mail"'
+                ("id",), f'id: {show(lesson_id)} must be a lower-case slug like "first-mail"'
             )
         number = data.get("number")
         if number is None:
             self.error(("number",), "number: missing; e.g. number = 14")
         elif not _is_int(number) or number < 0:
-            self.error(("number",), f"number: {_show(number)} must be a whole number, 0 or more")
+            self.error(("number",), f"number: {show(number)} must be a whole number, 0 or more")
         self.read_missing(data.get("missing"))
         title = self.text(("title",), data.get("title"), required=True, one_line=True)
         intro = self.text(("intro",), data.get("intro"), required=True)
@@ -419,7 +412,7 @@ class LessonChecker:
             if language == "en":
                 self.error(("missing",), "missing: English cannot be missing; every lesson has it")
             elif language not in LANGUAGES:
-                self.error(("missing",), f"missing: unknown language {_show(language)} (use zh)")
+                self.error(("missing",), f"missing: unknown language {show(language)} (use zh)")
             else:
                 self.missing.add(language)
         if self.missing and self.builtin:
@@ -438,16 +431,16 @@ class LessonChecker:
             where = ("scenario", key)
             if wanted is bool:
                 if not isinstance(item, bool):
-                    self.error(where, f"scenario.{key}: must be true or false, not {_show(item)}")
+                    self.error(where, f"scenario.{key}: must be true or false, not {show(item)}")
                     continue
             elif isinstance(item, bool) or not isinstance(item, wanted):
                 kind = "a whole number" if wanted is int else "a number of seconds"
-                self.error(where, f"scenario.{key}: must be {kind}, not {_show(item)}")
+                self.error(where, f"scenario.{key}: must be {kind}, not {show(item)}")
                 continue
             else:
                 minimum, said = _SCENARIO_MINIMUM[key]
                 if not math.isfinite(item) or item < minimum:
-                    self.error(where, f"scenario.{key}: must be {said}, not {_show(item)}")
+                    self.error(where, f"scenario.{key}: must be {said}, not {show(item)}")
                     continue
             scenario[key] = item
         return scenario
@@ -486,12 +479,12 @@ class LessonChecker:
     def step(self, index: int, raw: dict[str, Any], seen: dict[str, int]) -> Step | None:
         keys: tuple[str | int, ...] = ("steps", index)
         before = len(self.errors)
-        self.unknown_keys(keys, raw, _STEP_KEYS)
+        self.unknown_keys(keys, raw, (*_STEP_KEYS, *self.kinds.own_keys()))
         step_id = raw.get("id")
         if step_id is None:
             self.error(keys, f'{self.name(keys)}: id missing; e.g. id = "ehlo"')
         elif not isinstance(step_id, str) or not _STEP_ID.fullmatch(step_id):
-            self.error((*keys, "id"), f"{self.name(keys)}: id {_show(step_id)} must be one word")
+            self.error((*keys, "id"), f"{self.name(keys)}: id {show(step_id)} must be one word")
         elif step_id in seen:
             self.error(
                 (*keys, "id"),
@@ -499,35 +492,40 @@ class LessonChecker:
             )
         else:
             seen[step_id] = index
-        kind = raw.get("kind", "command")
-        if kind not in KINDS:
+        kind_name = raw.get("kind", self.kinds.default.name)
+        if isinstance(kind_name, str) and kind_name in self.kinds:
+            kind = self.kinds[kind_name]
+        else:
+            known = ", ".join(self.kinds)
             self.error(
                 (*keys, "kind"),
-                f"{self.name((*keys, 'kind'))}: {_show(kind)} is not one of {', '.join(KINDS)}",
+                f"{self.name((*keys, 'kind'))}: {show(kind_name)} is not one of {known}",
             )
-            kind = "command"
+            kind = self.kinds.default
         explain = self.text((*keys, "explain"), raw.get("explain"), required=True)
         goal = self.text((*keys, "goal"), raw.get("goal"), required=True, one_line=True)
         success = self.text((*keys, "success"), raw.get("success"), required=True)
         verbs, pattern = self.send(keys, kind, raw.get("send"))
-        expect = self.expect(keys, raw.get("expect"))
+        expect = self.expect(keys, kind, raw.get("expect"))
         state = self.state(keys, raw.get("state"))
         hints = self.hints((*keys, "hints"), raw.get("hints"))
         manual = raw.get("manual", False)
         if not isinstance(manual, bool):
             self.error((*keys, "manual"), f"{self.name((*keys, 'manual'))}: must be true or false")
             manual = False
-        elif manual and kind != "auth":
+        elif manual and not kind.takes_manual:
+            manual_kinds = ", ".join(k.name for k in self.kinds.values() if k.takes_manual)
             self.error(
                 (*keys, "manual"),
-                f"{self.name((*keys, 'manual'))}: only auth steps have a manual mode",
+                f"{self.name((*keys, 'manual'))}: only {manual_kinds} steps have a manual mode",
             )
+        extra = self.own_keys(keys, kind, raw)
         solution = self.solution(keys, kind, raw.get("solution"), verbs, pattern)
         if len(self.errors) > before or explain is None or goal is None or success is None:
             return None
         return Step(
             id=cast(str, step_id),
-            kind=cast(Literal["command", "auth", "message", "chunks"], kind),
+            kind=kind.name,
             explain=explain,
             goal=goal,
             verbs=verbs,
@@ -540,16 +538,34 @@ class LessonChecker:
             manual=manual,
             line_no=self.where.line(keys),
             solution_line=self.where.line((*keys, "solution")),
+            kind_spec=kind,
+            extra=extra,
         )
 
+    def own_keys(
+        self, keys: tuple[str | int, ...], kind: StepKind, raw: dict[str, Any]
+    ) -> dict[str, object]:
+        """The keys only some kinds take: refused on other kinds, read by the step's own."""
+        for key in self.kinds.own_keys():
+            if key in raw and key not in kind.own_keys:
+                takers = ", ".join(k.name for k in self.kinds.values() if key in k.own_keys)
+                self.error((*keys, key), f"{self.name((*keys, key))}: only {takers} steps take it")
+
+        def problem(key: str, text: str) -> None:
+            self.error((*keys, key), f"{self.name((*keys, key))}: {text}")
+
+        return kind.read_keys(raw, problem)
+
     def send(
-        self, keys: tuple[str | int, ...], kind: str, value: object
+        self, keys: tuple[str | int, ...], kind: StepKind, value: object
     ) -> tuple[tuple[str, ...], re.Pattern[str] | None]:
         where = (*keys, "send")
         name = self.name(where)
-        if kind in ("message", "chunks"):
+        if not kind.takes_send:
             if value is not None:
-                self.error(where, f"{name}: {kind} steps have no send; expect and state check them")
+                self.error(
+                    where, f"{name}: {kind.name} steps have no send; expect and state check them"
+                )
             return (), None
         table = self.table(where, value)
         verbs: tuple[str, ...] = ()
@@ -575,8 +591,8 @@ class LessonChecker:
             if raw_pattern is not None:
                 pattern = self.pattern((*where, "pattern"), raw_pattern)
         if not verbs and pattern is None and "pattern" not in (table or {}):
-            if kind == "auth":
-                verbs = ("AUTH",)
+            if kind.default_verbs:
+                verbs = kind.default_verbs
             elif "verb" not in (table or {}):
                 self.error(
                     where, f"{name}: give send.verb or send.pattern (what the student types)"
@@ -600,7 +616,7 @@ class LessonChecker:
             self.error(keys, f"{name}: not a valid regular expression: {detail}")
             return None
 
-    def expect(self, keys: tuple[str | int, ...], value: object) -> tuple[str, ...]:
+    def expect(self, keys: tuple[str | int, ...], kind: StepKind, value: object) -> tuple[str, ...]:
         where = (*keys, "expect")
         name = self.name(where)
         if value is None:
@@ -620,15 +636,11 @@ class LessonChecker:
             return ()
         good: list[str] = []
         for code in codes:
-            if isinstance(code, str) and (
-                REPLY_CODE.fullmatch(code) or REPLY_CLASS.fullmatch(code)
-            ):
-                good.append(code.lower())
+            item = kind.parse_expect(code)
+            if item is not None:
+                good.append(item)
             else:
-                self.error(
-                    (*where, "code"),
-                    f'{name}.code: {_show(code)} is not a reply code ("250") or a class ("2xx")',
-                )
+                self.error((*where, "code"), f"{name}.code: {show(code)} is not {kind.expect_help}")
         return tuple(good)
 
     def state(self, keys: tuple[str | int, ...], value: object) -> StepState:
@@ -659,7 +671,7 @@ class LessonChecker:
     def solution(
         self,
         keys: tuple[str | int, ...],
-        kind: str,
+        kind: StepKind,
         value: object,
         verbs: tuple[str, ...],
         pattern: re.Pattern[str] | None,
@@ -675,13 +687,6 @@ class LessonChecker:
         if any("\n" in line or "\r" in line for line in value):
             self.error(where, f"{name}: each line must be its own list item")
             return ()
-        if kind in ("message", "chunks"):
-            if value[-1] != ".":
-                self.error(where, f'{name}: a message ends with the line "."')
-            if kind == "chunks" and not _BDAT_COMMAND.fullmatch(value[0]):
-                self.error(where, f'{name}: a chunks step starts with ":bdat" or ":bdat SIZE"')
-        elif not value[0].strip():
-            self.error(where, f"{name}: the first line is empty")
-        elif not line_matches(verbs, pattern, value[0]):
-            self.error(where, f"{name}: {_show(value[0])} does not match this step's send")
+        for problem in kind.solution_problems(value, verbs, pattern):
+            self.error(where, f"{name}: {problem}")
         return tuple(value)

@@ -2,21 +2,20 @@
 
 This is the part of the engine a running lesson calls after every reply, kept apart from
 reading files. The console runner owns the session and hands ``verdict`` an ``Observation``
-of what happened. Checks are by reply code or class only, never by reply text. The engine's
+of what happened; the step's kind (``kinds``) says whether the line judged is the step's and
+whether the code passes. Checks are by reply code or class only, never by reply text. The engine's
 own words (verdict reasons, answer labels) live in ``smtp_tutor/data/lessons_ui.toml``;
 lesson texts live in the lesson file.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from smtp_tutor.core.lessons.model import REPLY_CLASS, REPLY_CODE, UI, Step, language_chain
+from smtp_tutor.core.lessons.kinds import kind_of
+from smtp_tutor.core.lessons.model import UI, Step, language_chain
 from smtp_tutor.core.messages import message
-
-_EXPLORING = frozenset({"NOOP", "HELP", "RSET"})
 
 
 @dataclass(frozen=True)
@@ -24,7 +23,7 @@ class Observation:
     """What happened when the student did something during a step; built by the runner."""
 
     line: str  # the command line sent (auth: the AUTH line; message: "")
-    code: int | None  # the reply code that decides the step
+    code: int | str | None  # the reply code that decides the step (a kind may use words)
     tls: bool = False
     authenticated: bool = False
     delivered: bool = False  # a new message was stored in the sandbox during this step
@@ -39,56 +38,12 @@ class Verdict:
     params: Mapping[str, str] = field(default_factory=dict)
 
 
-def _verb(line: str) -> str:
-    words = line.split(None, 1)
-    return words[0].upper() if words else ""
-
-
-def line_matches(verbs: Sequence[str], pattern: re.Pattern[str] | None, line: str) -> bool:
-    if verbs and _verb(line) not in verbs:
-        return False
-    return pattern is None or pattern.fullmatch(line.strip()) is not None
-
-
-def matches_send(step: Step, line: str) -> bool:
-    """The verb is one of the step's (if given) and the pattern matches the line (if given)."""
-    return line_matches(step.verbs, step.pattern, line)
-
-
-def is_for_step(step: Step, line: str) -> bool:
-    """False for a line the runner should let through unjudged: blank, or NOOP/HELP/RSET
-    when the step does not ask for them (students explore)."""
-    verb = _verb(line)
-    if not verb:
-        return False
-    if verb not in _EXPLORING or verb in step.verbs:
-        return True
-    return not step.verbs and step.pattern is not None and matches_send(step, line)
-
-
-def code_matches(expect: Sequence[str], code: int | None) -> bool:
-    """Whether `code` is one of the codes ("250") or classes ("2xx") in `expect`."""
-    if code is None or isinstance(code, bool):
-        return False
-    if not expect:
-        return True
-    for item in expect:
-        text = str(item).strip().lower()
-        if REPLY_CLASS.fullmatch(text) and code // 100 == int(text[0]):
-            return True
-        if REPLY_CODE.fullmatch(text) and int(text) == code:
-            return True
-    return False
-
-
 def verdict(step: Step, obs: Observation) -> Verdict:
     """Whether the step is done; if not, the first reason why (the runner adds the goal)."""
-    if step.kind in ("message", "chunks"):
-        if obs.line.strip():
-            return Verdict(False, "wrong_command")
-    elif not matches_send(step, obs.line):
+    kind = kind_of(step)
+    if not kind.judges(step, obs.line):
         return Verdict(False, "wrong_command")
-    if not code_matches(step.expect, obs.code):
+    if not kind.code_matches(step.expect, obs.code):
         got = "—" if obs.code is None else str(obs.code)
         return Verdict(False, "wrong_code", {"got": got, "want": ", ".join(step.expect)})
     state = step.state
@@ -130,9 +85,10 @@ def _hints(step: Step, lang: str) -> tuple[tuple[str, ...], bool]:
 def format_solution(step: Step, lang: str) -> str:
     """The step's answer, laid out as what to type at the console's prompts."""
     lines = [message(UI, "answer_intro", lang)]
+    notes = kind_of(step).answer_notes(step)
     for number, line in enumerate(step.solution):
-        if number == 1 and step.kind == "auth" and not step.manual:
-            lines.append("  " + message(UI, "answer_auth_prompts", lang))
+        if number in notes:
+            lines.append("  " + message(UI, notes[number], lang))
         lines.append("    " + (line if line else message(UI, "answer_empty_line", lang)))
     return "\n".join(lines)
 

@@ -18,6 +18,7 @@ from importlib.resources.abc import Traversable
 from pathlib import Path
 
 from smtp_tutor.core.lessons.file_check import LessonChecker
+from smtp_tutor.core.lessons.kinds import STEP_KINDS, StepKinds
 from smtp_tutor.core.lessons.model import Lesson, LessonError
 
 
@@ -35,7 +36,9 @@ def _parse_error(path: Path, text: str, exc: Exception) -> LessonError:
     return LessonError(path, line, f"TOML syntax: {detail}")
 
 
-def _check(source: Path | Traversable, builtin: bool) -> tuple[Lesson | None, list[LessonError]]:
+def _check(
+    source: Path | Traversable, builtin: bool, kinds: StepKinds = STEP_KINDS
+) -> tuple[Lesson | None, list[LessonError]]:
     path = Path(str(source))
     try:
         raw = source.read_bytes()
@@ -50,7 +53,7 @@ def _check(source: Path | Traversable, builtin: bool) -> tuple[Lesson | None, li
         data = tomllib.loads(text)
     except (ValueError, RecursionError) as exc:  # TOMLDecodeError is a ValueError
         return None, [_parse_error(path, text, exc)]
-    checker = LessonChecker(path, text, builtin)
+    checker = LessonChecker(path, text, builtin, kinds)
     try:
         lesson = checker.lesson(data)
     except Exception as exc:  # a bug here must not stop the other lessons loading
@@ -68,20 +71,26 @@ def _is_builtin_path(path: Path) -> bool:
         return False
 
 
-def check_lesson_file(path: Path, *, builtin: bool | None = None) -> list[LessonError]:
+def check_lesson_file(
+    path: Path, *, builtin: bool | None = None, kinds: StepKinds = STEP_KINDS
+) -> list[LessonError]:
     """Every problem in one lesson file, ordered by line; [] when it is fine. Never raises.
 
     `builtin` adds the built-in rules (no `missing`); None decides by the file's folder.
+    `kinds` is the registry of step kinds the file may use.
     """
     path = Path(path)
     if builtin is None:
         builtin = _is_builtin_path(path)
-    return _check(path, builtin)[1]
+    return _check(path, builtin, kinds)[1]
 
 
-def load_lesson(path: Path, *, builtin: bool = False) -> Lesson:
-    """The lesson in `path`; raises the first LessonError (by line) when it has problems."""
-    lesson, errors = _check(Path(path), builtin)
+def load_lesson(path: Path, *, builtin: bool = False, kinds: StepKinds = STEP_KINDS) -> Lesson:
+    """The lesson in `path`; raises the first LessonError (by line) when it has problems.
+
+    Its steps carry their kind from `kinds`, so judging them needs no registry.
+    """
+    lesson, errors = _check(Path(path), builtin, kinds)
     if errors:
         raise errors[0]
     assert lesson is not None
@@ -111,7 +120,9 @@ def _lesson_files(folder: Path | Traversable) -> list[Path | Traversable]:
     )
 
 
-def load_lessons(extra_dirs: Sequence[Path] = ()) -> tuple[list[Lesson], list[LessonError]]:
+def load_lessons(
+    extra_dirs: Sequence[Path] = (), *, kinds: StepKinds = STEP_KINDS
+) -> tuple[list[Lesson], list[LessonError]]:
     """The built-in lessons plus a teacher's (folders or single files), and every problem.
 
     A broken file is reported and skipped; it never stops the others. An extra lesson whose
@@ -139,7 +150,7 @@ def load_lessons(extra_dirs: Sequence[Path] = ()) -> tuple[list[Lesson], list[Le
             errors.append(LessonError(where, 1, f"cannot read: {exc.strerror or exc}"))
     lessons: dict[str, Lesson] = {}
     for source, builtin in sources:
-        lesson, problems = _check(source, builtin)
+        lesson, problems = _check(source, builtin, kinds)
         errors += problems
         if lesson is None:
             continue

@@ -1,24 +1,27 @@
 """What a lesson is: the frozen `Lesson`, its steps and texts, and the error a file gives.
 
 A lesson is read in one place (`file_check`) and judged in another (`judge`); both need
-this model, so it imports neither — which is what keeps the three out of a circle.
+this model and the step kinds (`kinds`), so it imports none of them — which is what keeps
+them out of a circle.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING
 
 from smtp_tutor.core.knowledge import normalise_language
+
+if TYPE_CHECKING:
+    from smtp_tutor.core.lessons.kinds import StepKind
 
 LANGUAGES = ("en", "zh")
 #: Languages to try, in order, for a reader of each language ``normalise_language`` gives:
 #: zh-TW, zh-HK and zh-Hant readers get the Simplified text, then English; anyone else English.
 LANG_FALLBACK: Mapping[str, tuple[str, ...]] = {"en": ("en",), "zh": ("zh", "en")}
-KINDS = ("command", "auth", "message", "chunks")
 FORMAT = 1
 UI = "lessons_ui"  # the message catalogue smtp_tutor/data/lessons_ui.toml
 # An expect entry: a reply code ("250") or a reply class ("2xx").
@@ -63,7 +66,7 @@ class StepState:
 @dataclass(frozen=True)
 class Step:
     id: str
-    kind: Literal["command", "auth", "message", "chunks"]
+    kind: str  # the name of its kind; what the kind does is `kinds.kind_of(step)`
     explain: Text
     goal: Text
     verbs: tuple[str, ...]  # upper case; empty: any verb
@@ -76,6 +79,9 @@ class Step:
     manual: bool
     line_no: int  # the line of its [[steps]] header
     solution_line: int = 0  # the line of its `solution` key (0: not from a file)
+    # The kind it was loaded with (None: built in code, looked up by name in STEP_KINDS).
+    kind_spec: StepKind | None = field(default=None, compare=False, repr=False)
+    extra: Mapping[str, object] = field(default_factory=dict)  # the kind's own keys
 
 
 @dataclass(frozen=True)
@@ -100,6 +106,12 @@ class Lesson:
     id_line: int = 1
 
 
+def show(value: object) -> str:
+    """A value quoted for a one-line message, cut if long."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 class LessonError(ValueError):
     """One problem in a lesson file, printed as `path:line: message` like a compiler's."""
 
@@ -111,6 +123,3 @@ class LessonError(ValueError):
 
     def __str__(self) -> str:
         return f"{self.path}:{self.line}: {self.message}"
-
-
-# --- Loading --------------------------------------------------------------------------------
