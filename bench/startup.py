@@ -51,6 +51,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from benchlib import (
     Figure,
@@ -163,12 +164,41 @@ DATA_LINES = (
 )
 
 
+def consoles_completer(console: Any, dialogue: Callable[[], Any]) -> tuple[Any, str]:
+    """The completer the console wires up itself, caught as it is made; else one made here.
+
+    The console's internals move (issue 13): whichever method makes its prompts is called,
+    and the SMTPCompleter it builds is the one measured. Returns it and how it was found.
+    """
+    from smtp_tutor.console import completion
+
+    made: list[Any] = []
+    original = completion.SMTPCompleter.__init__
+
+    def spy(self: Any, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        made.append(self)
+
+    for name in ("_open_reader", "_make_prompts"):
+        method = getattr(console, name, None)
+        if method is None:
+            continue
+        completion.SMTPCompleter.__init__ = spy  # type: ignore[method-assign]
+        try:
+            method()
+        finally:
+            completion.SMTPCompleter.__init__ = original  # type: ignore[method-assign]
+        if made:
+            return made[-1], f"the console's own (Console.{name})"
+    built = completion.SMTPCompleter(dialogue, addresses=console.addresses)
+    return built, "built by the bench (no known Console method makes the prompts)"
+
+
 def typing_worker(ehlo_lines: int, help_lines: int, addresses: int, passes: int) -> dict:
     """Runs in its own interpreter; returns the samples as JSON-able lists."""
     from prompt_toolkit.completion import CompleteEvent
     from prompt_toolkit.document import Document
     from prompt_toolkit.input import create_pipe_input
-    from prompt_toolkit.output import DummyOutput
     from prompt_toolkit.output.plain_text import PlainTextOutput
     from servers import ehlo_reply, help_reply
 
@@ -196,14 +226,13 @@ def typing_worker(ehlo_lines: int, help_lines: int, addresses: int, passes: int)
     if dialogue.capabilities is None:
         raise RuntimeError("the EHLO reply did not give the dialogue capabilities")
 
+    sink = io.StringIO()  # what the console prints: only the 10,000-line reply below
     with create_pipe_input() as pipe:
         console = Console(
-            Target("127.0.0.1", 25), ConsoleOptions(), input=pipe, output=DummyOutput()
+            Target("127.0.0.1", 25), ConsoleOptions(), input=pipe, output=PlainTextOutput(sink)
         )
         console._dialogue = lambda: dialogue  # type: ignore[method-assign]
-        console._make_prompts()
-        completer = console._prompt.completer
-        assert completer is not None
+        completer, wiring = consoles_completer(console, lambda: dialogue)
         for number in range(addresses // 2):
             for line in (
                 f"MAIL FROM:<sender{number}@example.org>",
@@ -243,9 +272,9 @@ def typing_worker(ehlo_lines: int, help_lines: int, addresses: int, passes: int)
             exchange(".", b"250 2.0.0 queued\r\n")
         offered = len(list(completer.get_completions(Document("RCPT TO:<r"), event)))
 
-        # A 10,000-line reply, as the console shows one, into a PlainTextOutput.
-        sink = io.StringIO()
-        console.output = PlainTextOutput(sink)
+        # A 10,000-line reply, as the console shows one, into the PlainTextOutput.
+        sink.seek(0)
+        sink.truncate()
         data = help_reply(help_lines)
         start = time.perf_counter()
         dialogue.send("HELP")
@@ -255,6 +284,7 @@ def typing_worker(ehlo_lines: int, help_lines: int, addresses: int, passes: int)
     return {
         "completion_ms": completion,
         "toolbar_ms": toolbars,
+        "completer": wiring,
         "slowest_ms": slowest[0],
         "slowest_text": slowest[1],
         "print_s": printed,
@@ -451,7 +481,7 @@ def main() -> int:
     print(
         f"  session kept {facts.get('addresses_kept')} of {ADDRESSES} addresses and "
         f"{facts.get('ehlo_keywords_kept')} EHLO keywords; RCPT TO:<r offers "
-        f"{facts.get('offered_for_rcpt')} completions"
+        f"{facts.get('offered_for_rcpt')} completions; completer: {facts.get('completer')}"
     )
     if args.compare:
         print_compare(args.compare, "startup", figures)

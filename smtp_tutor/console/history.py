@@ -22,8 +22,9 @@ does. So the file is guarded in layers, any one of which refuses a line:
    * A line that is a single word and not a known verb is not stored: that is what a
      password typed at the wrong prompt looks like. With a dialogue, any line whose verb is
      neither a known verb nor an advertised EHLO keyword (XCLIENT …) is refused too.
-5. A pasted block of several lines is cut after its first AUTH, DATA or BDAT line: what
-   follows is an AUTH answer or message text.
+5. A pasted block of several lines is cut after its first AUTH, DATA or BDAT line — a verb
+   the verb table says is `followed_by` something that is not a command: what follows is
+   an AUTH answer or message text.
 
 A refused line is kept neither on disk nor in memory (so Up never shows it). The file is
 prompt_toolkit's own format, created 0600 in a 0700 directory; a file with a looser mode is
@@ -45,6 +46,7 @@ from prompt_toolkit.history import FileHistory
 from smtp_tutor.core.commands import KNOWN_VERBS, parse_command
 from smtp_tutor.core.dialogue import Capabilities
 from smtp_tutor.core.redaction import SecretTracker
+from smtp_tutor.core.verbs import verbs
 from smtp_tutor.paths import ensure_private_dir, state_dir
 
 __all__ = [
@@ -59,7 +61,7 @@ __all__ = [
 _FILE_MODE = 0o600
 _SECRET_CONSOLE_COMMANDS = frozenset({":b64", ":unb64"})
 #: Verbs after which the next lines of a pasted block are AUTH answers or message text.
-_BLOCK_ENDERS = frozenset({"AUTH", "DATA", "BDAT"})
+_BLOCK_ENDERS = frozenset(name for name, row in verbs().items() if row.followed_by)
 
 
 class LineKind(StrEnum):

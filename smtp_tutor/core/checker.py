@@ -1,8 +1,10 @@
 """Warnings about a line *before* it goes out: the mistakes a server would punish.
 
 The checker never blocks anything — raw stays raw — it only predicts. Its sequence rules are
-the dialogue's own tables, so the checker cannot disagree with the state machine. Each finding
-is an id with parameters; the words live in `data/checker.toml`, in every language.
+the dialogue's own tables, so the checker cannot disagree with the state machine; what a verb
+takes as argument, the EHLO keyword it needs and its MAIL/RCPT parameters come from the same
+verb table (`data/verbs.toml`). Each finding is an id with parameters; the words live in
+`data/checker.toml`, in every language.
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ from typing import Literal
 
 from smtp_tutor.core.commands import (
     KNOWN_VERBS,
-    NO_ARGUMENT_VERBS,
     Command,
     PathArgument,
     is_valid_address,
@@ -23,6 +24,7 @@ from smtp_tutor.core.commands import (
     parse_path_argument,
 )
 from smtp_tutor.core.dialogue import ALLOWED_PHASES, Capabilities, Dialogue, Phase
+from smtp_tutor.core.verbs import Verb, verb, verbs
 
 Severity = Literal["error", "warning", "info"]
 
@@ -31,22 +33,12 @@ COMMAND_LINE_LIMIT = 512
 #: RFC 5321 §4.5.3.1.6: a text line is at most 1000 octets including CRLF.
 TEXT_LINE_LIMIT = 1000
 
-#: MAIL / RCPT parameters and the EHLO keyword that must have been advertised for each.
+#: MAIL / RCPT parameters and the EHLO keyword that must have been advertised for each
+#: (`[MAIL.parameters.*]` in data/verbs.toml).
 PARAMETER_KEYWORDS: dict[str, dict[str, str]] = {
-    "MAIL": {
-        "SIZE": "SIZE",
-        "BODY": "8BITMIME",
-        "SMTPUTF8": "SMTPUTF8",
-        "RET": "DSN",
-        "ENVID": "DSN",
-        "AUTH": "AUTH",
-        "REQUIRETLS": "REQUIRETLS",
-        "MT-PRIORITY": "MT-PRIORITY",
-        "BY": "DELIVERBY",
-        "HOLDFOR": "FUTURERELEASE",
-        "HOLDUNTIL": "FUTURERELEASE",
-    },
-    "RCPT": {"NOTIFY": "DSN", "ORCPT": "DSN"},
+    name: {key: parameter.extension for key, parameter in row.parameters.items()}
+    for name, row in verbs().items()
+    if row.argument == "path"
 }
 
 
@@ -86,12 +78,13 @@ def check(line: str, dialogue: Dialogue) -> list[Finding]:
         findings.append(
             Finding("not_pipelining", "warning", {"count": str(len(dialogue.in_flight))})
         )
-    if not command.known:
+    row = verb(command.verb)
+    if row is None:
         return findings + _unknown_verb(command)
-    findings += _check_arguments(command, dialogue)
+    findings += _check_arguments(command, row, dialogue)
     if dialogue.phase is not Phase.AWAITING_GREETING:
         findings += _check_sequence(command, dialogue)
-    findings += _check_extensions(command, dialogue)
+    findings += _check_extensions(command, row, dialogue)
     return findings
 
 
@@ -107,23 +100,19 @@ def _unknown_verb(command: Command) -> list[Finding]:
     return [Finding("unknown_verb", "error", {"verb": command.verb})]
 
 
-def _check_arguments(command: Command, dialogue: Dialogue) -> list[Finding]:
+def _check_arguments(command: Command, row: Verb, dialogue: Dialogue) -> list[Finding]:
     verb, argument = command.verb, command.argument
-    if verb in NO_ARGUMENT_VERBS and argument:
+    if row.argument == "none" and argument:
         return [Finding("no_argument_expected", "error", {"verb": verb})]
+    if row.argument == "required" and not argument:
+        return [Finding(row.missing_argument, "error", {"verb": verb})]
     if verb in ("EHLO", "HELO"):
-        if not argument:
-            return [Finding("hello_without_name", "error", {"verb": verb})]
         server = _server_name(dialogue)
         if server and argument.split()[0].lower() == server.lower():
             return [Finding("hello_server_name", "warning", {"name": argument.split()[0]})]
         return []
-    if verb in ("VRFY", "EXPN") and not argument:
-        return [Finding("argument_required", "error", {"verb": verb})]
-    if verb == "AUTH" and not argument:
-        return [Finding("auth_without_mechanism", "error")]
     path = parse_path_argument(command)
-    return _check_path(command, path) if path is not None else []
+    return _check_path(command, row, path) if path is not None else []
 
 
 def _server_name(dialogue: Dialogue) -> str:
@@ -133,8 +122,8 @@ def _server_name(dialogue: Dialogue) -> str:
     return greeting.lines[0].split()[0]
 
 
-def _check_path(command: Command, path: PathArgument) -> list[Finding]:
-    expected = "FROM" if command.verb == "MAIL" else "TO"
+def _check_path(command: Command, row: Verb, path: PathArgument) -> list[Finding]:
+    expected = row.path_keyword
     example = f"{command.verb} {expected}:<{path.path or 'user@example.com'}>"
     params = {"verb": command.verb, "keyword": expected, "example": example}
     if path.keyword.upper() != expected:
@@ -178,22 +167,21 @@ def _check_sequence(command: Command, dialogue: Dialogue) -> list[Finding]:
     return [Finding("out_of_sequence", "error", {"verb": verb, "phase": dialogue.phase_label})]
 
 
-def _check_extensions(command: Command, dialogue: Dialogue) -> list[Finding]:
+def _check_extensions(command: Command, row: Verb, dialogue: Dialogue) -> list[Finding]:
     caps = dialogue.capabilities
     if caps is None or dialogue.phase in (Phase.AWAITING_GREETING, Phase.GREETED):
         return []
-    verb = command.verb
-    after_helo = dialogue.said_hello == "HELO"
-    if verb in ("STARTTLS", "AUTH", "BDAT") and after_helo:
+    verb, keyword = command.verb, row.extension
+    if keyword and dialogue.said_hello == "HELO":
         return [Finding("extension_after_helo", "error", {"verb": verb})]
-    if verb == "STARTTLS" and not caps.has("STARTTLS") and not dialogue.tls_active:
-        return [Finding("not_advertised", "warning", {"keyword": "STARTTLS"})]
-    if verb == "BDAT" and not caps.has("CHUNKING"):
-        return [Finding("not_advertised", "warning", {"keyword": "CHUNKING"})]
     if verb == "AUTH":
         return _check_auth(command, dialogue, caps)
-    if verb in PARAMETER_KEYWORDS:
-        return _check_parameters(command, caps, _transaction_smtputf8(dialogue))
+    if verb == "STARTTLS" and dialogue.tls_active:
+        return []  # after TLS the server stops advertising it: `starttls_twice` says why
+    if keyword and not caps.has(keyword):
+        return [Finding("not_advertised", "warning", {"keyword": keyword})]
+    if row.argument == "path":
+        return _check_parameters(command, row, caps, _transaction_smtputf8(dialogue))
     return []
 
 
@@ -226,24 +214,23 @@ def _transaction_smtputf8(dialogue: Dialogue) -> bool:
 
 
 def _check_parameters(
-    command: Command, caps: Capabilities, transaction_smtputf8: bool = False
+    command: Command, row: Verb, caps: Capabilities, transaction_smtputf8: bool = False
 ) -> list[Finding]:
     path = parse_path_argument(command)
     if path is None:
         return []
     findings: list[Finding] = []
-    known = PARAMETER_KEYWORDS[command.verb]
     for name, value in path.parameters.items():
-        keyword = known.get(name)
-        if keyword is None:
+        parameter = row.parameters.get(name)
+        if parameter is None:
             findings.append(Finding("unknown_parameter", "warning", {"parameter": name}))
-        elif not caps.has(keyword):
-            params = {"parameter": name, "keyword": keyword}
+        elif not caps.has(parameter.extension):
+            params = {"parameter": name, "keyword": parameter.extension}
             findings.append(Finding("parameter_not_advertised", "warning", params))
         elif name == "SIZE":
             findings += _check_size(value, caps)
-        elif name == "BODY" and value and value.upper() not in ("7BIT", "8BITMIME", "BINARYMIME"):
-            findings.append(Finding("bad_body_value", "error", {"value": value}))
+        elif parameter.values and value and value.upper() not in parameter.values:
+            findings.append(Finding(parameter.bad_value, "error", {"value": value}))
     utf8_asked = "SMTPUTF8" in path.parameters or (command.verb == "RCPT" and transaction_smtputf8)
     if not path.path.isascii() and not utf8_asked:
         rule = "smtputf8_parameter" if caps.has("SMTPUTF8") else "smtputf8_unavailable"

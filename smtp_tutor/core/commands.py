@@ -7,19 +7,28 @@ checker can point at the mistake instead of refusing to look.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-#: Verbs of RFC 5321 and of the common extensions, in the order a session uses them.
-KNOWN_VERBS: tuple[str, ...] = (
-    "EHLO", "HELO", "STARTTLS", "AUTH", "MAIL", "RCPT", "DATA", "BDAT",
-    "RSET", "NOOP", "HELP", "VRFY", "EXPN", "QUIT", "ETRN", "TURN", "ATRN",
-)  # fmt: skip
+from smtp_tutor.core.verbs import verb as verb_row
+from smtp_tutor.core.verbs import verbs
 
-#: Verbs whose argument must be empty (RFC 5321 §4.1.1.4, .5, .10; RFC 3207 §4).
-NO_ARGUMENT_VERBS = frozenset({"DATA", "RSET", "QUIT", "STARTTLS"})
+#: Verbs of RFC 5321 and of the common extensions, in the order a session uses them
+#: (the tables of data/verbs.toml).
+KNOWN_VERBS: tuple[str, ...] = tuple(verbs())
+
+#: The verbs that take a path (MAIL FROM:<…>, RCPT TO:<…>) and the words before the colon.
+_PATH_KEYWORDS = {name: row.path_keyword for name, row in verbs().items() if row.argument == "path"}
+
+
+def _alternatives(words: Iterable[str]) -> str:
+    """A regex alternation of `words`, longest first so that no word hides a longer one."""
+    return "|".join(re.escape(w) for w in sorted(set(words), key=lambda w: (-len(w), w)))
+
 
 _PATH_COMMAND = re.compile(
-    r"^(?P<verb>MAIL|RCPT)(?P<space1>\s*)(?P<keyword>FROM|TO)?(?P<space2>\s*)"
+    rf"^(?P<verb>{_alternatives(_PATH_KEYWORDS)})(?P<space1>\s*)"
+    rf"(?P<keyword>{_alternatives(_PATH_KEYWORDS.values())})?(?P<space2>\s*)"
     r"(?P<colon>:?)(?P<space3>\s*)(?P<rest>.*)$",
     re.IGNORECASE | re.DOTALL,
 )
@@ -73,8 +82,9 @@ def parse_command(line: str) -> Command:
 
 
 def parse_path_argument(command: Command) -> PathArgument | None:
-    """Pick apart `MAIL FROM:<a@b> SIZE=10`; None when the command is not MAIL or RCPT."""
-    if command.verb not in ("MAIL", "RCPT"):
+    """Pick apart `MAIL FROM:<a@b> SIZE=10`; None when the command takes no path."""
+    row = verb_row(command.verb) if command.verb else None
+    if row is None or row.argument != "path":
         return None
     match = _PATH_COMMAND.match(command.line.strip())
     if match is None:  # pragma: no cover - the pattern accepts any MAIL/RCPT line

@@ -6,10 +6,12 @@ whether the lines came from a keyboard, a script or a test. Theory of operation:
 * The client tells the machine every line it puts on the wire (`send`) and every reply that
   comes back (`receive`). Replies answer commands in order, so several commands may be in
   flight at once (PIPELINING): the oldest unanswered one owns the next reply.
-* The rules are two tables below: in which phases a verb may be sent (`ALLOWED_PHASES`, the
-  checker's sequence rules come from it) and where a positive reply takes the session
-  (`SUCCESS_TRANSITIONS`). A negative reply never moves the phase, except that a final reply
-  to the message ends the transaction whatever its code, and 421 ends the session anywhere.
+* The rules are two tables below, read from the verb table (`data/verbs.toml`, one row a
+  verb): in which phases a verb may be sent (`ALLOWED_PHASES`, the checker's sequence rules
+  come from it) and where a positive reply takes the session (`SUCCESS_TRANSITIONS`). What
+  is logic rather than a fact stays here: RSET, STARTTLS, QUIT, BDAT LAST and AUTH's
+  challenges. A negative reply never moves the phase, except that a final reply to the
+  message ends the transaction whatever its code, and 421 ends the session anywhere.
 * Orthogonal facts are flags, not phases: TLS active, authenticated (and as whom), an AUTH
   exchange waiting for the client's answer, a STARTTLS waiting for the handshake.
 * Forgetting is deliberate: STARTTLS makes the client forget the capabilities and return to
@@ -22,22 +24,30 @@ import base64
 import binascii
 import collections
 from dataclasses import dataclass, field
-from enum import StrEnum
 
 from smtp_tutor.core.auth import user_in_answer
 from smtp_tutor.core.commands import Command, parse_command, parse_path_argument, wire_bytes
 from smtp_tutor.core.messages import Said
+from smtp_tutor.core.phases import Phase
 from smtp_tutor.core.replies import Reply
+from smtp_tutor.core.verbs import verbs
 
-
-class Phase(StrEnum):
-    AWAITING_GREETING = "awaiting-greeting"
-    GREETED = "greeted"
-    READY = "ready"  # EHLO or HELO accepted
-    MAIL = "mail"  # MAIL FROM accepted: inside a transaction
-    RCPT = "rcpt"  # at least one recipient accepted
-    DATA = "data"  # 354 received: lines are message text until "."
-    CLOSED = "closed"
+__all__ = [
+    "ALLOWED_PHASES",
+    "AUTH_RESPONSE",
+    "DATA_LINE",
+    "END_OF_DATA",
+    "EXPECTED_CODES",
+    "GREETING",
+    "GROUP_ENDERS",
+    "SUCCESS_TRANSITIONS",
+    "Capabilities",
+    "Dialogue",
+    "Outcome",
+    "Phase",
+    "Sent",
+    "ends_group",
+]
 
 
 #: A pseudo-verb for the "." that ends a message; its reply is the one that matters most.
@@ -49,69 +59,33 @@ GREETING = "<greeting>"
 #: A pseudo-verb for a line of message text: no reply answers it.
 DATA_LINE = "<data line>"
 
-_SESSION_PHASES = frozenset({Phase.GREETED, Phase.READY, Phase.MAIL, Phase.RCPT})
-_ANYTIME = _SESSION_PHASES
-
-#: Where each verb may be sent (§4.1.4). A verb sent elsewhere draws 503 from a strict server.
+#: Where each verb may be sent (§4.1.4), from data/verbs.toml; a verb sent elsewhere draws
+#: 503 from a strict server. In the table's order: `valid_verbs` lists them so.
 ALLOWED_PHASES: dict[str, frozenset[Phase]] = {
-    "EHLO": _SESSION_PHASES,
-    "HELO": _SESSION_PHASES,
-    "STARTTLS": frozenset({Phase.READY}),
-    "AUTH": frozenset({Phase.READY}),
-    "MAIL": frozenset({Phase.READY}),
-    "RCPT": frozenset({Phase.MAIL, Phase.RCPT}),
-    "DATA": frozenset({Phase.RCPT}),
-    "BDAT": frozenset({Phase.RCPT}),
-    "RSET": _ANYTIME,
-    "NOOP": _ANYTIME,
-    "HELP": _ANYTIME,
-    "VRFY": _ANYTIME,
-    "EXPN": _ANYTIME,
-    "QUIT": _ANYTIME,
-    "ETRN": frozenset({Phase.READY}),
+    name: row.phases for name, row in verbs().items() if row.phases
 }
 
 #: Where a positive reply takes the session. RSET's target depends on whether EHLO was done.
 SUCCESS_TRANSITIONS: dict[str, Phase] = {
     GREETING: Phase.GREETED,
-    "EHLO": Phase.READY,
-    "HELO": Phase.READY,
-    "MAIL": Phase.MAIL,
-    "RCPT": Phase.RCPT,
-    "DATA": Phase.DATA,
+    **{name: row.success for name, row in verbs().items() if row.success is not None},
     END_OF_DATA: Phase.READY,
 }
 
-#: The codes that mean "it worked" for each verb (§4.3.2).
+#: The codes that mean "it worked" for each verb (§4.3.2); an answer to a 334 challenge
+#: expects what AUTH expects.
 EXPECTED_CODES: dict[str, tuple[int, ...]] = {
     GREETING: (220,),
-    "EHLO": (250,),
-    "HELO": (250,),
-    "STARTTLS": (220,),
-    "AUTH": (235, 334),
-    AUTH_RESPONSE: (235, 334),
-    "MAIL": (250,),
-    "RCPT": (250, 251),
-    "DATA": (354,),
-    "BDAT": (250,),
+    **{name: row.codes for name, row in verbs().items() if row.codes},
+    AUTH_RESPONSE: verbs()["AUTH"].codes,
     END_OF_DATA: (250,),
-    "RSET": (250,),
-    "NOOP": (250,),
-    "HELP": (211, 214),
-    "VRFY": (250, 251, 252),
-    "EXPN": (250, 252),
-    "QUIT": (221,),
-    "ETRN": (250, 251, 252, 253),
 }
 
 #: Commands that must end a pipelined group: what follows depends on their answer
 #: (RFC 2920 §3.1: EHLO, DATA, VRFY, EXPN, TURN, QUIT, NOOP; STARTTLS per RFC 3207 §4.2,
 #: AUTH because the next line answers its 334, BDAT because a refused chunk changes what
-#: the next one means, ETRN by RFC 1985's reply semantics).
-GROUP_ENDERS = frozenset(
-    {"EHLO", "HELO", "DATA", "STARTTLS", "AUTH", "QUIT", "NOOP", "VRFY", "EXPN", "TURN", "ETRN"}
-    | {"BDAT"}
-)
+#: the next one means, ETRN by RFC 1985's reply semantics). `ends_group` in data/verbs.toml.
+GROUP_ENDERS = frozenset(name for name, row in verbs().items() if row.ends_group)
 
 
 def ends_group(verb: str) -> bool:

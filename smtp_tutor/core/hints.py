@@ -1,12 +1,14 @@
 """What to do next, from where the dialogue stands: the key of a hint in `data/hints.toml`.
 
 The choice is pure logic over the `Dialogue`; the words (a one-line hint for the toolbar and
-a longer one for `:hint`) are data a teacher can edit and translate.
+a longer one for `:hint`) are data a teacher can edit and translate, and which EHLO keyword
+offers STARTTLS or AUTH is the verb table's (`data/verbs.toml`).
 """
 
 from __future__ import annotations
 
-from smtp_tutor.core.dialogue import Dialogue, Phase
+from smtp_tutor.core.dialogue import Capabilities, Dialogue, Phase
+from smtp_tutor.core.verbs import verbs
 
 
 def next_step(dialogue: Dialogue, manual: bool = False) -> str:
@@ -41,8 +43,13 @@ def _ready_hint(dialogue: Dialogue) -> str:
     caps = dialogue.capabilities
     if dialogue.said_hello == "HELO":
         return "mail_after_helo"
-    if caps is not None and caps.has("STARTTLS") and not dialogue.tls_active:
+    if _offered(caps, "STARTTLS") and not dialogue.tls_active:
         return "starttls"
-    if caps is not None and caps.has("AUTH") and not dialogue.authenticated:
+    if _offered(caps, "AUTH") and not dialogue.authenticated:
         return "auth"
     return "mail"
+
+
+def _offered(caps: Capabilities | None, verb: str) -> bool:
+    """Whether the server advertised the extension that `verb` needs."""
+    return caps is not None and caps.has(verbs()[verb].extension)

@@ -29,16 +29,16 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
+from smtp_tutor.core.verbs import verbs
+
 LANGUAGES = ("en", "zh")
 DATA_PACKAGE = "smtp_tutor.data"
 DATA_FILES = ("replies.toml", "enhanced.toml", "keywords.toml", "explain.toml")
 
-# Commands a reply may be explained "after"; GREETING is the banner, DOT the end of DATA.
-_CONTEXT_WORDS = """
-    GREETING EHLO HELO LHLO STARTTLS AUTH MAIL RCPT DATA DOT BDAT RSET NOOP VRFY EXPN HELP
-    QUIT ETRN ATRN TURN BURL XCLIENT XFORWARD
-"""
-CONTEXTS = frozenset(_CONTEXT_WORDS.split())
+# Commands a reply may be explained "after": every verb of data/verbs.toml, the banner
+# (GREETING), the end of DATA (DOT), and commands the tutor explains but does not check
+# (LMTP's LHLO, BURL, Postfix's XCLIENT and XFORWARD).
+CONTEXTS = frozenset({*verbs(), "GREETING", "DOT", "LHLO", "BURL", "XCLIENT", "XFORWARD"})
 _CONTEXT_FALLBACK = {"HELO": ("EHLO",), "LHLO": ("EHLO",)}
 _COMMAND_ALIASES = {
     ".": "DOT",
