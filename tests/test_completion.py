@@ -446,3 +446,60 @@ def test_any_line_in_any_state_completes_without_error(text: str, state: str) ->
     assert len(found) <= MAX_COMPLETIONS
     for completion in found:
         assert -len(text) <= completion.start_position <= 0
+
+
+# ------------------------------------------------------------------ the console's language
+
+
+def metas(c: SMTPCompleter, text: str) -> dict[str, str]:
+    return {x.text: x.display_meta_text for x in complete(c, text)}
+
+
+def test_in_chinese_verbs_and_their_hints_come_from_the_verb_table() -> None:
+    zh = metas(completer(ready(), lang="zh"), "")
+    assert zh["MAIL"] == "开始一封邮件：信封发件人"
+    assert zh["DATA"] == "此时不可用：发送邮件正文，以单独一行 . 结束"
+    assert (
+        metas(completer(ready()), "")["DATA"] == "not now: send the message text, end with a lone ."
+    )
+    assert metas(completer(ready(), lang="zh"), "MAIL ") == {"FROM:<": "信封发件人"}
+    assert metas(completer(in_transaction(), lang="zh"), "RCPT ") == {"TO:<": "一个信封收件人"}
+
+
+def test_in_chinese_parameters_values_and_the_builtin_words() -> None:
+    c = completer(ready(), lang="zh")
+    found = metas(c, "MAIL FROM:<a@example.com> ")
+    assert found["SIZE="] == "事先声明邮件大小（字节数）（这里的上限：10240000）"
+    assert metas(c, "MAIL FROM:<a@example.com> RET=") == {
+        "FULL": "退回整封邮件",
+        "HDRS": "只退回邮件头",
+    }
+    assert metas(c, "MAIL FROM:<")[">"] == "空发件人（仅用于退信）"
+    assert metas(c, "AUTH ")["PLAIN"] == "这台服务器声明支持"
+    assert metas(c, ":manual ") == {"on": "打开", "off": "关闭"}
+    assert metas(c, ":explain 53")["530"] == "需要认证"
+    assert metas(c, "EHLO ")["client.example"] == "这台计算机的名字"
+
+
+def test_in_chinese_header_fields() -> None:
+    zh = metas(completer(sending_data(), lang="zh"), "")
+    assert list(zh) == [text for text, _ in HEADERS]
+    assert zh["From: "] == "作者（RFC 5322 要求必须有）"
+    assert (
+        metas(completer(sending_data(), lang="zh"), "Date: ").popitem()[1]
+        == "当前时间，RFC 5322 格式"
+    )
+
+
+def test_every_entry_of_the_completion_catalogue_has_every_language() -> None:
+    from smtp_tutor.core.knowledge import LANGUAGES
+    from smtp_tutor.core.messages import load_catalogue
+
+    table = load_catalogue("completion")
+    entries = [(k, v) for k, v in table.items() if k not in ("headers", "codes")]
+    entries += [(f"headers.{k}", v) for k, v in table["headers"].items()]
+    entries += [(f"codes.{k}", v) for k, v in table["codes"].items()]
+    assert len(entries) > 40
+    for key, entry in entries:
+        for lang in LANGUAGES:
+            assert isinstance(entry.get(lang), str) and entry[lang].strip(), (key, lang)

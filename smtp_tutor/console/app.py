@@ -315,6 +315,7 @@ class Console:
             addresses=self.addresses,
             header_block=self.header_block,
             describe=lambda keyword: _summary(load_knowledge().keyword(keyword, self.lang)),
+            lang=self.lang,
         )
         self.reader.open(
             completer=completer,

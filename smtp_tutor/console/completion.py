@@ -9,6 +9,10 @@ What is offered follows the session, because that is what teaches: the verbs tha
 now come first, parameters only appear once EHLO advertised the extension that defines them,
 and addresses come from the MAIL and RCPT lines already sent.
 
+Every word the completer shows is in the console's language: the verbs, their hints and the
+MAIL/RCPT parameters come from the verb table (`data/verbs.toml`), the rest from
+`data/completion.toml`.
+
 What the server advertised is the server's text, so none of it can steer the terminal or the
 typed line: a candidate whose text holds a character that is not printable (an AUTH mechanism
 ``X\\x1b]0;…\\x07``, a bidi override) is never offered, not even escaped — the escaped form
@@ -27,11 +31,12 @@ from typing import Protocol
 from prompt_toolkit.completion import CompleteEvent, Completer, Completion
 from prompt_toolkit.document import Document
 
-from smtp_tutor.core.checker import PARAMETER_KEYWORDS
 from smtp_tutor.core.commands import KNOWN_VERBS, parse_command, parse_path_argument
 from smtp_tutor.core.dialogue import Capabilities
 from smtp_tutor.core.messages import load_catalogue, message
 from smtp_tutor.core.safe_text import is_visible, visible
+from smtp_tutor.core.verbs import Verb
+from smtp_tutor.core.verbs import verb as verb_row
 
 __all__ = [
     "COMMON_CODES",
@@ -41,7 +46,9 @@ __all__ = [
     "DialogueView",
     "HeaderBlock",
     "SMTPCompleter",
+    "common_codes",
     "console_commands",
+    "headers",
 ]
 
 #: No popup ever lists more than this: long lists are slow to draw and useless to read.
@@ -54,100 +61,29 @@ def console_commands(lang: str = "en") -> tuple[tuple[str, str], ...]:
     return tuple((f":{name}", message("help", f"commands.{name}.text", lang)) for name in table)
 
 
-#: Reply codes worth explaining, for `:explain `; the console may pass its own list.
-COMMON_CODES: tuple[tuple[str, str], ...] = (
-    ("220", "service ready (greeting, or go ahead with TLS)"),
-    ("221", "closing the connection"),
-    ("235", "authentication succeeded"),
-    ("250", "OK"),
-    ("251", "user not local; will forward"),
-    ("252", "cannot verify the user, will try delivery"),
-    ("334", "AUTH challenge: the server waits for your answer"),
-    ("354", "start the message text, end with a lone ."),
-    ("421", "service not available, closing"),
-    ("450", "mailbox unavailable (temporary)"),
-    ("451", "local error, try again later"),
-    ("452", "insufficient storage, or too many recipients"),
-    ("454", "TLS or authentication temporarily unavailable"),
-    ("500", "syntax error, command unrecognised"),
-    ("501", "syntax error in parameters or arguments"),
-    ("502", "command not implemented"),
-    ("503", "bad sequence of commands"),
-    ("504", "parameter not implemented"),
-    ("530", "authentication required"),
-    ("535", "authentication credentials invalid"),
-    ("538", "encryption required for this mechanism"),
-    ("550", "mailbox unavailable, or policy rejection"),
-    ("552", "message too big, or storage exceeded"),
-    ("553", "mailbox name not allowed"),
-    ("554", "transaction failed, or no service"),
-    ("5.1.1", "bad destination mailbox address"),
-    ("5.7.1", "delivery not authorised"),
-    ("5.7.8", "authentication credentials invalid"),
-)
+#: The catalogue of the completer's own words (data/completion.toml).
+CATALOGUE = "completion"
 
-#: Header fields for the top of a message: (text to insert, explanation). All occur once.
-HEADERS: tuple[tuple[str, str], ...] = (
-    ("From: ", "the author (RFC 5322 requires it)"),
-    ("To: ", "the visible recipients (the envelope decides delivery)"),
-    ("Subject: ", "the subject line"),
-    ("Date: ", "when the message was written (RFC 5322 requires it)"),
-    ("Message-ID: ", "a unique id: <something@your.domain>"),
-    ("MIME-Version: 1.0", "the body uses MIME"),
-    ("Content-Type: text/plain; charset=UTF-8", "plain text in UTF-8"),
-    ("Content-Transfer-Encoding: ", "7bit, 8bit, quoted-printable or base64"),
-)
 
-_VERB_META: dict[str, str] = {
-    "EHLO": "greet the server and ask for its extensions",
-    "HELO": "old greeting: no extensions",
-    "STARTTLS": "switch this connection to TLS",
-    "AUTH": "log in (SASL)",
-    "MAIL": "start a message: the envelope sender",
-    "RCPT": "add an envelope recipient",
-    "DATA": "send the message text, end with a lone .",
-    "BDAT": "send the message in sized chunks (CHUNKING)",
-    "RSET": "abort the current transaction",
-    "NOOP": "do nothing; is the server still there?",
-    "HELP": "ask the server for help text",
-    "VRFY": "ask whether a mailbox exists",
-    "EXPN": "ask for the members of a mailing list",
-    "QUIT": "end the session politely",
-    "ETRN": "ask the server to flush its queue for a domain",
-    "TURN": "obsolete role reversal; servers refuse it",
-    "ATRN": "authenticated TURN (on-demand relay)",
-}
+def common_codes(lang: str = "en") -> tuple[tuple[str, str], ...]:
+    """Reply codes worth explaining, for `:explain `, with a few words on each."""
+    table = load_catalogue(CATALOGUE)["codes"]
+    return tuple((code, message(CATALOGUE, f"codes.{code}", lang)) for code in table)
 
-#: MAIL/RCPT parameters: (text to insert, fallback explanation), keyed as in PARAMETER_KEYWORDS.
-_PARAMETERS: dict[str, tuple[str, str]] = {
-    "SIZE": ("SIZE=", "declare the message size in octets"),
-    "BODY": ("BODY=8BITMIME", "the body contains 8-bit characters"),
-    "SMTPUTF8": ("SMTPUTF8", "UTF-8 in addresses and headers"),
-    "RET": ("RET=", "bounce with FULL message or HDRS only (DSN)"),
-    "ENVID": ("ENVID=", "your id for this message, returned in DSNs"),
-    "AUTH": ("AUTH=<>", "who submitted the message; <> = not vouched for"),
-    "REQUIRETLS": ("REQUIRETLS", "relay this message only over TLS"),
-    "MT-PRIORITY": ("MT-PRIORITY=", "priority from -9 to 9"),
-    "BY": ("BY=", "deliver within this many seconds"),
-    "HOLDFOR": ("HOLDFOR=", "hold the message for this many seconds"),
-    "HOLDUNTIL": ("HOLDUNTIL=", "hold the message until this time"),
-    "NOTIFY": ("NOTIFY=", "when to send a DSN for this recipient"),
-    "ORCPT": ("ORCPT=rfc822;", "the original recipient, for DSNs"),
-}
 
-_PARAMETER_VALUES: dict[str, tuple[tuple[str, str], ...]] = {
-    "RET": (("FULL", "return the whole message"), ("HDRS", "return the headers only")),
-    "NOTIFY": (
-        ("SUCCESS,FAILURE", "report delivery and failure"),
-        ("FAILURE", "report failure only (the usual default)"),
-        ("SUCCESS", "report delivery"),
-        ("DELAY", "report delays"),
-        ("NEVER", "never send a DSN"),
-    ),
-    "BODY": (("8BITMIME", "8-bit body"), ("7BIT", "plain ASCII body")),
-}
+def headers(lang: str = "en") -> tuple[tuple[str, str], ...]:
+    """Header fields for the top of a message: (text to insert, explanation). All occur once."""
+    table = load_catalogue(CATALOGUE)["headers"]
+    return tuple(
+        (entry["insert"], message(CATALOGUE, f"headers.{name}", lang))
+        for name, entry in table.items()
+    )
 
-_PATH_KEYWORD = {"MAIL": "FROM:<", "RCPT": "TO:<"}
+
+#: The codes and header fields in English; a completer asks for its own language.
+COMMON_CODES = common_codes()
+HEADERS = headers()
+
 _ADDRESS_HEADERS = frozenset({"from", "to", "cc", "bcc", "reply-to", "sender"})
 _WHITESPACE = re.compile(r"\s")
 _FIRST_WORD = re.compile(r"(\S+)\s+(.*)", re.DOTALL)
@@ -267,7 +203,8 @@ class SMTPCompleter(Completer):
     `dialogue` returns the current session's dialogue (None when not connected); it is
     called on every keystroke so a reconnect needs no new completer. `describe(keyword)`
     may return a (translated) explanation for an EHLO keyword or a SASL mechanism name;
-    None, or any error, falls back to the built-in English text.
+    None, or any error, falls back to the built-in text. `lang` is the console's language:
+    every hint is shown in it (English where a text lacks it).
     """
 
     def __init__(
@@ -278,17 +215,20 @@ class SMTPCompleter(Completer):
         addresses: AddressBook | None = None,
         header_block: HeaderBlock | None = None,
         describe: Callable[[str], str | None] | None = None,
-        codes: Sequence[tuple[str, str]] = COMMON_CODES,
+        codes: Sequence[tuple[str, str]] | None = None,
         local_address: Callable[[], str | None] | None = None,
         hostname: str | None = None,
         limit: int = MAX_COMPLETIONS,
+        lang: str = "en",
     ) -> None:
         self.dialogue = dialogue
-        self.commands = tuple(commands if commands is not None else console_commands())
+        self.lang = lang
+        self.commands = tuple(commands if commands is not None else console_commands(lang))
         self.addresses = addresses if addresses is not None else AddressBook()
         self.header_block = header_block if header_block is not None else HeaderBlock()
         self.describe = describe
-        self.codes = tuple(codes)
+        self.codes = tuple(codes if codes is not None else common_codes(lang))
+        self.headers = headers(lang)
         self.local_address = local_address
         if hostname is None:
             try:
@@ -297,6 +237,9 @@ class SMTPCompleter(Completer):
                 hostname = ""
         self.hostname = hostname
         self.limit = max(1, limit)
+
+    def _say(self, key: str, **params: object) -> str:
+        return message(CATALOGUE, key, self.lang, **params)
 
     # -- prompt_toolkit entry point ----------------------------------------------------
 
@@ -331,16 +274,17 @@ class SMTPCompleter(Completer):
             return
         verb_typed, rest = _split_first(stripped)
         verb = verb_typed.upper()
+        row = verb_row(verb)
         caps = dialogue.capabilities if dialogue is not None else None
         if verb in ("EHLO", "HELO"):
             yield from self._hello(rest)
         elif verb == "AUTH":
             yield from self._mechanisms(rest, verb_typed, caps)
-        elif verb in ("MAIL", "RCPT"):
-            yield from self._path_command(verb, verb_typed, rest, caps)
+        elif row is not None and row.argument == "path":
+            yield from self._path_command(row, verb_typed, rest, caps)
         elif verb in ("VRFY", "EXPN") and not _WHITESPACE.search(rest):
             for address in self.addresses.matching(rest, self.limit):
-                yield Completion(address, -len(rest), display_meta="used earlier")
+                yield Completion(address, -len(rest), display_meta=self._say("used_earlier"))
 
     def _verbs(self, typed: str, dialogue: DialogueView | None) -> Iterator[Completion]:
         valid = dialogue.valid_verbs() if dialogue is not None else list(KNOWN_VERBS)
@@ -348,21 +292,22 @@ class SMTPCompleter(Completer):
         for verb in [*valid, *(v for v in KNOWN_VERBS if v not in valid)]:
             if not verb.startswith(upper):
                 continue
-            meta = _VERB_META.get(verb, "")
+            row = verb_row(verb)
+            meta = row.hint.in_language(self.lang) if row is not None else ""
             if verb not in valid:
-                meta = f"not now: {meta}" if meta else "not valid now"
+                meta = self._say("not_now", hint=meta) if meta else self._say("not_valid_now")
             yield Completion(_case_like(verb, typed), -len(typed), display=verb, display_meta=meta)
 
     def _hello(self, rest: str) -> Iterator[Completion]:
         if _WHITESPACE.search(rest):
             return
         literal = _address_literal(self._local_address())
-        candidates = [(literal, "your address as a literal: always acceptable")]
+        candidates = [(literal, self._say("address_literal"))]
         if self.hostname:
-            meta = "this computer's name"
-            if "." not in self.hostname:
-                meta += " (not a full domain name: a strict server may object)"
-            candidates.append((self.hostname, meta))
+            short = "." not in self.hostname
+            candidates.append(
+                (self.hostname, self._say("host_name_short" if short else "host_name"))
+            )
         for value, meta in candidates:
             if value.lower().startswith(rest.lower()):
                 yield Completion(value, -len(rest), display_meta=meta)
@@ -384,17 +329,17 @@ class SMTPCompleter(Completer):
             return  # the second word would be an initial response: a secret
         for mechanism in caps.auth_mechanisms:
             if mechanism.startswith(rest.upper()):
-                meta = self._describe(mechanism) or "advertised by this server"
+                meta = self._describe(mechanism) or self._say("advertised")
                 text = _case_like(mechanism, rest or verb_typed)
                 yield Completion(text, -len(rest), display=mechanism, display_meta=meta)
 
     def _path_command(
-        self, verb: str, verb_typed: str, rest: str, caps: Capabilities | None
+        self, row: Verb, verb_typed: str, rest: str, caps: Capabilities | None
     ) -> Iterator[Completion]:
-        keyword = _PATH_KEYWORD[verb]
+        keyword = f"{row.path_keyword}:<"
         if "<" not in rest:
             if keyword.startswith(rest.upper()):
-                meta = "the envelope sender" if verb == "MAIL" else "an envelope recipient"
+                meta = row.path_hint.in_language(self.lang) if row.path_hint else ""
                 text = _case_like(keyword, rest or verb_typed)
                 yield Completion(text, -len(rest), display=keyword, display_meta=meta)
             return
@@ -403,24 +348,23 @@ class SMTPCompleter(Completer):
             return
         path, closed, after = inside.partition(">")
         if not closed:
-            yield from self._addresses_in_path(verb, path)
+            yield from self._addresses_in_path(row.name, path)
             return
         if not after[:1].isspace():
             return  # a parameter needs a space after ">"
-        yield from self._parameters(verb, verb_typed, after, caps)
+        yield from self._parameters(row, verb_typed, after, caps)
 
     def _addresses_in_path(self, verb: str, partial: str) -> Iterator[Completion]:
         if _WHITESPACE.search(partial):
             return
         if verb == "MAIL" and not partial:
-            yield Completion(">", 0, display="<>", display_meta="null sender (bounces only)")
+            yield Completion(">", 0, display="<>", display_meta=self._say("null_sender"))
+        used = self._say("used_earlier")
         for address in self.addresses.matching(partial, self.limit):
-            yield Completion(
-                address + ">", -len(partial), display=address, display_meta="used earlier"
-            )
+            yield Completion(address + ">", -len(partial), display=address, display_meta=used)
 
     def _parameters(
-        self, verb: str, verb_typed: str, after: str, caps: Capabilities | None
+        self, row: Verb, verb_typed: str, after: str, caps: Capabilities | None
     ) -> Iterator[Completion]:
         if caps is None:
             return
@@ -428,30 +372,32 @@ class SMTPCompleter(Completer):
         current = "" if after[-1:].isspace() else words[-1]
         present = {w.partition("=")[0].upper() for w in words if w != current}
         if "=" in current:
-            yield from self._parameter_values(verb, current, caps)
+            yield from self._parameter_values(row, current, caps)
             return
-        for name, keyword in PARAMETER_KEYWORDS.get(verb, {}).items():
-            if name in present or not caps.has(keyword):
+        for name, parameter in row.parameters.items():
+            if name in present or not caps.has(parameter.extension):
                 continue
-            insert, fallback = _PARAMETERS.get(name, (name + "=", ""))
+            insert = parameter.insert
             if not insert.upper().startswith(current.upper()):
                 continue
-            meta = self._describe(keyword) or fallback
+            meta = self._describe(parameter.extension) or parameter.hint.in_language(self.lang)
             if name == "SIZE" and caps.size_limit:
-                meta = f"{meta} (limit here: {caps.size_limit})"
+                meta = self._say("size_limit", hint=meta, limit=caps.size_limit)
             text = _case_like(insert, current or verb_typed)
             yield Completion(text, -len(current), display=insert, display_meta=meta)
 
     def _parameter_values(
-        self, verb: str, current: str, caps: Capabilities
+        self, row: Verb, current: str, caps: Capabilities
     ) -> Iterator[Completion]:
         name, _, value = current.partition("=")
-        keyword = PARAMETER_KEYWORDS.get(verb, {}).get(name.upper())
-        if keyword is None or not caps.has(keyword):
+        parameter = row.parameters.get(name.upper())
+        if parameter is None or not caps.has(parameter.extension):
             return
-        for option, meta in _PARAMETER_VALUES.get(name.upper(), ()):
+        for offer in parameter.offers:
+            option = offer.value
             if option.startswith(value.upper()) and option != value.upper():
                 text = _case_like(option, value or name)
+                meta = offer.hint.in_language(self.lang)
                 yield Completion(text, -len(value), display=option, display_meta=meta)
 
     def _describe(self, keyword: str) -> str | None:
@@ -485,7 +431,7 @@ class SMTPCompleter(Completer):
         elif name in (":manual", ":raw"):
             for option in ("on", "off"):
                 if option.startswith(rest.lower()):
-                    meta = "turn it on" if option == "on" else "turn it off"
+                    meta = self._say("turn_on" if option == "on" else "turn_off")
                     yield Completion(option, -len(rest), display_meta=meta)
 
     # -- DATA mode ---------------------------------------------------------------------
@@ -496,7 +442,7 @@ class SMTPCompleter(Completer):
         name, colon, value = text.partition(":")
         if not colon:
             seen = self.header_block.seen
-            for insert, meta in HEADERS:
+            for insert, meta in self.headers:
                 field = insert.partition(":")[0]
                 if field.lower() in seen or not field.lower().startswith(text.lower()):
                     continue
@@ -510,17 +456,19 @@ class SMTPCompleter(Completer):
         if name in _ADDRESS_HEADERS:
             if "," in typed or ">" in typed or _WHITESPACE.search(typed):
                 return
+            used = self._say("used_earlier")
             for address in self.addresses.matching(typed.lstrip("<"), self.limit):
                 yield Completion(
-                    f"{lead}<{address}>", -len(typed), display=address, display_meta="used earlier"
+                    f"{lead}<{address}>", -len(typed), display=address, display_meta=used
                 )
         elif name == "date" and not typed:
             now = email.utils.formatdate(localtime=True)
-            yield Completion(lead + now, 0, display=now, display_meta="now, in RFC 5322 form")
+            yield Completion(lead + now, 0, display=now, display_meta=self._say("date_now"))
         elif name == "message-id" and not typed:
             domain = self.hostname if "." in self.hostname else "smtp-tutor.invalid"
             msgid = email.utils.make_msgid(domain=domain)
-            yield Completion(lead + msgid, 0, display=msgid, display_meta="a fresh unique id")
+            meta = self._say("fresh_message_id")
+            yield Completion(lead + msgid, 0, display=msgid, display_meta=meta)
 
 
 def _split_first(text: str) -> tuple[str, str]:

@@ -24,7 +24,7 @@ from smtp_tutor.core.commands import (
     parse_path_argument,
 )
 from smtp_tutor.core.dialogue import ALLOWED_PHASES, Capabilities, Dialogue, Phase
-from smtp_tutor.core.verbs import Verb, verb, verbs
+from smtp_tutor.core.verbs import Verb, verb
 
 Severity = Literal["error", "warning", "info"]
 
@@ -32,14 +32,6 @@ Severity = Literal["error", "warning", "info"]
 COMMAND_LINE_LIMIT = 512
 #: RFC 5321 §4.5.3.1.6: a text line is at most 1000 octets including CRLF.
 TEXT_LINE_LIMIT = 1000
-
-#: MAIL / RCPT parameters and the EHLO keyword that must have been advertised for each
-#: (`[MAIL.parameters.*]` in data/verbs.toml).
-PARAMETER_KEYWORDS: dict[str, dict[str, str]] = {
-    name: {key: parameter.extension for key, parameter in row.parameters.items()}
-    for name, row in verbs().items()
-    if row.argument == "path"
-}
 
 
 @dataclass(frozen=True)
