@@ -1,27 +1,37 @@
 """The verb table (data/verbs.toml): one row a verb, read by the dialogue, the checker,
 completion, the hints, the history and the knowledge base.
 
-Two kinds of test: the file is complete (every language, every phase name valid, every
-finding and keyword it names exists), and it says what the tables it replaced said (their
-values are written out below, as they stood in the code).
+Three kinds of test: the file is complete (every language, every phase name valid, every
+finding and keyword it names exists); it says what the tables it replaced said (their
+values are written out below, as they stood in the code); and a verb added to a copy of
+the file is known everywhere without a line of Python changing.
 """
 
 from __future__ import annotations
 
 import copy
+import shutil
+import subprocess
+import sys
+import textwrap
 import tomllib
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from smtp_tutor.console import history
+from smtp_tutor.console.completion import SMTPCompleter
 from smtp_tutor.core import commands, dialogue, knowledge
 from smtp_tutor.core.messages import load_catalogue
 from smtp_tutor.core.phases import Phase
+from smtp_tutor.core.replies import make_reply
 from smtp_tutor.core.verbs import VerbTableError, parse_verbs, verb, verbs
 
 pure = pytest.mark.pure  # no socket, no process: `pytest -m pure`
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def raw_table() -> dict[str, Any]:
@@ -355,3 +365,129 @@ def broken(change: Any) -> str:
 def test_a_broken_table_names_the_key(change: Any, expected: str) -> None:
     assert expected in broken(change)
     assert broken(change).startswith("verbs.toml: ")
+
+
+# -- an extension verb is one table --------------------------------------------------------
+
+XTUTOR = """
+
+[XTUTOR]
+syntax = "XTUTOR <topic>"
+rfc = "none: made up for the tests"
+argument = "required"
+phases = ["ready", "mail"]
+codes = [250]
+ends_group = true
+extension = "XTUTOR"
+hint.en = "ask the server for a lesson"
+hint.zh = "向服务器要一节课"
+description.en = "A made-up extension verb: proof that a new verb is one table."
+description.zh = "一个虚构的扩展命令：证明新增一个命令只需一张表。"
+"""
+
+PROOF = """
+import sys
+sys.path.insert(0, sys.argv[1])
+import smtp_tutor
+assert smtp_tutor.__file__.startswith(sys.argv[1]), smtp_tutor.__file__
+
+from smtp_tutor.console.completion import SMTPCompleter
+from smtp_tutor.console.history import stateless_refusal
+from smtp_tutor.core.checker import check
+from smtp_tutor.core.dialogue import ALLOWED_PHASES, Dialogue, Phase, ends_group
+from smtp_tutor.core.knowledge import CONTEXTS
+from smtp_tutor.core.replies import make_reply
+
+def session(*caps, hello="EHLO"):
+    d = Dialogue()
+    d.receive(make_reply(220, "mx.example ESMTP"))
+    d.send(f"{hello} client.example")
+    d.receive(make_reply(250, "mx.example", *caps))
+    return d
+
+def ids(line, d):
+    return [f.id for f in check(line, d)]
+
+def offers(d, text, lang):
+    c = SMTPCompleter(lambda: d, hostname="client.example", lang=lang)
+    return {x.text: x.display_meta_text for x in c.completions_for(text)}
+
+# The dialogue: where it may be sent, that it ends a pipelined group, what success is.
+d = session("PIPELINING", "XTUTOR")
+assert ALLOWED_PHASES["XTUTOR"] == {Phase.READY, Phase.MAIL}
+assert d.allowed("XTUTOR") and "XTUTOR" in d.valid_verbs()
+assert ends_group("xtutor")
+d.send("XTUTOR smtp")
+assert d.receive(make_reply(250, "here it is")).success
+
+# The checker: a known verb, its argument, its sequence and its EHLO keyword.
+d = session("PIPELINING", "XTUTOR")
+assert ids("XTUTOR smtp", d) == []
+assert ids("XTUTOR", d) == ["argument_required"]
+assert ids("XTUTOR smtp", session("PIPELINING")) == ["not_advertised"]
+assert check("XTUTOR smtp", session("PIPELINING"))[0].params == {"keyword": "XTUTOR"}
+assert ids("XTUTOR smtp", session(hello="HELO")) == ["extension_after_helo"]
+greeted = Dialogue()
+greeted.receive(make_reply(220, "mx.example ESMTP"))
+assert ids("XTUTOR smtp", greeted) == ["needs_hello"]
+d.send("MAIL FROM:<a@example.com>")
+d.receive(make_reply(250, "ok"))
+d.send("RCPT TO:<b@example.com>")
+d.receive(make_reply(250, "ok"))
+assert ids("XTUTOR smtp", d) == ["out_of_sequence"]
+
+# Completion: offered with its hint, in the console's language.
+d = session("PIPELINING", "XTUTOR")
+assert offers(d, "XT", "en") == {"XTUTOR": "ask the server for a lesson"}
+assert offers(d, "XT", "zh") == {"XTUTOR": "向服务器要一节课"}
+assert offers(d, "", "zh")["XTUTOR"] == "向服务器要一节课"
+d.send("MAIL FROM:<a@example.com>")
+d.receive(make_reply(250, "ok"))
+d.send("RCPT TO:<b@example.com>")
+d.receive(make_reply(250, "ok"))
+assert offers(d, "XT", "zh") == {"XTUTOR": "此时不可用：向服务器要一节课"}
+
+# The history keeps it; the knowledge base explains replies to it.
+assert stateless_refusal("XTUTOR") is None
+assert "XTUTOR" in CONTEXTS
+print("known everywhere")
+"""
+
+
+def package_with(extra: str, where: Path) -> Path:
+    """A copy of the package whose verbs.toml has `extra` appended; no Python changed."""
+    shutil.copytree(
+        ROOT / "smtp_tutor", where / "smtp_tutor", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    table = where / "smtp_tutor" / "data" / "verbs.toml"
+    table.write_text(table.read_text("utf-8") + extra, "utf-8")
+    return where
+
+
+def test_a_new_extension_verb_is_one_table_and_everything_knows_it(tmp_path: Path) -> None:
+    assert verb("XTUTOR") is None  # the shipped table does not have it
+    copied = package_with(XTUTOR, tmp_path)
+    for module in (copied / "smtp_tutor").rglob("*.py"):  # the Python is the same to the byte
+        original = ROOT / module.relative_to(copied)
+        assert module.read_bytes() == original.read_bytes(), module
+    result = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(PROOF), str(copied)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "known everywhere"
+
+
+@pure
+def test_completion_offers_a_real_extension_verb_in_chinese() -> None:
+    d = dialogue.Dialogue()
+    d.receive(make_reply(220, "mx.example ESMTP"))
+    d.send("EHLO client.example")
+    d.receive(make_reply(250, "mx.example", "ETRN"))
+    found = SMTPCompleter(lambda: d, hostname="client.example", lang="zh").completions_for("ET")
+    assert [(c.text, c.display_meta_text) for c in found] == [
+        ("ETRN", "请求服务器投递为某个域名排队的邮件")
+    ]
