@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 
+from smtp_tutor.core.catalogue import load_catalogue
 from smtp_tutor.core.knowledge import LANGUAGES
-from smtp_tutor.core.messages import load_catalogue
 
 pytestmark = pytest.mark.pure  # no socket, no process: `pytest -m pure`
 

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from smtp_tutor.core import checker
 from smtp_tutor.core.checker import check
-from smtp_tutor.core.commands import parse_command, parse_path_argument
+from smtp_tutor.core.command_line import parse_command, parse_path_argument
 from smtp_tutor.core.dialogue import Dialogue
 from smtp_tutor.core.replies import make_reply
 

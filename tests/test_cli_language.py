@@ -21,7 +21,7 @@ import pytest
 
 from smtp_tutor.cli import build_parser, main
 from smtp_tutor.cli import text as cli_text
-from smtp_tutor.core.messages import load_catalogue
+from smtp_tutor.core.catalogue import load_catalogue
 from tests.test_cli import run
 
 CJK = re.compile(r"[\u4e00-\u9fff]")

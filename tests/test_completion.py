@@ -19,7 +19,7 @@ from smtp_tutor.console.completion import (
     SMTPCompleter,
     console_commands,
 )
-from smtp_tutor.core.commands import KNOWN_VERBS
+from smtp_tutor.core.command_line import KNOWN_VERBS
 from smtp_tutor.core.dialogue import Dialogue
 from smtp_tutor.core.replies import Reply, make_reply
 
@@ -492,8 +492,8 @@ def test_in_chinese_header_fields() -> None:
 
 
 def test_every_entry_of_the_completion_catalogue_has_every_language() -> None:
+    from smtp_tutor.core.catalogue import load_catalogue
     from smtp_tutor.core.knowledge import LANGUAGES
-    from smtp_tutor.core.messages import load_catalogue
 
     table = load_catalogue("completion")
     entries = [(k, v) for k, v in table.items() if k not in ("headers", "codes")]

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from smtp_tutor.client.session import Target
-from smtp_tutor.console import commands
+from smtp_tutor.console import colon_commands
 from smtp_tutor.console.app import ConsoleOptions
 from smtp_tutor.sandbox import Sandbox, SandboxConfig
 from tests.consoles import run_console, screen_text
@@ -39,7 +39,7 @@ def run(tmp_path: Path, lines: list[str], debug: bool) -> str:
 def test_a_failing_command_is_one_line_and_the_traceback_is_in_the_log(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, debug: bool
 ) -> None:
-    monkeypatch.setitem(commands.COMMANDS, "clear", _boom)
+    monkeypatch.setitem(colon_commands.COMMANDS, "clear", _boom)
     monkeypatch.setenv("COLUMNS", "300")  # the one line checked below, unwrapped
     lines = ["EHLO me", "AUTH PLAIN", "student", "secret", ":clear", "NOOP", "QUIT"]
     text = run(tmp_path, lines, debug)

@@ -297,7 +297,7 @@ def test_bdat_chunks_and_last() -> None:
 
 def test_send_gives_the_wire_bytes_from_the_one_encoder() -> None:
     """The live send and transcripts agree, even on a lone surrogate (no exception)."""
-    from smtp_tutor.core.commands import wire_bytes
+    from smtp_tutor.core.command_line import wire_bytes
 
     d = Dialogue()
     d.receive(make_reply(220, "ready"))

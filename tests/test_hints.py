@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from smtp_tutor.core.catalogue import load_catalogue
 from smtp_tutor.core.dialogue import Dialogue
 from smtp_tutor.core.hints import next_step
-from smtp_tutor.core.messages import load_catalogue
 from smtp_tutor.core.replies import make_reply
 
 pytestmark = pytest.mark.pure  # no socket, no process: `pytest -m pure`

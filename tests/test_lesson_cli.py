@@ -9,8 +9,8 @@ from pathlib import Path
 import pexpect
 import pytest
 
+from smtp_tutor.core.catalogue import message
 from smtp_tutor.core.lessons import find_lesson, load_lessons
-from smtp_tutor.core.messages import message
 from tests import test_cli
 from tests.test_cli import read_until, run
 

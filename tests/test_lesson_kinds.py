@@ -17,7 +17,8 @@ from typing import Any
 
 import pytest
 
-from smtp_tutor.core import messages
+from smtp_tutor.core import catalogue as catalogue_module
+from smtp_tutor.core.catalogue import load_catalogue
 from smtp_tutor.core.knowledge import LANGUAGES
 from smtp_tutor.core.lessons import (
     STEP_KINDS,
@@ -31,7 +32,6 @@ from smtp_tutor.core.lessons import (
 )
 from smtp_tutor.core.lessons.judge import Observation, hint_text, verdict
 from smtp_tutor.core.lessons.kinds import Answer, Problem
-from smtp_tutor.core.messages import load_catalogue
 
 PACKAGE = Path(__file__).resolve().parents[1] / "smtp_tutor"
 
@@ -201,7 +201,7 @@ def test_the_full_answer_shows_the_new_kinds_text(
     def catalogue(name: str) -> dict[str, dict[str, Any]]:
         return {**real, "answer_status_multiline": note} if name == "lessons_ui" else {}
 
-    monkeypatch.setattr(messages, "load_catalogue", catalogue)
+    monkeypatch.setattr(catalogue_module, "load_catalogue", catalogue)
     retr = load_lesson(write(tmp_path, STATUS_LESSON), kinds=registry).steps[1]
     for lang in LANGUAGES:
         answer = hint_text(retr, 9, lang)[0].splitlines()

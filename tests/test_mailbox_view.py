@@ -19,7 +19,7 @@ from smtp_tutor.client.session import Target
 from smtp_tutor.console import render
 from smtp_tutor.console.app import ConsoleOptions
 from smtp_tutor.console.wrap import display_width
-from smtp_tutor.core.messages import load_catalogue
+from smtp_tutor.core.catalogue import load_catalogue
 from smtp_tutor.sandbox import Sandbox
 from smtp_tutor.sandbox.storage import StoredMessage
 from tests.consoles import run_console, screen_text

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from smtp_tutor.core.auth import AuthError, b64encode_bytes
-from smtp_tutor.core.messages import localize
+from smtp_tutor.core.catalogue import localize
 from smtp_tutor.core.pop3.auth import Pop3AuthExchange, apop_command, apop_digest
 from smtp_tutor.core.pop3.dialogue import Dialogue
 from smtp_tutor.core.pop3.redaction import mask_line, masked, track

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from smtp_tutor.core.pop3.commands import KNOWN_COMMANDS, LineError, parse_command, parse_number
+from smtp_tutor.core.pop3.command_line import KNOWN_COMMANDS, LineError, parse_command, parse_number
 from smtp_tutor.core.pop3.dialogue import (
     AUTH_RESPONSE,
     EXPECT,

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from smtp_tutor.core.pop3.commands import KNOWN_COMMANDS
+from smtp_tutor.core.pop3.command_line import KNOWN_COMMANDS
 from smtp_tutor.core.pop3.dialogue import State
 from smtp_tutor.core.pop3.knowledge import (
     REQUIRED_CAPABILITIES,

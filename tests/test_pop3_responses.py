@@ -304,7 +304,7 @@ def test_make_response_round_trips() -> None:
 
 
 def test_problems_read_in_chinese_and_survive_pickling() -> None:
-    from smtp_tutor.core.messages import localize
+    from smtp_tutor.core.catalogue import localize
 
     [r] = parse(b"hello\r\n")
     problem = r.problems[0]

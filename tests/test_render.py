@@ -184,7 +184,7 @@ def test_malformed_reply_problems_in_chinese() -> None:
 
 
 def test_tls_verification_reason_in_chinese() -> None:
-    from smtp_tutor.core.messages import Said
+    from smtp_tutor.core.catalogue import Said
 
     info = tls_info(False)
     object.__setattr__(info, "verify_error", Said("tls", "self_signed"))

@@ -23,8 +23,8 @@ import pytest
 
 from smtp_tutor.console import history
 from smtp_tutor.console.completion import SMTPCompleter
-from smtp_tutor.core import commands, dialogue, knowledge
-from smtp_tutor.core.messages import load_catalogue
+from smtp_tutor.core import command_line, dialogue, knowledge
+from smtp_tutor.core.catalogue import load_catalogue
 from smtp_tutor.core.phases import Phase
 from smtp_tutor.core.replies import make_reply
 from smtp_tutor.core.verbs import VerbTableError, parse_verbs, verb, verbs
@@ -92,7 +92,7 @@ def test_a_verb_is_looked_up_in_any_case_and_an_unknown_one_is_none() -> None:
 
 
 # -- the old tables, reproduced -------------------------------------------------------------
-# Their values as they stood in core/commands.py, core/dialogue.py, core/checker.py,
+# Their values as they stood in core/command_line.py, core/dialogue.py, core/checker.py,
 # console/history.py, core/knowledge.py and console/completion.py before the table existed.
 
 _ANY = frozenset({Phase.GREETED, Phase.READY, Phase.MAIL, Phase.RCPT})
@@ -215,7 +215,7 @@ OLD_PARAMETER_VALUES = {
 
 @pure
 def test_known_verbs_and_their_order() -> None:
-    assert commands.KNOWN_VERBS == OLD_KNOWN_VERBS == tuple(verbs())
+    assert command_line.KNOWN_VERBS == OLD_KNOWN_VERBS == tuple(verbs())
 
 
 @pure

@@ -14,6 +14,7 @@ from pathlib import Path
 from smtp_tutor.console.app import Console, ConsoleOptions, run_on_sandbox
 from smtp_tutor.console.lesson import LessonRunner
 from smtp_tutor.console.lesson_list import lesson_list_text
+from smtp_tutor.core.catalogue import localize, message
 from smtp_tutor.core.lessons import (
     Lesson,
     LessonError,
@@ -23,7 +24,6 @@ from smtp_tutor.core.lessons import (
     load_lessons,
 )
 from smtp_tutor.core.lessons.progress import Progress
-from smtp_tutor.core.messages import localize, message
 
 EXIT_USAGE = 2
 

@@ -526,8 +526,8 @@ def _console_options(args: argparse.Namespace, **extra: object) -> ConsoleOption
     """Settings for a console: config.toml first, then the command line and NO_COLOR on top."""
     from smtp_tutor.console.app import ConsoleOptions
     from smtp_tutor.console.config import config_path, load_config
+    from smtp_tutor.core.catalogue import message
     from smtp_tutor.core.knowledge import normalise_language
-    from smtp_tutor.core.messages import message
     from smtp_tutor.paths import state_dir
 
     config = load_config()

@@ -32,7 +32,7 @@ def run_serve(args: argparse.Namespace, lang: str) -> int:
         )
         config.validate()
     except ValueError as error:
-        from smtp_tutor.core.messages import localize
+        from smtp_tutor.core.catalogue import localize
 
         what = localize(error.args[0], lang) if error.args else str(error)
         print(f"smtp-tutor serve: {what}", file=sys.stderr)
@@ -59,7 +59,7 @@ def activity_printer(lang: str) -> Callable[[str, Mapping[str, str]], None]:
     """`serve`'s line per connection and message, in the reader's language, with the time."""
     import time
 
-    from smtp_tutor.core.messages import message
+    from smtp_tutor.core.catalogue import message
 
     def report(event: str, fields: Mapping[str, str]) -> None:
         print(message("serve", event, lang, time=time.strftime("%H:%M:%S"), **fields), flush=True)

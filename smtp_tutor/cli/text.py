@@ -33,8 +33,8 @@ import re
 import unicodedata
 from collections.abc import Iterator, Mapping, Sequence
 
+from smtp_tutor.core.catalogue import load_catalogue, message
 from smtp_tutor.core.knowledge import LANGUAGES, language_from_env, normalise_language
-from smtp_tutor.core.messages import load_catalogue, message
 
 CATALOGUE = "cli"
 _parsing = contextvars.ContextVar[str]("cli_parsing_language", default="en")

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Literal
 
 from smtp_tutor.client.tls import TLSInfo, client_context, describe
-from smtp_tutor.core.commands import wire_bytes
+from smtp_tutor.core.command_line import wire_bytes
 from smtp_tutor.core.replies import Reply, ReplyParser
 
 IMPLICIT_TLS_PORT = 465

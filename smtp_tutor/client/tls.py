@@ -31,7 +31,7 @@ from cryptography.x509.verification import (
     VerificationError,
 )
 
-from smtp_tutor.core.messages import Said
+from smtp_tutor.core.catalogue import Said
 
 _T = TypeVar("_T")
 _PEM_BLOCK = re.compile(

@@ -53,7 +53,8 @@ from smtp_tutor.console.view import View
 from smtp_tutor.core.auth import (
     AuthError,
 )
-from smtp_tutor.core.commands import parse_command
+from smtp_tutor.core.catalogue import localize, message
+from smtp_tutor.core.command_line import parse_command
 from smtp_tutor.core.dialogue import (
     AUTH_RESPONSE,
     END_OF_DATA,
@@ -66,7 +67,6 @@ from smtp_tutor.core.dialogue import (
 from smtp_tutor.core.knowledge import load_knowledge
 from smtp_tutor.core.message_data import stuff_line
 from smtp_tutor.core.message_lint import LintFinding, lint_message, render_finding
-from smtp_tutor.core.messages import localize, message
 from smtp_tutor.core.recorder import TranscriptRecorder
 from smtp_tutor.core.redaction import SecretTracker
 from smtp_tutor.core.safe_text import visible
@@ -304,7 +304,7 @@ class Console:
             )
             if history.error is not None:
                 self.say("history_problem", "class:finding.warning", error=history.error)
-        from smtp_tutor.console.commands import COMMANDS
+        from smtp_tutor.console.colon_commands import COMMANDS
 
         commands = [
             (f":{name}", message("help", f"commands.{name}.text", self.lang)) for name in COMMANDS
@@ -395,7 +395,7 @@ class Console:
 
     async def _line(self, line: str, wait: bool = True, pasted: bool = False) -> None:
         if line.startswith(":") and not line.startswith("::"):
-            from smtp_tutor.console.commands import run_command
+            from smtp_tutor.console.colon_commands import run_command
 
             await run_command(self, line[1:])
             return

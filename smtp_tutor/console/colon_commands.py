@@ -20,10 +20,10 @@ from smtp_tutor.client.connection import ConnectionFailed
 from smtp_tutor.console import render
 from smtp_tutor.console.wrap import wrap_text
 from smtp_tutor.core.auth import AuthError, b64decode_text, b64encode_text
+from smtp_tutor.core.catalogue import message
 from smtp_tutor.core.hints import next_step
 from smtp_tutor.core.knowledge import explain, format_explanation
 from smtp_tutor.core.message_lint import header_template
-from smtp_tutor.core.messages import message
 
 if TYPE_CHECKING:
     from smtp_tutor.console.app import Console

@@ -31,9 +31,9 @@ from typing import Protocol
 from prompt_toolkit.completion import CompleteEvent, Completer, Completion
 from prompt_toolkit.document import Document
 
-from smtp_tutor.core.commands import KNOWN_VERBS, parse_command, parse_path_argument
+from smtp_tutor.core.catalogue import load_catalogue, message
+from smtp_tutor.core.command_line import KNOWN_VERBS, parse_command, parse_path_argument
 from smtp_tutor.core.dialogue import Capabilities
-from smtp_tutor.core.messages import load_catalogue, message
 from smtp_tutor.core.safe_text import is_visible, visible
 from smtp_tutor.core.verbs import Verb
 from smtp_tutor.core.verbs import verb as verb_row

@@ -43,7 +43,7 @@ from typing import Protocol
 
 from prompt_toolkit.history import FileHistory
 
-from smtp_tutor.core.commands import KNOWN_VERBS, parse_command
+from smtp_tutor.core.command_line import KNOWN_VERBS, parse_command
 from smtp_tutor.core.dialogue import Capabilities
 from smtp_tutor.core.redaction import SecretTracker
 from smtp_tutor.core.verbs import verbs

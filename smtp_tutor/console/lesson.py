@@ -14,12 +14,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from smtp_tutor.client.session import ReplyEvent, SessionEvent, TLSEvent, TLSFailed
+from smtp_tutor.core.catalogue import message
 from smtp_tutor.core.dialogue import Outcome
 from smtp_tutor.core.lessons import Lesson, Step, Text
 from smtp_tutor.core.lessons.judge import Observation, hint_text, render_reason, verdict
 from smtp_tutor.core.lessons.kinds import Answer, kind_of
 from smtp_tutor.core.lessons.progress import Progress
-from smtp_tutor.core.messages import message
 from smtp_tutor.lexer import highlight_fragments
 
 if TYPE_CHECKING:

@@ -30,10 +30,10 @@ from prompt_toolkit.styles.pygments import style_from_pygments_cls
 from smtp_tutor.client.tls import CertificateInfo, TLSInfo
 from smtp_tutor.console import wrap
 from smtp_tutor.core.auth import AuthError, decode_challenge
+from smtp_tutor.core.catalogue import load_catalogue, localize, message
 from smtp_tutor.core.checker import Finding
 from smtp_tutor.core.dialogue import Capabilities
 from smtp_tutor.core.knowledge import load_knowledge
-from smtp_tutor.core.messages import load_catalogue, localize, message
 from smtp_tutor.core.replies import Reply
 from smtp_tutor.core.safe_text import visible
 from smtp_tutor.lexer import SMTPStyle, highlight_reply_fragments

@@ -11,9 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from smtp_tutor.console.render import Fragments, phase_name
+from smtp_tutor.core.catalogue import message
 from smtp_tutor.core.dialogue import Dialogue
 from smtp_tutor.core.hints import next_step
-from smtp_tutor.core.messages import message
 from smtp_tutor.core.safe_text import visible
 
 

@@ -22,7 +22,7 @@ from smtp_tutor.core.auth import (
     plain_response,
     xoauth2_string,
 )
-from smtp_tutor.core.messages import Said
+from smtp_tutor.core.catalogue import Said
 
 __all__ = ["SUPPORTED_MECHANISMS", "AuthExchange", "AuthStep", "SecretKind"]
 

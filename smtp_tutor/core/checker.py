@@ -15,7 +15,7 @@ import difflib
 from dataclasses import dataclass, field
 from typing import Literal
 
-from smtp_tutor.core.commands import (
+from smtp_tutor.core.command_line import (
     KNOWN_VERBS,
     Command,
     PathArgument,

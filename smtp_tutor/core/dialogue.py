@@ -26,8 +26,8 @@ import collections
 from dataclasses import dataclass, field
 
 from smtp_tutor.core.auth import user_in_answer
-from smtp_tutor.core.commands import Command, parse_command, parse_path_argument, wire_bytes
-from smtp_tutor.core.messages import Said
+from smtp_tutor.core.catalogue import Said
+from smtp_tutor.core.command_line import Command, parse_command, parse_path_argument, wire_bytes
 from smtp_tutor.core.phases import Phase
 from smtp_tutor.core.replies import Reply
 from smtp_tutor.core.verbs import verbs

@@ -28,7 +28,7 @@ from email.header import Header
 from email.message import Message
 from typing import Literal
 
-from smtp_tutor.core.messages import message
+from smtp_tutor.core.catalogue import message
 
 __all__ = [
     "ADDRESS_HEADERS",

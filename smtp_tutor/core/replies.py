@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from smtp_tutor.core.messages import Said
+from smtp_tutor.core.catalogue import Said
 
 #: RFC 5321 §4.5.3.1.5: a reply line is at most 512 octets including the CRLF.
 REPLY_LINE_LIMIT = 512

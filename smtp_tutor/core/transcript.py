@@ -21,7 +21,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from smtp_tutor.core.commands import wire_bytes
+from smtp_tutor.core.command_line import wire_bytes
 from smtp_tutor.core.placeholders import (
     MissingVariable,
     Placeholder,

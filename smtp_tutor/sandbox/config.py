@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from smtp_tutor.core.messages import Said
+from smtp_tutor.core.catalogue import Said
 from smtp_tutor.paths import data_dir
 
 DEMO_USER = "student"

@@ -13,9 +13,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from smtp_tutor.core.catalogue import message
 from smtp_tutor.core.lessons.kinds import kind_of
 from smtp_tutor.core.lessons.model import UI, Step, language_chain
-from smtp_tutor.core.messages import message
 
 
 @dataclass(frozen=True)

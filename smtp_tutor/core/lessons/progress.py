@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from smtp_tutor import paths
-from smtp_tutor.core.messages import Said, localize
+from smtp_tutor.core.catalogue import Said, localize
 
 FILE_NAME = "lessons.json"
 VERSION = 1

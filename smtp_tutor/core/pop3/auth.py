@@ -13,7 +13,7 @@ from dataclasses import replace
 
 from smtp_tutor.core.auth import AuthError, credential_bytes
 from smtp_tutor.core.auth_exchange import SUPPORTED_MECHANISMS, AuthExchange, AuthStep
-from smtp_tutor.core.messages import Said
+from smtp_tutor.core.catalogue import Said
 from smtp_tutor.core.pop3.dialogue import apop_timestamp
 from smtp_tutor.core.pop3.responses import Response
 

@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from smtp_tutor.core import checker
-from smtp_tutor.core.commands import KNOWN_VERBS as SMTP_VERBS
-from smtp_tutor.core.commands import wire_bytes
-from smtp_tutor.core.messages import message
-from smtp_tutor.core.pop3.commands import (
+from smtp_tutor.core.catalogue import message
+from smtp_tutor.core.command_line import KNOWN_VERBS as SMTP_VERBS
+from smtp_tutor.core.command_line import wire_bytes
+from smtp_tutor.core.pop3.command_line import (
     KNOWN_COMMANDS,
     NO_ARGUMENT,
     NUMBER_ARGUMENTS,

@@ -10,8 +10,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from smtp_tutor.core.commands import wire_bytes
-from smtp_tutor.core.messages import Said
+from smtp_tutor.core.catalogue import Said
+from smtp_tutor.core.command_line import wire_bytes
 
 #: Every command of RFC 1939, RFC 2449 (CAPA), RFC 2595 (STLS), RFC 5034 (AUTH), RFC 6856.
 KNOWN_COMMANDS: tuple[str, ...] = (

@@ -29,9 +29,9 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from smtp_tutor.core.auth import AuthError, b64decode_bytes
+from smtp_tutor.core.catalogue import Said
 from smtp_tutor.core.dialogue import AUTH_RESPONSE, GREETING
-from smtp_tutor.core.messages import Said
-from smtp_tutor.core.pop3.commands import Pop3Command, encode_line, parse_command, parse_number
+from smtp_tutor.core.pop3.command_line import Pop3Command, encode_line, parse_command, parse_number
 from smtp_tutor.core.pop3.responses import Expect, Response, ResponseParser, Status
 
 __all__ = [

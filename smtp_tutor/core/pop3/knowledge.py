@@ -2,7 +2,7 @@
 
 The words live in ``data/pop3.toml`` so a teacher can correct a sentence without reading
 Python. Nothing here is a second machinery: the file is read with the catalogue loader of
-`core.messages`, results reuse the SMTP knowledge base's `CodeInfo` and `KeywordInfo`, the
+`core.catalogue`, results reuse the SMTP knowledge base's `CodeInfo` and `KeywordInfo`, the
 data is checked with its validators, SASL mechanisms are explained from its keyword data,
 and which states accept a command comes from the dialogue's table, not from the TOML.
 
@@ -22,9 +22,9 @@ from typing import Any
 
 from smtp_tutor.core import knowledge as kb
 from smtp_tutor.core.auth import parse_challenge
+from smtp_tutor.core.catalogue import load_catalogue, message
 from smtp_tutor.core.knowledge import CodeInfo, KeywordInfo, normalise_language
-from smtp_tutor.core.messages import load_catalogue, message
-from smtp_tutor.core.pop3.commands import KNOWN_COMMANDS
+from smtp_tutor.core.pop3.command_line import KNOWN_COMMANDS
 from smtp_tutor.core.pop3.dialogue import VALID_IN, State, apop_timestamp
 from smtp_tutor.core.pop3.responses import Expect, ResponseParser, Status
 

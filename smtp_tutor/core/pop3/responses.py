@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from smtp_tutor.core import replies
-from smtp_tutor.core.messages import Said
+from smtp_tutor.core.catalogue import Said
 
 #: RFC 2449 §4: the first line of a response, greeting included, is at most 512 octets with CRLF.
 STATUS_LINE_LIMIT = 512
