@@ -229,6 +229,18 @@ def _add_serve_command(commands: argparse._SubParsersAction[_Parser]) -> None:
         help="how long slow@ addresses make the client wait (5)",
     )
     serve.add_argument(
+        "--pop3",
+        type=_pop3_address,
+        default=None,
+        metavar="[HOST:]PORT",
+        help="also serve POP3 on PORT (0 = free; HOST: the --host one), one mailbox per account",
+    )
+    serve.add_argument(
+        "--pop3-implicit-tls",
+        action="store_true",
+        help="POP3 with TLS from the first byte (POP3S, like port 995)",
+    )
+    serve.add_argument(
         "-q",
         "--quiet",
         action="store_true",
@@ -416,6 +428,18 @@ def _port_or_zero(text: str) -> int:
     return value
 
 
+def _pop3_address(text: str) -> tuple[str | None, int]:
+    """`--pop3 PORT` or `--pop3 HOST:PORT` (an IPv6 HOST in brackets: `[::1]:2110`)."""
+    host, colon, port = text.rpartition(":")
+    if colon and not host:
+        raise argparse.ArgumentTypeError(cli_text.say("not_a_pop3_address", value=repr(text)))
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if colon and (not host or any(c.isspace() for c in host) or ("[" in host or "]" in host)):
+        raise argparse.ArgumentTypeError(cli_text.say("not_a_pop3_address", value=repr(text)))
+    return (host or None), _port_or_zero(port)
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -573,7 +597,7 @@ async def _run_sandbox_console(args: argparse.Namespace) -> int:
     from smtp_tutor.console.app import run_on_sandbox
     from smtp_tutor.sandbox import Sandbox, SandboxConfig
 
-    sandbox = Sandbox(SandboxConfig(port=0))
+    sandbox = Sandbox(SandboxConfig(port=0, pop3_port=0))
     try:
         await sandbox.start()
     except OSError as error:

@@ -12,6 +12,7 @@ from smtp_tutor.cli.text import EXIT_CONNECTION, EXIT_USAGE, os_reason
 def run_serve(args: argparse.Namespace, lang: str) -> int:
     import asyncio
 
+    from smtp_tutor.core.catalogue import Said
     from smtp_tutor.sandbox import SandboxConfig, parse_accounts, serve_forever
 
     try:
@@ -29,7 +30,12 @@ def run_serve(args: argparse.Namespace, lang: str) -> int:
             max_connections=args.max_connections,
             greylist_delay=args.greylist_delay,
             slow_delay=args.slow_delay,
+            pop3_port=args.pop3[1] if args.pop3 else None,
+            pop3_host=args.pop3[0] if args.pop3 else None,
+            pop3_implicit_tls=args.pop3_implicit_tls,
         )
+        if args.pop3_implicit_tls and args.pop3 is None:
+            raise ValueError(Said("serve", "pop3_tls_without_pop3"))
         config.validate()
     except ValueError as error:
         from smtp_tutor.core.catalogue import localize
@@ -47,10 +53,12 @@ def run_serve(args: argparse.Namespace, lang: str) -> int:
                 file=sys.stderr,
             )
             return 1
-        print(
-            f"smtp-tutor serve: cannot listen on {args.host}:{args.port}: {os_reason(error)}",
-            file=sys.stderr,
-        )
+        where = f"{args.host}:{args.port}"
+        from smtp_tutor.sandbox.pop3.server import Pop3BindError
+
+        if isinstance(error, Pop3BindError):
+            where = f"{error.host}:{error.port} (POP3)"
+        print(f"smtp-tutor serve: cannot listen on {where}: {os_reason(error)}", file=sys.stderr)
         return EXIT_CONNECTION
     return 0
 

@@ -64,6 +64,10 @@ class SandboxConfig:
     greylist_delay: float = 5
     slow_delay: float = 5
     hostname: str = "localhost"
+    # POP3 over the same mailboxes (sandbox/pop3/): None = off, 0 = a free port.
+    pop3_port: int | None = None
+    pop3_host: str | None = None  # None: the SMTP side's host
+    pop3_implicit_tls: bool = False  # POP3S, like port 995
 
     def mailbox_dir(self) -> Path:
         return Path(self.mailbox) if self.mailbox is not None else default_mailbox_dir()
@@ -79,6 +83,8 @@ class SandboxConfig:
         """
         if not 0 <= self.port <= 65535:
             raise ValueError(f"port must be between 0 and 65535, not {self.port}")
+        if self.pop3_port is not None and not 0 <= self.pop3_port <= 65535:
+            raise ValueError(f"the POP3 port must be between 0 and 65535, not {self.pop3_port}")
         if self.max_message_size < 1:
             raise ValueError("the message size limit must be at least 1 byte")
         if self.idle_timeout <= 0:

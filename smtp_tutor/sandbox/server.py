@@ -11,10 +11,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import ssl
 import threading
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from smtp_tutor.sandbox.activity import Report
 from smtp_tutor.sandbox.certs import ensure_certificate, server_tls_context
@@ -22,6 +24,9 @@ from smtp_tutor.sandbox.config import DEMO_PASSWORD, DEMO_USER, SandboxConfig, s
 from smtp_tutor.sandbox.handler import SandboxHandler
 from smtp_tutor.sandbox.protocol import AUTH_MECHANISMS, SandboxSMTP
 from smtp_tutor.sandbox.storage import Mailbox
+
+if TYPE_CHECKING:
+    from smtp_tutor.sandbox.pop3 import Pop3Server
 
 STOP_TIMEOUT = 5.0
 LISTEN_BACKLOG = 100  # asyncio's default
@@ -44,6 +49,7 @@ class Sandbox:
         self.cert_path: Path = sandbox_dir() / "cert.pem"
         self._server: asyncio.Server | None = None
         self._handler: SandboxHandler | None = None
+        self._pop3: Pop3Server | None = None
 
     async def start(self) -> None:
         """Bind and start serving; afterwards `.host` and `.port` are the bound ones."""
@@ -72,9 +78,49 @@ class Sandbox:
         )
         self._handler = handler
         self.host, self.port = self._server.sockets[0].getsockname()[:2]
+        if self.config.pop3_port is not None:
+            try:
+                await self._start_pop3(tls_context)
+            except BaseException:
+                await self.stop()
+                raise
+
+    async def _start_pop3(self, tls_context: ssl.SSLContext) -> None:
+        from smtp_tutor.sandbox.pop3 import Pop3Server
+
+        config = self.config
+        assert config.pop3_port is not None
+        accounts_root = self.mailbox_path / "accounts"
+        pop3 = Pop3Server(
+            config,
+            lambda name: Mailbox(accounts_root / name),
+            tls_context,
+            host=config.pop3_host or config.host,
+            port=config.pop3_port,
+            implicit_tls=config.pop3_implicit_tls,
+            report=self.report,
+        )
+        await pop3.start()
+        self._pop3 = pop3
+
+    @property
+    def pop3_port(self) -> int | None:
+        """The bound POP3 port, or None when the sandbox serves no POP3."""
+        return self._pop3.port if self._pop3 is not None else None
+
+    @property
+    def pop3_host(self) -> str | None:
+        return self._pop3.host if self._pop3 is not None else None
+
+    @property
+    def pop3(self) -> Pop3Server | None:
+        return self._pop3
 
     async def stop(self) -> None:
         """Stop listening, say 421 to connected clients, and wait until they are closed."""
+        pop3, self._pop3 = self._pop3, None
+        if pop3 is not None:
+            await pop3.stop()
         server, handler = self._server, self._handler
         self._server = self._handler = None
         if server is None or handler is None:
@@ -106,6 +152,15 @@ class Sandbox:
             f"Mailbox (Maildir): {self.mailbox_path}",
             f"Self-signed certificate: {self.cert_path}",
         ]
+        if self._pop3 is not None:
+            pop3_tls = (
+                "implicit TLS (port-995 style)" if self.config.pop3_implicit_tls else "STLS offered"
+            )
+            lines.insert(
+                1,
+                f"POP3 listening on {self._pop3.host}:{self._pop3.port} ({pop3_tls}); "
+                f"each account reads its own mailbox",
+            )
         if self.config.has_demo_account():
             mechanisms = ", ".join(AUTH_MECHANISMS)
             lines.append(f"Demo account: {DEMO_USER} / {DEMO_PASSWORD} (AUTH {mechanisms})")
@@ -132,6 +187,14 @@ class ThreadedSandbox:
     @property
     def mailbox_path(self) -> Path:
         return self._sandbox.mailbox_path
+
+    @property
+    def pop3_port(self) -> int | None:
+        return self._sandbox.pop3_port
+
+    @property
+    def pop3_host(self) -> str | None:
+        return self._sandbox.pop3_host
 
     @property
     def cert_path(self) -> Path:
