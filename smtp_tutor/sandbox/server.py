@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
+from smtp_tutor.sandbox.accounts import AccountMailboxes
 from smtp_tutor.sandbox.activity import Report
 from smtp_tutor.sandbox.certs import ensure_certificate, server_tls_context
 from smtp_tutor.sandbox.config import DEMO_PASSWORD, DEMO_USER, SandboxConfig, sandbox_dir
@@ -44,6 +45,7 @@ class Sandbox:
         self.cert_path: Path = sandbox_dir() / "cert.pem"
         self._server: asyncio.Server | None = None
         self._handler: SandboxHandler | None = None
+        self.accounts = AccountMailboxes(self.mailbox_path, config.users)
 
     async def start(self) -> None:
         """Bind and start serving; afterwards `.host` and `.port` are the bound ones."""
@@ -51,9 +53,9 @@ class Sandbox:
             return
         self.cert_path, key_path = ensure_certificate(self.cert_path.parent)
         tls_context = server_tls_context(self.cert_path, key_path)
-        mailbox = Mailbox(self.mailbox_path)
-        mailbox.create()
-        handler = SandboxHandler(self.config, mailbox, self.report)
+        accounts = self.accounts
+        accounts.shared.create()
+        handler = SandboxHandler(self.config, accounts, self.report)
         loop = asyncio.get_running_loop()
         implicit = self.config.implicit_tls
 
