@@ -18,6 +18,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING
 
+from smtp_tutor.sandbox.accounts import AccountMailboxes
 from smtp_tutor.sandbox.activity import Report
 from smtp_tutor.sandbox.certs import ensure_certificate, server_tls_context
 from smtp_tutor.sandbox.config import DEMO_PASSWORD, DEMO_USER, SandboxConfig, sandbox_dir
@@ -50,6 +51,7 @@ class Sandbox:
         self._server: asyncio.Server | None = None
         self._handler: SandboxHandler | None = None
         self._pop3: Pop3Server | None = None
+        self.accounts = AccountMailboxes(self.mailbox_path, config.users)
 
     async def start(self) -> None:
         """Bind and start serving; afterwards `.host` and `.port` are the bound ones."""
@@ -57,9 +59,9 @@ class Sandbox:
             return
         self.cert_path, key_path = ensure_certificate(self.cert_path.parent)
         tls_context = server_tls_context(self.cert_path, key_path)
-        mailbox = Mailbox(self.mailbox_path)
-        mailbox.create()
-        handler = SandboxHandler(self.config, mailbox, self.report)
+        accounts = self.accounts
+        accounts.shared.create()
+        handler = SandboxHandler(self.config, accounts, self.report)
         loop = asyncio.get_running_loop()
         implicit = self.config.implicit_tls
 
@@ -90,10 +92,9 @@ class Sandbox:
 
         config = self.config
         assert config.pop3_port is not None
-        accounts_root = self.mailbox_path / "accounts"
         pop3 = Pop3Server(
             config,
-            lambda name: Mailbox(accounts_root / name),
+            self.accounts.of,
             tls_context,
             host=config.pop3_host or config.host,
             port=config.pop3_port,

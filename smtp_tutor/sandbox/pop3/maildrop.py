@@ -162,8 +162,8 @@ class Maildrop:
             if not entry.deleted:
                 continue
             try:
-                entry.path.unlink()
-            except FileNotFoundError:
+                self.mailbox.remove(entry.key)
+            except KeyError:
                 removed += 1  # already gone: the goal is met
             except OSError:
                 failed.append(entry.key)
