@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import io
 import poplib
 import re
 import signal
@@ -753,6 +754,44 @@ def test_a_pop3_port_in_use_is_named(env: dict[str, str], tmp_path: Path) -> Non
     assert result.returncode == 3
     assert f"cannot listen on 127.0.0.1:{port} (POP3):" in result.stderr
     assert result.stderr.count("\n") == 1
+
+
+# The plain `smtp-tutor` command ------------------------------------------------------------
+
+
+def test_the_console_sandbox_opens_a_pop3_port_and_says_so(env: dict[str, str]) -> None:
+    """In a terminal: the banner names the POP3 port; mail sent in the console is fetched there."""
+    pexpect = pytest.importorskip("pexpect")
+    env.update(PROMPT_TOOLKIT_NO_CPR="1", TERM="xterm")
+    command = test_cli.script()
+    log = io.StringIO()
+    child = pexpect.spawn(command[0], [], env=env, dimensions=(40, 160), encoding="utf-8")
+    child.logfile_read = log
+    try:
+        banner = test_cli.read_until(child, log, r"^220 .*smtp>")
+        where = re.search(r"POP3 on 127\.0\.0\.1:(\d+) too", banner)
+        assert where, banner
+        lines = banner.splitlines()
+        pop3_line = next(i for i, line in enumerate(lines) if "POP3 on" in line)
+        assert lines[pop3_line + 1].startswith("Start with:")
+        for line in ("EHLO me.example", "MAIL FROM:<me@example.com>",
+                     "RCPT TO:<student@example.com>", "DATA"):  # fmt: skip
+            child.sendline(line)
+            test_cli.read_until(child, log, re.escape(line) + r".*^(250|354) .*(smtp|data)>")
+        child.sendline("Subject: typed by hand")
+        child.sendline("")
+        child.sendline("hello")
+        child.sendline(".")
+        test_cli.read_until(child, log, r"stored as")
+        client = poplib.POP3("127.0.0.1", int(where[1]), timeout=TIMEOUT)
+        client.user("student")
+        client.pass_("secret")
+        assert b"Subject: typed by hand" in fetched(client.retr(1))
+        client.quit()
+        child.sendline(":quit")
+        child.expect(pexpect.EOF, timeout=TIMEOUT)
+    finally:
+        child.close(force=True)
 
 
 # The maildrop's pure parts ------------------------------------------------------------------

@@ -799,6 +799,11 @@ async def run_on_sandbox(
         address=f"{sandbox.host}:{sandbox.port}",
         mailbox=sandbox.mailbox_path,
     )
+    if sandbox.pop3_port is not None:  # before the last line, the "Start with" a lesson replaces
+        lines = options.banner.splitlines()
+        address = f"{sandbox.pop3_host}:{sandbox.pop3_port}"
+        lines.insert(-1, message("console", "banner_pop3", options.lang, address=address))
+        options.banner = "\n".join(lines)
     console = Console(Target(sandbox.host, sandbox.port), options)
     if prepare is not None:
         prepare(console)
