@@ -657,6 +657,41 @@ def test_hostile_clients_leave_the_server_up_and_other_sessions_untouched(
     bystander.close()
 
 
+def test_a_client_that_half_closes_still_gets_every_answer(sandbox: ThreadedSandbox) -> None:
+    """`printf 'USER …' | nc -N`: the client's EOF comes right after its last command."""
+    send_mail(sandbox)
+    session = raw(sandbox)
+    session.send(b"USER student\r\nPASS secret\r\nDELE 1\r\nQUIT\r\n")
+    session.sock.shutdown(socket.SHUT_WR)
+    answers = [session.line() for _ in range(4)]
+    assert answers[-1] == b"+OK Logging out: 1 message deleted.\r\n", answers
+    assert session.closed_by_server()
+    assert len(account_box(sandbox, "student")) == 0
+
+
+def test_a_client_that_never_reads_is_cut_off_after_the_idle_timeout(
+    start_sandbox: Callable[..., ThreadedSandbox],
+) -> None:
+    sandbox = start_sandbox(idle_timeout=1.0)
+    big = MESSAGE + b"x" * 998 + b"\r\n"
+    account_box(sandbox, "student").add(big * 4000, {})  # 4 MB
+    stuck = raw(sandbox)
+    stuck.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    stuck.login()
+    stuck.send(b"RETR 1\r\n" * 20)  # ~80 MB of answers that nobody reads
+    deadline = time.monotonic() + 6
+    while True:  # the lock is given back once the session is gone
+        other = raw(sandbox)
+        answer = other.login()
+        other.close()
+        if answer.startswith(b"+OK"):
+            break
+        assert answer.startswith(b"-ERR [IN-USE]")
+        assert time.monotonic() < deadline, "the stuck session was never cut off"
+        time.sleep(0.3)
+    stuck.close()
+
+
 def test_stopping_the_sandbox_says_so_to_a_logged_in_session(
     start_sandbox: Callable[..., ThreadedSandbox],
 ) -> None:

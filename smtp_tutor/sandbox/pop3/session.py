@@ -108,9 +108,13 @@ class Pop3Session(asyncio.Protocol):
         self._wake.set()
 
     def eof_received(self) -> bool:
+        """The client finished sending: what it sent is still answered (`printf … | nc -N`).
+
+        Keeping the transport open for the answers works only without TLS (asyncio).
+        """
         self._eof = True
         self._wake.set()
-        return False
+        return not self.tls
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._lost = True
@@ -236,7 +240,13 @@ class Pop3Session(asyncio.Protocol):
             raise _Hangup
         transport.write(data)
         if self._writable is not None and not self._writable.done():
-            await self._writable
+            try:  # a client that never reads may not hold the session forever
+                await asyncio.wait_for(
+                    asyncio.shield(self._writable), self.server.config.idle_timeout
+                )
+            except TimeoutError:
+                transport.abort()
+                raise _Hangup from None
         if self._lost:
             raise _Hangup
 
