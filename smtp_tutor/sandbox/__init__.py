@@ -10,6 +10,8 @@ Modules, one job each:
     certs     the cached self-signed certificate
     storage   the Maildir with an envelope JSON beside each message, and its reader
     activity  the events `serve` prints (connections, failed handshakes, stored mail), made safe
+    pop3/     the POP3 server over the account mailboxes (docs/pop3-sandbox.md), on when
+              `SandboxConfig.pop3_port` is set
 """
 
 from __future__ import annotations
