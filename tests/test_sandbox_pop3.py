@@ -9,6 +9,7 @@ the limits). XDG_* point into tmp_path, so the real home directory is never touc
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import io
 import poplib
@@ -657,6 +658,37 @@ def test_hostile_clients_leave_the_server_up_and_other_sessions_untouched(
     bystander.close()
 
 
+def test_failed_tls_handshakes_cost_only_their_connection(
+    start_sandbox: Callable[..., ThreadedSandbox],
+) -> None:
+    plain = start_sandbox()
+    session = raw(plain)
+    assert session.command("STLS").startswith(b"+OK")
+    session.send(b"this is not a ClientHello\r\n" * 10)
+    assert session.closed_by_server()
+    hangup = raw(plain)
+    assert hangup.command("STLS").startswith(b"+OK")
+    hangup.close()  # gone in the middle of the handshake
+    client = pop(plain)
+    client.stls(context=client_tls_context(plain.cert_path))
+    client.user("student")
+    assert client.pass_("secret").startswith(b"+OK")
+    client.quit()
+    implicit = start_sandbox(pop3_implicit_tls=True, mailbox=plain.mailbox_path.parent / "M2")
+    assert implicit.pop3_port is not None
+    with socket.create_connection(("127.0.0.1", implicit.pop3_port), timeout=TIMEOUT) as sock:
+        sock.sendall(b"USER student\r\n")  # plain text to a POP3S port
+        with contextlib.suppress(ConnectionResetError):
+            while sock.recv(100):  # a TLS alert at most, then the server closes
+                pass
+    secure = poplib.POP3_SSL(
+        "127.0.0.1", implicit.pop3_port, context=client_tls_context(implicit.cert_path)
+    )
+    secure.user("student")
+    assert secure.pass_("secret").startswith(b"+OK")
+    secure.quit()
+
+
 def test_a_client_that_half_closes_still_gets_every_answer(sandbox: ThreadedSandbox) -> None:
     """`printf 'USER …' | nc -N`: the client's EOF comes right after its last command."""
     send_mail(sandbox)
@@ -729,9 +761,16 @@ def test_serve_pop3_announces_the_port_and_reports_logins_and_quits(
         with pytest.raises(poplib.error_proto):
             bad.pass_("wrong")
         bad.quit()
+        hostile = Pop3Raw("127.0.0.1", int(where[1]))
+        assert hostile.command("STLS").startswith(b"+OK")
+        hostile.send(b"\x16\x03\x01\x00\x05hello" + b"garbage" * 10)
+        assert hostile.closed_by_server()
         time.sleep(0.3)
         code, stdout, stderr = served.stop(signal.SIGINT)
     assert code == 0, stderr
+    assert stderr == ""
+    failed = [line for line in stdout.splitlines() if "TLS handshake failed after STLS" in line]
+    assert len(failed) == 1, stdout
     lines = stdout.splitlines()
     login = [line for line in lines if "POP3 login" in line]
     quits = [line for line in lines if "POP3 QUIT" in line]
