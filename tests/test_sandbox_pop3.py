@@ -786,6 +786,7 @@ def test_serve_pop3_announces_the_port_and_reports_logins_and_quits(
 
 def test_serve_pop3s_and_host_port(env: dict[str, str], tmp_path: Path) -> None:
     args = ("--pop3", "127.0.0.1:0", "--pop3-implicit-tls", "--mailbox", str(tmp_path / "M"))
+    args += ("--lang", "zh")
     with serving(env, *args) as served:
         text = "".join(served.seen)
         where = re.search(r"POP3 listening on 127\.0\.0\.1:(\d+) \(implicit TLS", text)
@@ -796,8 +797,11 @@ def test_serve_pop3s_and_host_port(env: dict[str, str], tmp_path: Path) -> None:
         client.user("student")
         assert client.pass_("secret").startswith(b"+OK")
         client.quit()
-        code, _stdout, stderr = served.stop(signal.SIGTERM)
+        time.sleep(0.3)
+        code, stdout, stderr = served.stop(signal.SIGTERM)
     assert code == 0, stderr
+    assert re.search(r"POP3 登录为 student（USER/PASS）：0 封邮件，0 字节$", stdout, re.M), stdout
+    assert re.search(r"POP3 用户 student 发出 QUIT：删除了 0 封邮件$", stdout, re.M), stdout
 
 
 @pytest.mark.parametrize(
