@@ -143,3 +143,12 @@ def test_connect_loads_no_cryptography_and_no_sandbox(tmp_path: Path, tiny_serve
     assert packages(modules, "cryptography", "aiosmtpd", "attr") == set()
     sandbox = {m for m in modules if m.startswith("smtp_tutor.sandbox.")}
     assert sandbox <= {"smtp_tutor.sandbox.config"}  # `serve`'s defaults, for the parser
+
+
+def test_explain_imports_what_it_prints(tmp_path: Path) -> None:
+    modules = loaded_by_command(tmp_path, "explain", "550")
+    assert "smtp_tutor.core.knowledge" in modules
+    heavy = ("prompt_toolkit", "asyncio", "cryptography", "aiosmtpd", "pygments", "wcwidth")
+    assert packages(modules, *heavy) == set()  # wcwidth: only for text beyond Latin-1
+    chinese = loaded_by_command(tmp_path, "--lang", "zh", "explain", "550")
+    assert packages(chinese, "wcwidth", "prompt_toolkit") == {"wcwidth"}
