@@ -152,3 +152,10 @@ def test_explain_imports_what_it_prints(tmp_path: Path) -> None:
     assert packages(modules, *heavy) == set()  # wcwidth: only for text beyond Latin-1
     chinese = loaded_by_command(tmp_path, "--lang", "zh", "explain", "550")
     assert packages(chinese, "wcwidth", "prompt_toolkit") == {"wcwidth"}
+
+
+def test_a_second_start_reads_the_knowledge_from_the_cache(tmp_path: Path) -> None:
+    first = loaded_by_command(tmp_path, "explain", "550")
+    assert "tomllib" in first  # parsed, and the parse kept on the way out
+    assert list((tmp_path / "cache" / "smtp-tutor" / "data").glob("replies.*"))
+    assert "tomllib" not in loaded_by_command(tmp_path, "explain", "550")
