@@ -159,3 +159,50 @@ def test_a_second_start_reads_the_knowledge_from_the_cache(tmp_path: Path) -> No
     assert "tomllib" in first  # parsed, and the parse kept on the way out
     assert list((tmp_path / "cache" / "smtp-tutor" / "data").glob("replies.*"))
     assert "tomllib" not in loaded_by_command(tmp_path, "explain", "550")
+
+
+def test_replay_against_a_server_runs_without_an_event_loop(
+    tmp_path: Path, tiny_server: int
+) -> None:
+    script = tmp_path / "hello.smtp"
+    script.write_text("S: 220\nC: EHLO me.example\nS: 250\nC: QUIT\nS: 221\n", "utf-8")
+    server = f"127.0.0.1:{tiny_server}"
+    modules = loaded_by_command(tmp_path, "replay", str(script), "--server", server, "-q")
+    assert "smtp_tutor.replay.runner" in modules
+    heavy = ("asyncio", "prompt_toolkit", "cryptography", "aiosmtpd", "pygments", "wcwidth")
+    assert packages(modules, *heavy) == set()
+
+
+def test_the_blocking_replay_stops_on_ctrl_c_with_130_and_no_traceback(tmp_path: Path) -> None:
+    """Without an event loop Ctrl-C lands in the blocking read: one clean exit all the same."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    accepted: list[socket.socket] = []
+
+    def greet_then_hang() -> None:
+        connection, _ = listener.accept()
+        accepted.append(connection)
+        connection.sendall(b"220 slow.example ESMTP\r\n")  # and never answers EHLO
+
+    threading.Thread(target=greet_then_hang, daemon=True).start()
+    script = tmp_path / "hello.smtp"
+    script.write_text("S: 220\nC: EHLO me.example\nS: 250\n", "utf-8")
+    server = f"127.0.0.1:{listener.getsockname()[1]}"
+    child = pexpect.spawn(
+        sys.executable,
+        ["-m", "smtp_tutor", "replay", str(script), "--server", server],
+        env=environment(tmp_path),
+        cwd=str(tmp_path),
+        encoding="utf-8",
+        timeout=30,
+    )
+    try:
+        child.expect_exact("EHLO me.example")
+        child.sendintr()
+        child.expect(pexpect.EOF)
+    finally:
+        child.close(force=True)
+        listener.close()
+        for connection in accepted:
+            connection.close()
+    assert child.exitstatus == 130, child.before
+    assert "Traceback" not in (child.before or "")
