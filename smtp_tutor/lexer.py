@@ -14,13 +14,17 @@ expectation forms of docs/transcript.md (`S: 2xx`, `S: *`, a `/regex/`) and ever
 token values always concatenate back to the input.
 
 Only pygments is imported here; prompt_toolkit is imported inside `highlight_fragments` so the
-command-line tools do not pay for it.
+command-line tools do not pay for it. pygments compiles every state's regular expressions
+when a lexer class is first used (about 10 ms here), so the console's replies go through a
+lexer made of the few states server text can reach from "replies" (the same rules), and the
+whole lexer is made only when a dialogue or transcript is highlighted.
 """
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar
 
 from pygments.lexer import RegexLexer, bygroups, default
@@ -387,26 +391,62 @@ class SMTPStyle(Style):
 Fragments = list[tuple[str, str]]
 
 
+def reachable_states(tokens: Mapping[str, list[Any]], start: str) -> set[str]:
+    """The states a lexer can enter from `start`: its rules' new states, followed."""
+    seen: set[str] = set()
+    todo = [start]
+    while todo:
+        state = todo.pop()
+        if state in seen or state.startswith("#"):  # "#pop", "#push"
+            continue
+        seen.add(state)
+        for rule in tokens[state]:
+            if isinstance(rule, default):
+                new = rule.state
+            elif isinstance(rule, tuple) and len(rule) > 2:
+                new = rule[2]
+            else:
+                continue
+            todo += [new] if isinstance(new, str) else list(new)
+    return seen
+
+
+class _RepliesLexer(RegexLexer):
+    """SMTPLexer's states that server text reaches from "replies": the same rules, fewer to
+    compile. Not registered with pygments; only `highlight_reply_fragments` uses it."""
+
+    name = "SMTP replies"
+    tokens: ClassVar[dict[str, list[Any]]] = {
+        state: SMTPLexer.tokens[state]
+        for state in sorted(reachable_states(SMTPLexer.tokens, "replies"))
+    }
+
+
+@functools.cache
+def _lexer(replies_only: bool) -> RegexLexer:
+    return _RepliesLexer() if replies_only else SMTPLexer()
+
+
 def highlight_reply_fragments(raw_text: str) -> Fragments:
     """Server text as prompt_toolkit fragments: every line is a reply, none a command.
 
     Line ends are normalised to LF, as pygments does, so a CR never reaches the terminal.
     """
-    return _fragments(raw_text, ("replies",))
+    return _fragments(raw_text, ("replies",), _lexer(True))
 
 
 def highlight_fragments(text: str) -> Fragments:
     """A whole dialogue or transcript (client and server lines) as prompt_toolkit fragments."""
-    return _fragments(text, ("root",))
+    return _fragments(text, ("root",), _lexer(False))
 
 
-def _fragments(text: str, stack: tuple[str, ...]) -> Fragments:
+def _fragments(text: str, stack: tuple[str, ...], lexer: RegexLexer) -> Fragments:
     from prompt_toolkit.styles.pygments import pygments_token_to_classname
 
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     fragments: Fragments = []
     styles: dict[_TokenType, str] = {}
-    for _pos, token, value in _LEXER.get_tokens_unprocessed(text, stack):
+    for _pos, token, value in lexer.get_tokens_unprocessed(text, stack):
         style = styles.get(token) or styles.setdefault(
             token, "class:" + pygments_token_to_classname(token)
         )
@@ -415,6 +455,3 @@ def _fragments(text: str, stack: tuple[str, ...]) -> Fragments:
         elif value:
             fragments.append((style, value))
     return fragments
-
-
-_LEXER = SMTPLexer()

@@ -39,3 +39,8 @@ def ensure_private_dir(path: Path) -> Path:
     """Create `path` (and parents) readable by the owner only; secrets may live there."""
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
     return path
+
+
+def cache_dir() -> Path:
+    """What can be rebuilt at any time: the parsed knowledge files (smtp_tutor/data)."""
+    return _base("XDG_CACHE_HOME", ".cache") / APP

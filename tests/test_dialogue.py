@@ -9,6 +9,7 @@ import pytest
 from smtp_tutor.core.dialogue import (
     ALLOWED_PHASES,
     AUTH_RESPONSE,
+    DATA_LINE,
     END_OF_DATA,
     Capabilities,
     Dialogue,
@@ -324,3 +325,30 @@ def test_one_reader_of_the_user_name_in_an_auth_answer() -> None:
         "me@example.com"
     )
     assert user_in_answer("LOGIN", "student") is None  # LOGIN's answer is the name itself
+
+
+@pytest.mark.pure
+def test_sending_data_follows_the_final_dots_in_flight() -> None:
+    """Pipelined after DATA: the "." in flight ends message text until its reply comes."""
+    d = Dialogue()
+    d.receive(make_reply(220, "hi"))
+    for line, code in (("EHLO me", 250), ("MAIL FROM:<a@x> SIZE=5", 250), ("RCPT TO:<b@x>", 250)):
+        d.send(line)
+        d.receive(make_reply(code, "ok"))
+    assert d.mail_from == "a@x" and d.mail_parameters == {"SIZE": "5"} and d.recipients == ["b@x"]
+    d.send("DATA")
+    d.receive(make_reply(354, "go"))
+    assert d.sending_data and d.send("text").verb == DATA_LINE
+    assert d.send(".").verb == END_OF_DATA
+    assert not d.sending_data and d.send("MAIL FROM:<c@x>").verb == "MAIL"  # pipelined
+    d.receive(make_reply(250, "queued"))  # answers the "."
+    assert d.phase is Phase.READY and not d.sending_data and d.recipients == []
+    d.receive(make_reply(250, "ok"))  # answers the MAIL
+    assert d.mail_from == "c@x"
+    d.send("RCPT TO:<e@x>")
+    d.receive(make_reply(250, "ok"))
+    d.send("DATA")
+    d.receive(make_reply(354, "go"))
+    d.send(".")
+    d.connection_lost()
+    assert not d.sending_data and d.in_flight == ()

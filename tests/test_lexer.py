@@ -716,3 +716,46 @@ def test_analyse_text_recognises_a_dialogue_modestly() -> None:
     assert SMTPLexer.analyse_text("220 mx ESMTP\r\nEHLO me\r\n") > 0
     assert SMTPLexer.analyse_text("S: 220 mx\nC: HELO me\n") > 0
     assert SMTPLexer.analyse_text("def f():\n    return 220\n") == 0
+
+
+@pytest.mark.pure
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.sampled_from(
+                [
+                    "220 mx.example ESMTP",
+                    "250-PIPELINING",
+                    "250 2.0.0 OK",
+                    "334 VXNlcm5hbWU6",
+                    "354 go ahead",
+                    "421 4.3.2 bye",
+                    "550 5.1.1 <a@b> unknown {x}",
+                    "600 no such class",
+                    "25O typo",
+                    "",
+                    "hello",
+                ]
+            ),
+            st.text(alphabet="0123456789 -.abc{}<>/\\\r\t", max_size=30),
+        ),
+        max_size=8,
+    )
+)
+def test_replies_highlight_as_the_whole_lexer_highlights_them(lines: list[str]) -> None:
+    """The console's small reply lexer has the whole lexer's rules: the same fragments."""
+    from smtp_tutor import lexer
+
+    text = "\r\n".join(lines) + "\r\n"
+    whole = lexer._fragments(text, ("replies",), lexer.SMTPLexer())
+    assert highlight_reply_fragments(text) == whole
+
+
+@pytest.mark.pure
+def test_the_reply_lexer_holds_every_state_replies_can_reach() -> None:
+    from smtp_tutor import lexer
+
+    assert set(lexer._RepliesLexer.tokens) == {"replies", "reply-text", "challenge"}
+    every = lexer.reachable_states(SMTPLexer.tokens, "root") | {"replies"}  # replies: a start
+    assert every == set(SMTPLexer.tokens)  # the walk follows every kind of rule the lexer has

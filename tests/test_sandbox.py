@@ -987,6 +987,28 @@ def test_certificate_is_regenerated_when_unusable(tmp_path: Path) -> None:
     assert renewed.not_valid_after_utc > dt.datetime.now(dt.UTC) + dt.timedelta(days=30)
 
 
+def test_kept_certificate_is_checked_without_cryptography_as_cryptography_would(
+    tmp_path: Path,
+) -> None:
+    """The ssl module reads the kept certificate: same dates; a key of another pair fails."""
+    from smtp_tutor.sandbox import certs
+
+    cert_path, key_path = ensure_certificate(tmp_path / "a")
+    cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+    assert certs._validity(cert_path) == (cert.not_valid_before_utc, cert.not_valid_after_utc)
+    now = dt.datetime.now(dt.UTC)
+    assert certs._usable(cert_path, key_path, now)
+    assert not certs._usable(cert_path, key_path, cert.not_valid_before_utc - dt.timedelta(1))
+
+    _other_cert, other_key = ensure_certificate(tmp_path / "b")
+    key_path.write_bytes(other_key.read_bytes())  # a key that does not match the certificate
+    assert not certs._usable(cert_path, key_path, now)
+    ensure_certificate(tmp_path / "a")
+    renewed = x509.load_pem_x509_certificate(cert_path.read_bytes())
+    assert renewed.serial_number != cert.serial_number
+    assert certs._usable(cert_path, key_path, now)
+
+
 def test_implicit_tls(start_sandbox: Callable[..., ThreadedSandbox]) -> None:
     sandbox = start_sandbox(implicit_tls=True)
     context = client_tls_context(sandbox.cert_path)

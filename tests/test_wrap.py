@@ -406,3 +406,16 @@ def test_explain_at_80_columns_fits_and_splits_no_word(lang: str, code: str) -> 
     if lang == "en":
         assert out.split() == unwrapped.split()
     assert any(display_width(line) > 80 for line in unwrapped.splitlines())  # it had to wrap
+
+
+@pytest.mark.pure
+def test_the_widths_it_knows_without_wcwidth_are_wcwidths() -> None:
+    """ASCII and Latin-1 are counted without importing wcwidth: the same widths it gives."""
+    from wcwidth import wcwidth
+
+    from smtp_tutor.console import wrap
+
+    for code in [*range(0x20, 0x7F), *range(0xA0, 0x100)]:
+        assert wrap._char_width(chr(code)) == max(0, wcwidth(chr(code))), hex(code)
+    for text in ("§ 4.2.2", "ünïcödé", "\x1b[0m", "中文", "e\u0301"):
+        assert display_width(text) == sum(max(0, wcwidth(ch)) for ch in text), text

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from smtp_tutor import __version__
 from smtp_tutor.cli import text as cli_text
 from smtp_tutor.cli.text import EXIT_CONNECTION, EXIT_USAGE, os_reason
+from smtp_tutor.data import save_cache
 
 if TYPE_CHECKING:
     from smtp_tutor.console.app import ConsoleOptions
@@ -486,6 +487,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # `smtp-tutor explain 550 | head -1`: the reader left early
         _discard_stdout()
         return 1
+    finally:
+        save_cache()  # the knowledge files parsed this time, for the next start (data/)
     return status
 
 

@@ -10,12 +10,10 @@ the exit status of smtp_tutor.cli: 2 usage or script, 3 connection or TLS.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import math
 import os
 import re
 import sys
-import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TextIO
@@ -28,6 +26,7 @@ from smtp_tutor.replay.runner import (
     ReplayOptions,
     StepInput,
     replay,
+    replay_blocking,
 )
 
 PROG = "smtp-tutor replay"
@@ -175,6 +174,8 @@ class StdinLines:
         return True
 
     async def _read(self) -> bytes:
+        import asyncio
+
         loop = asyncio.get_running_loop()
         try:
             fd = self.stdin.fileno()
@@ -243,7 +244,13 @@ def run_replay(args: argparse.Namespace, lang: str) -> int:
     if server is not None:
         host, port = server
         options.implicit_tls = args.tls or (port == 465 and not args.starttls)
-        return asyncio.run(_replay(script, host, port, options, step_input))
+        if step_input is None:  # nothing to wait for but the server: no event loop needed
+            result = replay_blocking(script, host, port, options, out=sys.stdout, err=sys.stderr)
+            return result.status
+    import asyncio  # for the sandbox and --step
+
+    if server is not None:
+        return asyncio.run(_replay(script, server[0], server[1], options, step_input))
     return asyncio.run(_replay_on_sandbox(script, options, args.mailbox, step_input))
 
 
@@ -260,6 +267,8 @@ async def _replay_on_sandbox(
     script: Script, options: ReplayOptions, mailbox: Path | None, step_input: StepInput | None
 ) -> int:
     """The default server: a sandbox in this process on a free loopback port."""
+    import tempfile
+
     from smtp_tutor.sandbox import Sandbox, SandboxConfig
 
     with tempfile.TemporaryDirectory(prefix="smtp-tutor-replay-") as work:

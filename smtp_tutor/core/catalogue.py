@@ -7,17 +7,15 @@ per language. A missing translation falls back to English rather than failing in
 from __future__ import annotations
 
 import functools
-import tomllib
-from importlib import resources
 from typing import Any
 
 from smtp_tutor.core.knowledge import normalise_language
+from smtp_tutor.data import load_toml
 
 
 @functools.cache
 def load_catalogue(name: str) -> dict[str, dict[str, Any]]:
-    text = resources.files("smtp_tutor.data").joinpath(f"{name}.toml").read_text("utf-8")
-    return tomllib.loads(text)
+    return load_toml(name)
 
 
 class _Keep(dict[str, str]):

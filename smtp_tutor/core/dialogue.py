@@ -135,7 +135,7 @@ class Capabilities:
         return tuple(p.upper() for p in self.params("AUTH"))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Sent:
     """A line on the wire still waiting for its reply."""
 
@@ -144,7 +144,7 @@ class Sent:
     wire: bytes = b""  # exactly what goes on the wire for this line, CRLF included
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Outcome:
     """What one reply did to the session; the console and replayer render it."""
 
@@ -179,15 +179,43 @@ class Dialogue:
         self.awaiting_auth_response = False
         self.authenticated_user: str | None = None
         self.authenticated = False
-        self.mail_from: str | None = None
-        self.mail_parameters: dict[str, str | None] = {}  # SIZE=, BODY=, SMTPUTF8 …
-        self.recipients: list[str] = []
+        # The open transaction's MAIL and RCPT commands, their paths parsed when asked
+        # (`mail_from`, `mail_parameters`, `recipients`): replay's planner never asks.
+        self._mail_command: Command | None = None
+        self._rcpt_commands: list[Command] = []
+        self._recipients: list[str] = []  # the paths of the first RCPT commands, parsed
         self.data_lines = 0
         self.close_reason: str | None = None
         self._in_flight: collections.deque[Sent] = collections.deque()
+        self._dots_in_flight = 0  # END_OF_DATA lines in _in_flight: sending_data asks per line
         self._auth_user_guess: str | None = None
 
     # -- what the client sends ---------------------------------------------------------
+
+    @property
+    def mail_from(self) -> str | None:
+        """The reverse-path of the open transaction (None: no MAIL accepted yet)."""
+        command = self._mail_command
+        if command is None:
+            return None
+        path = parse_path_argument(command)
+        return path.path if path else command.argument
+
+    @property
+    def mail_parameters(self) -> dict[str, str | None]:
+        """The ESMTP parameters of the transaction's MAIL: SIZE=, BODY=, SMTPUTF8 …"""
+        command = self._mail_command
+        path = parse_path_argument(command) if command is not None else None
+        return dict(path.parameters) if path else {}
+
+    @property
+    def recipients(self) -> list[str]:
+        """The forward-paths accepted in the open transaction, in order."""
+        parsed = self._recipients
+        for command in self._rcpt_commands[len(parsed) :]:
+            path = parse_path_argument(command)
+            parsed.append(path.path if path else command.argument)
+        return parsed
 
     @property
     def in_flight(self) -> tuple[Sent, ...]:
@@ -197,15 +225,16 @@ class Dialogue:
     @property
     def sending_data(self) -> bool:
         """True while typed lines are message text rather than commands."""
-        return self.phase is Phase.DATA and not any(s.verb == END_OF_DATA for s in self._in_flight)
+        return self.phase is Phase.DATA and not self._dots_in_flight
 
     def send(self, line: str) -> Sent:
         """Record a line (without CRLF) as it goes on the wire; `Sent.wire` is its bytes."""
         wire = wire_bytes(line)
-        if self.sending_data:
+        if self.phase is Phase.DATA and not self._dots_in_flight:  # sending_data
             if line == ".":
                 sent = Sent(END_OF_DATA, None, wire)
                 self._in_flight.append(sent)
+                self._dots_in_flight += 1
                 return sent
             self.data_lines += 1
             return Sent(DATA_LINE, None, wire)
@@ -235,6 +264,8 @@ class Dialogue:
             answered: Sent | None = Sent(GREETING, None)
         elif self._in_flight:
             answered = self._in_flight.popleft()
+            if answered.verb == END_OF_DATA:
+                self._dots_in_flight -= 1
         else:
             answered = None
         code = reply.code
@@ -322,7 +353,7 @@ class Dialogue:
         if self.phase is Phase.READY:
             return self.said_hello or "ready"
         if self.phase is Phase.RCPT:
-            return f"RCPT×{len(self.recipients)}"
+            return f"RCPT×{len(self._rcpt_commands)}"
         if self.phase in (Phase.MAIL, Phase.DATA):
             return self.phase.value.upper()
         return self.phase.value
@@ -358,12 +389,9 @@ class Dialogue:
             self.said_hello = "HELO"
             self._reset_transaction()
         elif verb == "MAIL" and command is not None:
-            path = parse_path_argument(command)
-            self.mail_from = path.path if path else command.argument
-            self.mail_parameters = dict(path.parameters) if path else {}
+            self._mail_command = command
         elif verb == "RCPT" and command is not None:
-            path = parse_path_argument(command)
-            self.recipients.append(path.path if path else command.argument)
+            self._rcpt_commands.append(command)
         elif verb == "DATA":
             self.data_lines = 0
         elif verb == "BDAT" and command is not None:
@@ -415,9 +443,9 @@ class Dialogue:
             self._auth_user_guess = user_in_answer(mechanism, decoded)
 
     def _reset_transaction(self) -> None:
-        self.mail_from = None
-        self.mail_parameters = {}
-        self.recipients = []
+        self._mail_command = None
+        self._rcpt_commands = []
+        self._recipients = []
         self.data_lines = 0
         if self.phase in (Phase.MAIL, Phase.RCPT, Phase.DATA):
             self.phase = Phase.READY
@@ -427,5 +455,6 @@ class Dialogue:
             self.close_reason = reason
         self.phase = Phase.CLOSED
         self._in_flight.clear()
+        self._dots_in_flight = 0
         self.awaiting_auth_response = False
         self.tls_pending = False

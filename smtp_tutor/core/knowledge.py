@@ -3,7 +3,7 @@
 The knowledge itself lives in TOML files in ``smtp_tutor/data`` so a teacher can correct a
 sentence without reading Python; this module only loads it, answers look-ups and renders
 plain text. It is pure: no sockets, no asyncio, no prompt_toolkit; the only I/O is reading
-the package data through importlib.resources, so it works from a wheel or a zip too.
+the package data (`smtp_tutor.data.load_toml`: cached, and it works from a zip too).
 
 How to think about it:
 
@@ -22,23 +22,34 @@ from __future__ import annotations
 
 import os
 import re
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from functools import cache
-from importlib import resources
 from typing import Any
 
-from smtp_tutor.core.verbs import verbs
+from smtp_tutor.data import load_toml
 
 LANGUAGES = ("en", "zh")
 DATA_PACKAGE = "smtp_tutor.data"
 DATA_FILES = ("replies.toml", "enhanced.toml", "keywords.toml", "explain.toml")
 
-# Commands a reply may be explained "after": every verb of data/verbs.toml, the banner
-# (GREETING), the end of DATA (DOT), and commands the tutor explains but does not check
-# (LMTP's LHLO, BURL, Postfix's XCLIENT and XFORWARD).
-CONTEXTS = frozenset({*verbs(), "GREETING", "DOT", "LHLO", "BURL", "XCLIENT", "XFORWARD"})
+
+@cache
+def contexts() -> frozenset[str]:
+    """Commands a reply may be explained "after": every verb of data/verbs.toml, the banner
+    (GREETING), the end of DATA (DOT), and commands the tutor explains but does not check
+    (LMTP's LHLO, BURL, Postfix's XCLIENT and XFORWARD). Read on first use, not on import."""
+    from smtp_tutor.core.verbs import verbs
+
+    return frozenset({*verbs(), "GREETING", "DOT", "LHLO", "BURL", "XCLIENT", "XFORWARD"})
+
+
+def __getattr__(name: str) -> object:
+    if name == "CONTEXTS":  # the constant it was: `knowledge.CONTEXTS`
+        return contexts()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 _CONTEXT_FALLBACK = {"HELO": ("EHLO",), "LHLO": ("EHLO",)}
 _COMMAND_ALIASES = {
     ".": "DOT",
@@ -144,19 +155,18 @@ class Explanation:
 
 
 def _read_data() -> dict[str, dict[str, Any]]:
-    """Read the TOML files as package resources, so a wheel or zip install works too."""
-    root = resources.files(DATA_PACKAGE)
+    """Read the TOML files of the package data (from the cache when it is current)."""
     data: dict[str, dict[str, Any]] = {}
     for name in DATA_FILES:
-        text = root.joinpath(name).read_text(encoding="utf-8")
         try:
-            data[name.removesuffix(".toml")] = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
+            data[name.removesuffix(".toml")] = load_toml(name.removesuffix(".toml"))
+        except ValueError as exc:  # tomllib.TOMLDecodeError
             raise ValueError(f"{DATA_PACKAGE}/{name}: {exc}") from exc
     return data
 
 
-_CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
+# Compiled by validate() alone: its wide range costs 3 ms to compile, at every start.
+_cjk = cache(lambda: re.compile(r"[\u3400-\u9fff\uf900-\ufaff]"))
 _FIELD = re.compile(r"\{(\w+)\}")
 
 
@@ -172,7 +182,7 @@ def _check_text(problems: list[str], where: str, value: Any, fields: set[str] | 
     for extra in sorted(set(value) - set(LANGUAGES)):
         problems.append(f"{where}.{extra}: unknown language")
     en, zh = value.get("en"), value.get("zh")
-    if isinstance(zh, str) and zh.strip() and not _CJK.search(zh):
+    if isinstance(zh, str) and zh.strip() and not _cjk().search(zh):
         problems.append(f"{where}.zh: contains no Chinese characters")
     if isinstance(en, str) and isinstance(zh, str):
         en_fields, zh_fields = set(_FIELD.findall(en)), set(_FIELD.findall(zh))
@@ -248,8 +258,9 @@ def validate_data(data: Mapping[str, Any]) -> list[str]:
                 _check_seen_with(problems, where, entry["seen_with"], _SEEN_ENHANCED)
             for command, override in _table(entry.get("after")).items():
                 at = f"{where}.after.{command}"
-                if command not in CONTEXTS:
-                    problems.append(f"{at}: unknown command (known: {', '.join(sorted(CONTEXTS))})")
+                if command not in contexts():
+                    known = ", ".join(sorted(contexts()))
+                    problems.append(f"{at}: unknown command (known: {known})")
                 _check_entry(problems, at, override, (), _TEXT, plain=("rfc",))
                 if isinstance(override, dict) and not override:
                     problems.append(f"{at}: empty")

@@ -12,21 +12,20 @@ completer, the history and the knowledge base.
 * `parse_verbs(data)` builds the table from parsed TOML; a broken table raises
   `VerbTableError` naming the key (`verbs.toml: [XTUTOR].phases: 'redy' is not a phase …`).
 
-Pure: the only I/O is reading package data through importlib.resources.
+Pure: the only I/O is reading package data (`smtp_tutor.data.load_toml`, cached).
 """
 
 from __future__ import annotations
 
 import functools
 import re
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from importlib import resources
 from types import MappingProxyType
 from typing import Any, Literal, NoReturn, cast
 
 from smtp_tutor.core.phases import Phase
+from smtp_tutor.data import load_toml
 
 __all__ = [
     "ARGUMENT_KINDS",
@@ -123,10 +122,9 @@ class Verb:
 @functools.cache
 def verbs() -> Mapping[str, Verb]:
     """Every verb of `data/verbs.toml`, by name, in the file's order; read and checked once."""
-    text = resources.files("smtp_tutor.data").joinpath(DATA_FILE).read_text("utf-8")
     try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as error:
+        data = load_toml(DATA_FILE.removesuffix(".toml"))
+    except ValueError as error:  # tomllib.TOMLDecodeError
         raise VerbTableError(f"{DATA_FILE}: {error}") from None
     return parse_verbs(data)
 

@@ -17,7 +17,9 @@ How it works:
   per message. Replies are read and checked in script order either way.
 * Replay needs no concurrency, so it talks over a plain blocking socket in a worker
   thread (`replay_link.Link`, which says why); the event loop stays free for an embedded
-  sandbox or a test server in the same process.
+  sandbox or a test server in the same process. With no event loop to keep free (`replay
+  --server` without --step) `replay_blocking` runs it in the caller's thread, and asyncio
+  is never imported.
 * The first mismatch stops the replay: `Stop` carries the exit status and the report, so the
   whole run has one place where it ends. Nothing the server sends becomes a traceback.
 
@@ -26,8 +28,6 @@ Exit statuses: 0 every reply matched, 1 a mismatch, 2 a script error, 3 connecti
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import ssl
 import threading
 import time
@@ -680,6 +680,9 @@ async def replay(
     `out`/`err` are written from it; `step_input` still runs on this event loop. Cancelling
     this coroutine ends the replay at once, without output.
     """
+    import asyncio
+    import concurrent.futures
+
     loop = asyncio.get_running_loop()
     replayer: Replayer
 
@@ -715,3 +718,20 @@ async def replay(
     except asyncio.CancelledError:
         replayer.abort()
         raise
+
+
+def replay_blocking(
+    script: Script,
+    host: str,
+    port: int,
+    options: ReplayOptions,
+    *,
+    out: TextIO,
+    err: TextIO,
+    observer: WireObserver | None = None,
+) -> ReplayResult:
+    """`replay` in the calling thread, for a caller with no event loop (and no --step).
+
+    The same run, output and result; Ctrl-C (KeyboardInterrupt) ends it where it is.
+    """
+    return Replayer(script, host, port, options, out=out, err=err, observer=observer).run()

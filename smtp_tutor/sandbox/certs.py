@@ -5,6 +5,9 @@ client to trust it would have to do so again; it is therefore kept in the user's
 directory (key file mode 0600) and replaced only when it is unreadable, does not match its
 key, or is about to expire. The certificate names `localhost`, 127.0.0.1 and ::1, so a
 client that checks host names can trust it for a connection to the loopback address.
+
+Checking the kept certificate needs only the ssl module; `cryptography` is imported only to
+make a new one, so a sandbox that starts with its certificate in place never loads it.
 """
 
 from __future__ import annotations
@@ -15,18 +18,12 @@ import os
 import ssl
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-
 from smtp_tutor.paths import ensure_private_dir
 
 CERT_FILE = "cert.pem"
 KEY_FILE = "key.pem"
 VALIDITY = dt.timedelta(days=825)  # the longest some platforms accept for a server cert
 RENEW_BEFORE = dt.timedelta(days=7)
-_PUBLIC = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
 def ensure_certificate(directory: Path, *, now: dt.datetime | None = None) -> tuple[Path, Path]:
@@ -49,6 +46,11 @@ def write_self_signed(
     validity: dt.timedelta = VALIDITY,
 ) -> None:
     """Write a new key (mode 0600) and a self-signed certificate for the loopback names."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
     now = now or _utcnow()
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name(
@@ -100,26 +102,31 @@ def client_tls_context(cert_path: Path | str) -> ssl.SSLContext:
 
 
 def _usable(cert_path: Path, key_path: Path, now: dt.datetime) -> bool:
+    """Readable, the key matches the certificate, and not about to expire."""
     try:
-        cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
-        key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
-    except (OSError, ValueError, TypeError):
+        # load_cert_chain refuses a key that does not match the certificate.
+        ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(str(cert_path), str(key_path))
+        not_before, not_after = _validity(cert_path)
+    except (OSError, ValueError, TypeError):  # ssl.SSLError is an OSError
         return False
-    if cert.public_key().public_bytes(*_PUBLIC) != key.public_key().public_bytes(*_PUBLIC):
-        return False
-    not_before, not_after = _validity(cert)
     return not_before <= now and now + RENEW_BEFORE < not_after
 
 
-def _validity(cert: x509.Certificate) -> tuple[dt.datetime, dt.datetime]:
-    """The validity window as aware datetimes (the *_utc properties need cryptography 42)."""
-    try:
-        return cert.not_valid_before_utc, cert.not_valid_after_utc
-    except AttributeError:  # pragma: no cover - cryptography 41
-        return (
-            cert.not_valid_before.replace(tzinfo=dt.UTC),
-            cert.not_valid_after.replace(tzinfo=dt.UTC),
-        )
+def _validity(cert_path: Path) -> tuple[dt.datetime, dt.datetime]:
+    """The validity window as aware datetimes, read by the ssl module where it can."""
+    decode = getattr(getattr(ssl, "_ssl", None), "_test_decode_cert", None)
+    if decode is not None:
+        fields = decode(str(cert_path))
+        return _ssl_time(fields["notBefore"]), _ssl_time(fields["notAfter"])
+    from cryptography import x509  # pragma: no cover - an ssl module without the decoder
+
+    cert = x509.load_pem_x509_certificate(cert_path.read_bytes())  # pragma: no cover
+    return cert.not_valid_before_utc, cert.not_valid_after_utc  # pragma: no cover
+
+
+def _ssl_time(text: str) -> dt.datetime:
+    """`Mar  8 17:58:45 2029 GMT`, as the ssl module writes a certificate's dates."""
+    return dt.datetime.fromtimestamp(ssl.cert_time_to_seconds(text), dt.UTC)
 
 
 def _write_atomically(path: Path, data: bytes, mode: int) -> None:

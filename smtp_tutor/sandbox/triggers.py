@@ -11,10 +11,10 @@ from __future__ import annotations
 import math
 import re
 import time
-import tomllib
 from dataclasses import dataclass
 from functools import cache
-from importlib import resources
+
+from smtp_tutor.data import load_toml
 
 ACTIONS = frozenset({"reply", "greylist", "delay", "drop", "at_data"})
 COMMANDS = frozenset({"MAIL", "RCPT"})
@@ -60,8 +60,7 @@ def _parse(data: dict[str, object]) -> tuple[Trigger, ...]:
 
 @cache
 def load_triggers() -> tuple[Trigger, ...]:
-    text = resources.files("smtp_tutor.data").joinpath("sandbox_triggers.toml").read_text("utf-8")
-    return _parse(tomllib.loads(text))
+    return _parse(load_toml("sandbox_triggers"))
 
 
 @cache
