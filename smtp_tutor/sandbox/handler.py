@@ -159,7 +159,11 @@ class SandboxHandler:
                 return trigger.reply_for(address)
         raw = envelope.original_content or b""
         record = self._envelope_record(server, session, envelope, len(raw))
+        if server.recording is not None:  # the web view links the message to its dialogue
+            record["session"] = server.recording.id
         key = await self.writer.add(raw, record)  # the files are in place when it returns
+        if server.recording is not None:
+            server.recording.stored(key, record)
         log.info("stored message %s from %r for %r", key, record["mail_from"], envelope.rcpt_tos)
         if self.reporting:
             self.report(
