@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword, Session, TLSSetupException
 
 from smtp_tutor.sandbox import activity
+from smtp_tutor.sandbox.accounts import AccountMailboxes
 from smtp_tutor.sandbox.config import SandboxConfig
-from smtp_tutor.sandbox.storage import Mailbox
 from smtp_tutor.sandbox.triggers import Greylist, Trigger, find_trigger
 from smtp_tutor.sandbox.writer import MailboxWriter
 
@@ -42,11 +42,15 @@ class AuthIdentity:
 
 class SandboxHandler:
     def __init__(
-        self, config: SandboxConfig, mailbox: Mailbox, report: activity.Report | None = None
+        self,
+        config: SandboxConfig,
+        accounts: AccountMailboxes,
+        report: activity.Report | None = None,
     ) -> None:
         self.config = config
-        self.mailbox = mailbox
-        self.writer = MailboxWriter(mailbox)
+        self.accounts = accounts
+        self.mailbox = accounts.shared
+        self.writer = MailboxWriter(accounts.shared, file=accounts.file)
         self.greylist = Greylist(config.greylist_delay)
         self.connections: set[SandboxSMTP] = set()
         self._report = report
@@ -184,7 +188,7 @@ class SandboxHandler:
         peer = session.peer if isinstance(session.peer, tuple) else (str(session.peer), None)
         identity = session.auth_data if isinstance(session.auth_data, AuthIdentity) else None
         mail_from = envelope.mail_from or ""
-        return {
+        record: dict[str, Any] = {
             "received_at": dt.datetime.now(dt.UTC).isoformat(timespec="microseconds"),
             "client": {"address": peer[0], "port": peer[1]},
             "helo": session.host_name,
@@ -200,6 +204,8 @@ class SandboxHandler:
             "size": size,
             "server": {"hostname": self.config.hostname, "relayed": False},
         }
+        record["accounts"] = self.accounts.filed_to(record)
+        return record
 
     def close(self, timeout: float = 5.0) -> None:
         """Stop the Maildir writer threads once what is queued is written."""

@@ -17,6 +17,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Protocol
 
+from smtp_tutor.sandbox.accounts import AccountMailboxes
 from smtp_tutor.sandbox.activity import Report
 from smtp_tutor.sandbox.certs import ensure_certificate, server_tls_context
 from smtp_tutor.sandbox.config import DEMO_PASSWORD, DEMO_USER, SandboxConfig, sandbox_dir
@@ -64,6 +65,7 @@ class Sandbox:
         self._handler: SandboxHandler | None = None
         #: Started once the sandbox listens, in its loop; stopped before it closes.
         self.companions: list[Companion] = []
+        self.accounts = AccountMailboxes(self.mailbox_path, config.users)
 
     async def start(self) -> None:
         """Bind and start serving; afterwards `.host` and `.port` are the bound ones."""
@@ -71,9 +73,9 @@ class Sandbox:
             return
         self.cert_path, key_path = ensure_certificate(self.cert_path.parent)
         tls_context = server_tls_context(self.cert_path, key_path)
-        mailbox = Mailbox(self.mailbox_path)
-        mailbox.create()
-        handler = SandboxHandler(self.config, mailbox, self.report)
+        accounts = self.accounts
+        accounts.shared.create()
+        handler = SandboxHandler(self.config, accounts, self.report)
         loop = asyncio.get_running_loop()
         implicit = self.config.implicit_tls
         sessions = self.sessions

@@ -137,7 +137,7 @@ class Mailbox:
                 _write_all(fd, raw)
             finally:
                 os.close(fd)
-            self._append_envelope(_envelope_line(key, envelope))
+            self.append_envelope_line(envelope_line(key, envelope))
             os.rename(tmp, os.path.join(self._new, key))  # a unique key: nothing replaced
         except BaseException:
             with contextlib.suppress(OSError):
@@ -149,7 +149,7 @@ class Mailbox:
         """An empty file in tmp/ for a later `add`, named `*.spare` until then."""
         return _create_exclusive(self._tmp, SPARE_SUFFIX)
 
-    def _append_envelope(self, line: bytes) -> None:
+    def append_envelope_line(self, line: bytes) -> None:
         """One write with O_APPEND: whole lines, even from two sandboxes on one Maildir."""
         with self._append_lock:
             fd = os.open(self._log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, FILE_MODE)
@@ -157,6 +157,16 @@ class Mailbox:
                 _write_all(fd, line)
             finally:
                 os.close(fd)
+
+    def remove(self, key: str) -> None:
+        """Delete the message `key` (from new/ or cur/); KeyError if there is none.
+
+        Its envelope line stays in the log: readers only look up keys that exist.
+        """
+        try:
+            mailbox.Maildir(self.path, create=False).remove(key)
+        except FileNotFoundError as error:  # gone between the listing and the unlink
+            raise KeyError(key) from error
 
     def keys(self) -> list[str]:
         """Keys from oldest to newest (by the delivery time encoded in the key)."""
@@ -255,7 +265,7 @@ def spare_owner(name: str) -> int | None:
     return int(match[1]) if match else None
 
 
-def _envelope_line(key: str, envelope: Mapping[str, Any]) -> bytes:
+def envelope_line(key: str, envelope: Mapping[str, Any]) -> bytes:
     """One line of the log, the key first. Compact JSON: the C encoder, no indentation."""
     record = {"key": key, **envelope}
     try:

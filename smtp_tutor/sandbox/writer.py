@@ -24,7 +24,7 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from smtp_tutor.sandbox.storage import Mailbox, Spare, spare_owner
@@ -128,11 +128,19 @@ class MailboxWriter:
     big messages always go to worker threads, and while most recent writes in the loop
     took over a millisecond, so do all the others. The threads share one queue, and each
     batch of finished messages wakes the loop once. Either way `add` returns when the files
-    are in place, so the 250 that follows is true.
+    are in place, so the 250 that follows is true. `file`, if given, runs right after each
+    store, where the store ran, with the key and envelope: the accounts' copies
+    (sandbox/accounts.py) are in place before the 250 too.
     """
 
-    def __init__(self, mailbox: Mailbox, threads: int = 4) -> None:
+    def __init__(
+        self,
+        mailbox: Mailbox,
+        threads: int = 4,
+        file: Callable[[str, Mapping[str, Any]], None] | None = None,
+    ) -> None:
         self.mailbox = mailbox
+        self._file = file
         self._thread_count = threads
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
@@ -156,7 +164,7 @@ class MailboxWriter:
             self.spares.start()
         self._last_write = started
         if len(raw) <= INLINE_LIMIT and not self.offloading:
-            key = self.mailbox.add(raw, envelope, self._spare())
+            key = self._store(raw, envelope)
             finished = time.monotonic()
             # Most recent writes slow, not one or two: a hiccup is not a slow disk.
             self._recent_slow.append(finished - started > SLOW_WRITE)
@@ -191,6 +199,12 @@ class MailboxWriter:
         if spares is not None:
             spares.close(max(0.0, deadline - time.monotonic()))
 
+    def _store(self, raw: bytes, envelope: Mapping[str, Any]) -> str:
+        key = self.mailbox.add(raw, envelope, self._spare())
+        if self._file is not None:
+            self._file(key, envelope)
+        return key
+
     def _spare(self) -> Spare | None:
         return self.spares.take() if self.spares is not None else None
 
@@ -210,7 +224,7 @@ class MailboxWriter:
             raw, envelope, future = job
             key, error = "", None
             try:
-                key = self.mailbox.add(raw, envelope, self._spare())
+                key = self._store(raw, envelope)
             except Exception as failure:  # handed to the waiting connection
                 error = failure
             with self._lock:

@@ -13,12 +13,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from smtp_tutor.core import knowledge
 from smtp_tutor.core.knowledge import normalise_language
 
 if TYPE_CHECKING:
     from smtp_tutor.core.lessons.kinds import StepKind
 
-LANGUAGES = ("en", "zh")
+LANGUAGES = knowledge.LANGUAGES  # a lesson speaks the console's languages, one list for both
 #: Languages to try, in order, for a reader of each language ``normalise_language`` gives:
 #: zh-TW, zh-HK and zh-Hant readers get the Simplified text, then English; anyone else English.
 LANG_FALLBACK: Mapping[str, tuple[str, ...]] = {"en": ("en",), "zh": ("zh", "en")}
