@@ -305,6 +305,7 @@ class SandboxSMTP(SMTP):
             keywords.append("STARTTLS")
         if self.tls_active() or not config.require_tls:
             keywords.append("AUTH " + " ".join(AUTH_MECHANISMS))
+        keywords += self.sandbox.ehlo_keywords
         keywords.append("HELP")
         first = f"{self.hostname} Hello {hostname}"
         lines = [first, *keywords]

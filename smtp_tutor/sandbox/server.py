@@ -65,6 +65,8 @@ class Sandbox:
         self._handler: SandboxHandler | None = None
         #: Started once the sandbox listens, in its loop; stopped before it closes.
         self.companions: list[Companion] = []
+        #: Private EHLO keywords (RFC 5321: X… for local use), e.g. the web view's address.
+        self.ehlo_keywords: list[str] = []
         self.accounts = AccountMailboxes(self.mailbox_path, config.users)
 
     async def start(self) -> None:
@@ -76,6 +78,7 @@ class Sandbox:
         accounts = self.accounts
         accounts.shared.create()
         handler = SandboxHandler(self.config, accounts, self.report)
+        handler.ehlo_keywords = self.ehlo_keywords  # the same list: companions add to it
         loop = asyncio.get_running_loop()
         implicit = self.config.implicit_tls
         sessions = self.sessions

@@ -272,9 +272,9 @@ class SessionRecorder:
         self.record.auth_user = user
         self.log.touched(self, "auth")
 
-    def stored(self, key: str, envelope: Mapping[str, Any]) -> None:
+    def stored(self, key: str, envelope: Mapping[str, Any], raw: bytes | None = None) -> None:
         self.record.message_keys.append(key)
-        self.log.stored(self, key, envelope)
+        self.log.stored(self, key, envelope, raw)
 
     def closed(self) -> None:
         if self.record.ended is None:
@@ -323,8 +323,14 @@ class SessionLog:
     def touched(self, recorder: SessionRecorder, what: str) -> None:
         self._tell(what, recorder.record, {})
 
-    def stored(self, recorder: SessionRecorder, key: str, envelope: Mapping[str, Any]) -> None:
-        self._tell("stored", recorder.record, {"key": key, "envelope": envelope})
+    def stored(
+        self,
+        recorder: SessionRecorder,
+        key: str,
+        envelope: Mapping[str, Any],
+        raw: bytes | None = None,
+    ) -> None:
+        self._tell("stored", recorder.record, {"key": key, "envelope": envelope, "raw": raw})
 
     def closed(self, recorder: SessionRecorder) -> None:
         self._tell("closed", recorder.record, {})
