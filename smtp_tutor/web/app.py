@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import json
 import logging
 import secrets
@@ -35,13 +34,14 @@ from smtp_tutor.diagram.sequence import render_svg
 from smtp_tutor.sandbox.sessions import SessionRecord
 from smtp_tutor.web import pages, views
 from smtp_tutor.web.access import COOKIE, COOKIE_LIFETIME, Access, Viewer
+from smtp_tutor.web.address import is_loopback, parse_address
 from smtp_tutor.web.classroom import Classroom
 from smtp_tutor.web.index import MessageIndex
 
 if TYPE_CHECKING:
     from smtp_tutor.sandbox.server import Sandbox
 
-__all__ = ["WebView", "is_loopback", "parse_address"]
+__all__ = ["WebBindError", "WebView", "is_loopback", "parse_address"]
 
 log = logging.getLogger(__name__)
 
@@ -67,29 +67,12 @@ MESSAGE_CSP = (
 )
 
 
-def parse_address(text: str, default_host: str = "127.0.0.1") -> tuple[str, int]:
-    """`PORT`, `HOST:PORT` or `[V6]:PORT` → (host, port); ValueError with a sentence."""
-    text = text.strip()
-    host, port_text = default_host, text
-    if text.startswith("["):
-        inside, bracket, rest = text[1:].partition("]")
-        if not bracket or not rest.startswith(":"):
-            raise ValueError(f"not HOST:PORT: {text!r}")
-        host, port_text = inside, rest[1:]
-    elif ":" in text:
-        host, _, port_text = text.rpartition(":")
-    if not port_text.isdigit() or not 0 <= int(port_text) <= 65535 or not host:
-        raise ValueError(f"not [HOST:]PORT with a port from 0 to 65535: {text!r}")
-    return host, int(port_text)
+class WebBindError(OSError):
+    """The web view's port could not be bound: says which address, unlike the SMTP port's."""
 
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    def __init__(self, host: str, port: int, error: OSError) -> None:
+        super().__init__(error.errno, error.strerror or str(error))
+        self.address = f"{host}:{port}"
 
 
 class _Buckets:
@@ -175,6 +158,9 @@ class WebView:
         site = web.TCPSite(runner, self.host, self.port, backlog=512)
         try:
             await site.start()
+        except OSError as error:
+            await runner.cleanup()
+            raise WebBindError(self.host, self.port, error) from error
         except BaseException:
             await runner.cleanup()
             raise
