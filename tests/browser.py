@@ -86,7 +86,7 @@ class Witness:
         witness = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            def do_GET(self) -> None:
                 witness.paths.append(self.path)
                 self.send_response(204)
                 self.end_headers()

@@ -1,4 +1,4 @@
-"""The web view in a real headless Chromium: live list, dialogue diagram, script safety, isolation."""
+"""The web view in real headless Chromium: live list, dialogue diagram, script safety, isolation."""
 
 from __future__ import annotations
 
