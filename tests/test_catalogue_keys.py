@@ -35,6 +35,7 @@ KEY_HELPERS = {
     ("say", "cli"): "cli",  # cli/text.say, in cli/main.py's option type checks
     ("say_in", "cli"): "cli",  # cli/text.say_in
     ("_usage", "cli"): "cli",  # cli/connect._usage
+    ("_t", "web"): "web",  # web/pages._t and web/classroom._t: data/web.toml
 }
 
 

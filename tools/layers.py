@@ -29,7 +29,10 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("support", ("smtp_tutor.paths", "smtp_tutor.data", "smtp_tutor.__init__")),
     ("core", ("smtp_tutor.core",)),
     ("client", ("smtp_tutor.client", "smtp_tutor.lexer")),
-    ("services", ("smtp_tutor.replay", "smtp_tutor.diagram", "smtp_tutor.sandbox")),
+    (
+        "services",
+        ("smtp_tutor.replay", "smtp_tutor.diagram", "smtp_tutor.sandbox", "smtp_tutor.web"),
+    ),
     ("console", ("smtp_tutor.console",)),
     ("cli", ("smtp_tutor.cli", "smtp_tutor.__main__")),
 )

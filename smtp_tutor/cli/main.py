@@ -133,6 +133,7 @@ def build_parser(lang: str | None = None) -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"smtp-tutor {__version__}")
     _add_transcript(parser, top=True)
     _add_common(parser, top=True)
+    _add_web_option(parser)
     commands = parser.add_subparsers(dest="command", parser_class=parser_class, metavar="COMMAND")
     _add_connect_command(commands)
     _add_serve_command(commands)
@@ -229,6 +230,7 @@ def _add_serve_command(commands: argparse._SubParsersAction[_Parser]) -> None:
         metavar="S",
         help="how long slow@ addresses make the client wait (5)",
     )
+    _add_classroom_options(serve)
     serve.add_argument(
         "--pop3",
         type=_pop3_address,
@@ -248,6 +250,67 @@ def _add_serve_command(commands: argparse._SubParsersAction[_Parser]) -> None:
         help="no line per connection and per stored message",
     )
     _add_common(serve)
+
+
+def _add_classroom_options(serve: argparse.ArgumentParser) -> None:
+    """A whole class on one sandbox: accounts to hand out and the web view (cli/classroom.py)."""
+    serve.add_argument(
+        "--class",
+        dest="class_size",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="N generated accounts student01…, printed once and written to --accounts-file",
+    )
+    serve.add_argument(
+        "--roster",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="an account for each name in FILE (one a line), passwords generated",
+    )
+    serve.add_argument(
+        "--accounts-file",
+        type=Path,
+        default=None,
+        metavar="CSV",
+        help="where --class/--roster write name,password (class-accounts.csv, mode 0600)",
+    )
+    _add_web_option(serve)
+    serve.add_argument(
+        "--teacher-token",
+        type=_teacher_token,
+        default=None,
+        metavar="TOKEN",
+        help="the teacher's token for the web view (default: a new random one, printed)",
+    )
+
+
+def _add_web_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--web",
+        type=_web_address,
+        default=None,
+        metavar="[HOST:]PORT",
+        help="serve the web view of the sandbox (mail, dialogues, dashboard); host 127.0.0.1",
+    )
+
+
+def _web_address(text: str) -> tuple[str, int]:
+    from smtp_tutor.web.address import parse_address
+
+    try:
+        return parse_address(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            cli_text.say("not_web_address", value=repr(text))
+        ) from None
+
+
+def _teacher_token(text: str) -> str:
+    if len(text) < 8 or any(c.isspace() or not c.isprintable() for c in text):
+        raise argparse.ArgumentTypeError(cli_text.say("bad_teacher_token"))
+    return text
 
 
 def _add_explain_command(commands: argparse._SubParsersAction[_Parser]) -> None:
@@ -600,13 +663,28 @@ async def _run_sandbox_console(args: argparse.Namespace) -> int:
     from smtp_tutor.console.app import run_on_sandbox
     from smtp_tutor.sandbox import Sandbox, SandboxConfig
 
-    sandbox = Sandbox(SandboxConfig(port=0, pop3_port=0))
+    web = getattr(args, "web", None)
+    sandbox = Sandbox(SandboxConfig(port=0, pop3_port=0), record_sessions=web is not None)
+    if web is not None:
+        from smtp_tutor.cli.classroom import web_setup
+
+        web_setup(web, None)(sandbox)
     try:
         await sandbox.start()
     except OSError as error:
+        address = getattr(error, "address", None)  # the web view's port: WebBindError
+        if address is not None:
+            print(
+                f"smtp-tutor: cannot serve the web view on {address}: {os_reason(error)}",
+                file=sys.stderr,
+            )
+            return EXIT_CONNECTION
         if error.filename:  # the certificate or the Maildir in the data directory
             print(f"smtp-tutor: cannot use {error.filename}: {os_reason(error)}", file=sys.stderr)
             return 1
         print(f"smtp-tutor: cannot start the sandbox: {os_reason(error)}", file=sys.stderr)
         return EXIT_CONNECTION
+    for companion in sandbox.companions:  # the web view: its address and the teacher's URL
+        for line in companion.summary():
+            print(line, flush=True)
     return await run_on_sandbox(sandbox, _console_options(args))

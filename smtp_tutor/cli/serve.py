@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Mapping
+from pathlib import Path
 
 from smtp_tutor.cli.text import EXIT_CONNECTION, EXIT_USAGE, os_reason
 
@@ -12,15 +13,19 @@ from smtp_tutor.cli.text import EXIT_CONNECTION, EXIT_USAGE, os_reason
 def run_serve(args: argparse.Namespace, lang: str) -> int:
     import asyncio
 
+    from smtp_tutor.cli.classroom import accounts_lines, class_accounts, web_setup
     from smtp_tutor.core.catalogue import Said
     from smtp_tutor.sandbox import SandboxConfig, parse_accounts, serve_forever
 
     try:
+        users = {**SandboxConfig().users, **parse_accounts(args.user)}
+        generated = class_accounts(args, users)  # --class, --roster: written to a CSV
+        users.update(generated)
         config = SandboxConfig(
             host=args.host,
             port=args.port,
             mailbox=args.mailbox,
-            users={**SandboxConfig().users, **parse_accounts(args.user)},
+            users=users,
             require_tls=args.require_tls,
             require_auth=args.require_auth,
             implicit_tls=args.implicit_tls,
@@ -44,9 +49,29 @@ def run_serve(args: argparse.Namespace, lang: str) -> int:
         print(f"smtp-tutor serve: {what}", file=sys.stderr)
         return EXIT_USAGE
     report = None if args.quiet else activity_printer(lang)
+    if generated:
+        for line in accounts_lines(generated, args.accounts_file or Path("class-accounts.csv")):
+            print(line, flush=True)
+    web = getattr(args, "web", None)
+    setup = web_setup(web, args.teacher_token) if web is not None else None
     try:
-        asyncio.run(serve_forever(config, lambda text: print(text, flush=True), report))
+        asyncio.run(
+            serve_forever(
+                config,
+                lambda text: print(text, flush=True),
+                report,
+                record_sessions=web is not None,
+                setup=setup,
+            )
+        )
     except OSError as error:
+        address = getattr(error, "address", None)  # the web view's port: WebBindError
+        if address is not None:
+            print(
+                f"smtp-tutor serve: cannot serve the web view on {address}: {os_reason(error)}",
+                file=sys.stderr,
+            )
+            return EXIT_CONNECTION
         if error.filename:  # the certificate or the Maildir, not the socket
             print(
                 f"smtp-tutor serve: cannot use {error.filename}: {os_reason(error)}",

@@ -53,6 +53,8 @@ class SandboxHandler:
         self.writer = MailboxWriter(accounts.shared, file=accounts.file)
         self.greylist = Greylist(config.greylist_delay)
         self.connections: set[SandboxSMTP] = set()
+        #: Private EHLO keywords to advertise (the web view's address), set by the Sandbox.
+        self.ehlo_keywords: list[str] = []
         self._report = report
 
     # Activity ---------------------------------------------------------------------------
@@ -163,7 +165,11 @@ class SandboxHandler:
                 return trigger.reply_for(address)
         raw = envelope.original_content or b""
         record = self._envelope_record(server, session, envelope, len(raw))
+        if server.recording is not None:  # the web view links the message to its dialogue
+            record["session"] = server.recording.id
         key = await self.writer.add(raw, record)  # the files are in place when it returns
+        if server.recording is not None:
+            server.recording.stored(key, record, raw)
         log.info("stored message %s from %r for %r", key, record["mail_from"], envelope.rcpt_tos)
         if self.reporting:
             self.report(

@@ -40,6 +40,7 @@ from smtp_tutor.sandbox import activity
 from smtp_tutor.sandbox.config import DEMO_PASSWORD, DEMO_USER
 from smtp_tutor.sandbox.handler import AuthIdentity, SandboxHandler
 from smtp_tutor.sandbox.replies import sandbox_reply
+from smtp_tutor.sandbox.sessions import SessionLog, SessionRecorder, client_of
 
 # aiosmtpd hangs up after BOGUS_LIMIT unrecognised commands (5). It reads this module
 # global for every new connection and has no per-server setting; students typing by hand
@@ -97,9 +98,13 @@ class SandboxSMTP(SMTP):
         tls_context: ssl.SSLContext | None,
         implicit_tls: bool,
         loop: asyncio.AbstractEventLoop,
+        sessions: SessionLog | None = None,
     ) -> None:
         config = handler.config
         self.sandbox = handler
+        self._sessions = sessions
+        #: This connection's dialogue, when the sandbox records sessions (the web view).
+        self.recording: SessionRecorder | None = None
         self._implicit_tls = implicit_tls
         self._over_limit = False
         self._registered = False
@@ -153,6 +158,13 @@ class SandboxSMTP(SMTP):
             if not self._over_limit:
                 connections.add(self)
                 self._registered = True
+                if self._sessions is not None:
+                    assert self.session is not None
+                    self.recording = SessionRecorder(
+                        self._sessions, client_of(self.session.peer), self._implicit_tls
+                    )
+                    if self._implicit_tls:
+                        self.recording.tls_started(self.tls_info())
             if self.sandbox.reporting:
                 assert self.session is not None
                 peer = activity.peer_label(self.session.peer)
@@ -168,6 +180,8 @@ class SandboxSMTP(SMTP):
             self._registered = False
         super().connection_lost(error)
         self._forget_closing_error()
+        if self.recording is not None:
+            self.recording.closed()
 
     def _forget_closing_error(self) -> None:
         """A client that hangs up hard (a reset) is no error to report.
@@ -186,6 +200,11 @@ class SandboxSMTP(SMTP):
         # Only noted here (a new timer per packet costs too much under load); the timer
         # aiosmtpd sets at each command looks at it when it fires.
         self._last_received = self.loop.time()
+        recording = self.recording
+        if recording is not None:
+            if recording.record.tls is None and self._tls_protocol is not None:
+                recording.tls_started(self.tls_info())
+            recording.received(data)
         super().data_received(data)
 
     async def _handle_client(self) -> None:
@@ -211,6 +230,8 @@ class SandboxSMTP(SMTP):
         if self.transport is None or self.transport.is_closing():
             return
         self.transport.write(line.encode("utf-8") + b"\r\n")  # type: ignore[attr-defined]
+        if self.recording is not None:
+            self.recording.sent(line.encode("utf-8"))
         self._close()
 
     def _close(self) -> None:
@@ -241,9 +262,12 @@ class SandboxSMTP(SMTP):
             if status != self._greeting:  # RFC 2034: the greeting carries no enhanced code
                 status = "\r\n".join(sandbox_reply(line) for line in status.split("\r\n"))
             # surrogateescape gives back undecodable bytes a client put in an address.
-            await super().push(status.encode("utf-8", "surrogateescape"))
+            data = status.encode("utf-8", "surrogateescape")
         else:
-            await super().push(status)
+            data = status
+        if self.recording is not None:
+            self.recording.sent(data)
+        await super().push(data)
 
     async def _push_exempt(self, lines: list[str]) -> None:
         """Lines sent as they are: HELO/EHLO answers carry no enhanced code (RFC 2034).
@@ -251,7 +275,10 @@ class SandboxSMTP(SMTP):
         One write for the whole reply: a system call per line was a tenth of the cost of
         a connection under load.
         """
-        await super().push("\r\n".join(lines).encode("utf-8", "surrogateescape"))
+        reply = "\r\n".join(lines).encode("utf-8", "surrogateescape")
+        if self.recording is not None:
+            self.recording.sent(reply)
+        await super().push(reply)
 
     # Commands ---------------------------------------------------------------------------
 
@@ -278,6 +305,7 @@ class SandboxSMTP(SMTP):
             keywords.append("STARTTLS")
         if self.tls_active() or not config.require_tls:
             keywords.append("AUTH " + " ".join(AUTH_MECHANISMS))
+        keywords += self.sandbox.ehlo_keywords
         keywords.append("HELP")
         first = f"{self.hostname} Hello {hostname}"
         lines = [first, *keywords]
@@ -297,6 +325,8 @@ class SandboxSMTP(SMTP):
         self._set_rset_state()
         self.session.extended_smtp = extended
         self.session.host_name = hostname
+        if self.recording is not None:
+            self.recording.greeted(hostname)
 
     async def smtp_HELP(self, arg: str | None) -> None:
         if arg:
@@ -372,6 +402,15 @@ class SandboxSMTP(SMTP):
                 await self.push("501 5.5.4 Syntax: AUTH <mechanism> [initial-response]")
                 return
         await super().smtp_AUTH(arg)
+        identity = self.session.auth_data
+        recording = self.recording
+        if (
+            recording is not None
+            and isinstance(identity, AuthIdentity)
+            and self.session.authenticated
+            and recording.record.auth_user != identity.user
+        ):
+            recording.authenticated(identity.user)
 
     async def smtp_MAIL(self, arg: str | None) -> None:
         assert self.session is not None

@@ -16,7 +16,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from smtp_tutor.sandbox.accounts import AccountMailboxes
 from smtp_tutor.sandbox.activity import Report
@@ -24,6 +24,7 @@ from smtp_tutor.sandbox.certs import ensure_certificate, server_tls_context
 from smtp_tutor.sandbox.config import DEMO_PASSWORD, DEMO_USER, SandboxConfig, sandbox_dir
 from smtp_tutor.sandbox.handler import SandboxHandler
 from smtp_tutor.sandbox.protocol import AUTH_MECHANISMS, SandboxSMTP
+from smtp_tutor.sandbox.sessions import SessionLog
 from smtp_tutor.sandbox.storage import Mailbox
 
 if TYPE_CHECKING:
@@ -33,17 +34,33 @@ STOP_TIMEOUT = 5.0
 LISTEN_BACKLOG = 100  # asyncio's default
 
 
+class Companion(Protocol):
+    """A service started after the sandbox binds and stopped before it closes (the web view)."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    def summary(self) -> list[str]: ...
+
+
 class Sandbox:
     """The sandbox SMTP server in the running event loop.
 
     `report`, if given, is told of every connection, failed TLS handshake and stored message
-    (sandbox/activity.py); `smtp-tutor serve` prints them.
+    (sandbox/activity.py); `smtp-tutor serve` prints them. With `record_sessions`, every
+    session's dialogue is kept in `.sessions` (sandbox/sessions.py) for the web view.
     """
 
-    def __init__(self, config: SandboxConfig, report: Report | None = None) -> None:
+    def __init__(
+        self, config: SandboxConfig, report: Report | None = None, *, record_sessions: bool = False
+    ) -> None:
         config.validate()
         self.config = config
         self.report = report
+        self.sessions: SessionLog | None = (
+            SessionLog(passwords=lambda: config.users) if record_sessions else None
+        )
         self.host: str = config.host
         self.port: int = config.port
         self.mailbox_path: Path = config.mailbox_dir()
@@ -51,6 +68,10 @@ class Sandbox:
         self._server: asyncio.Server | None = None
         self._handler: SandboxHandler | None = None
         self._pop3: Pop3Server | None = None
+        #: Started once the sandbox listens, in its loop; stopped before it closes.
+        self.companions: list[Companion] = []
+        #: Private EHLO keywords (RFC 5321: X… for local use), e.g. the web view's address.
+        self.ehlo_keywords: list[str] = []
         self.accounts = AccountMailboxes(self.mailbox_path, config.users)
 
     async def start(self) -> None:
@@ -62,11 +83,19 @@ class Sandbox:
         accounts = self.accounts
         accounts.shared.create()
         handler = SandboxHandler(self.config, accounts, self.report)
+        handler.ehlo_keywords = self.ehlo_keywords  # the same list: companions add to it
         loop = asyncio.get_running_loop()
         implicit = self.config.implicit_tls
+        sessions = self.sessions
 
         def factory() -> SandboxSMTP:
-            return SandboxSMTP(handler, tls_context=tls_context, implicit_tls=implicit, loop=loop)
+            return SandboxSMTP(
+                handler,
+                tls_context=tls_context,
+                implicit_tls=implicit,
+                loop=loop,
+                sessions=sessions,
+            )
 
         self._server = await loop.create_server(
             factory,
@@ -80,12 +109,16 @@ class Sandbox:
         )
         self._handler = handler
         self.host, self.port = self._server.sockets[0].getsockname()[:2]
-        if self.config.pop3_port is not None:
-            try:
+        if self.sessions is not None:
+            self.sessions.server = (self.host, self.port)
+        try:
+            if self.config.pop3_port is not None:
                 await self._start_pop3(tls_context)
-            except BaseException:
-                await self.stop()
-                raise
+            for companion in self.companions:
+                await companion.start()
+        except BaseException:
+            await self.stop()
+            raise
 
     async def _start_pop3(self, tls_context: ssl.SSLContext) -> None:
         from smtp_tutor.sandbox.pop3 import Pop3Server
@@ -126,6 +159,9 @@ class Sandbox:
         self._server = self._handler = None
         if server is None or handler is None:
             return
+        for companion in reversed(self.companions):
+            with contextlib.suppress(Exception):
+                await companion.stop()
         server.close()
         for connection in list(handler.connections):
             connection.shutdown()
@@ -166,14 +202,16 @@ class Sandbox:
             mechanisms = ", ".join(AUTH_MECHANISMS)
             lines.append(f"Demo account: {DEMO_USER} / {DEMO_PASSWORD} (AUTH {mechanisms})")
         lines.append("Nothing is relayed: accepted mail is only stored in the Maildir.")
+        for companion in self.companions:
+            lines += companion.summary()
         return lines
 
 
 class ThreadedSandbox:
     """A Sandbox in its own thread and event loop, driven from synchronous code."""
 
-    def __init__(self, config: SandboxConfig) -> None:
-        self._sandbox = Sandbox(config)
+    def __init__(self, config: SandboxConfig, *, record_sessions: bool = False) -> None:
+        self._sandbox = Sandbox(config, record_sessions=record_sessions)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
 
@@ -279,10 +317,20 @@ def _close_loop(loop: asyncio.AbstractEventLoop, sandbox: Sandbox) -> None:
 
 
 async def serve_forever(
-    config: SandboxConfig, announce: Callable[[str], None], report: Report | None = None
+    config: SandboxConfig,
+    announce: Callable[[str], None],
+    report: Report | None = None,
+    *,
+    record_sessions: bool = False,
+    setup: Callable[[Sandbox], None] | None = None,
 ) -> None:
-    """`smtp-tutor serve`: run in the foreground until SIGINT or SIGTERM."""
-    sandbox = Sandbox(config, report)
+    """`smtp-tutor serve`: run in the foreground until SIGINT or SIGTERM.
+
+    `setup` sees the sandbox before it starts (to add companions such as the web view).
+    """
+    sandbox = Sandbox(config, report, record_sessions=record_sessions)
+    if setup is not None:
+        setup(sandbox)
     await sandbox.start()
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
