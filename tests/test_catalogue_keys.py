@@ -35,6 +35,7 @@ KEY_HELPERS = {
     ("say", "cli"): "cli",  # cli/text.say, in cli/main.py's option type checks
     ("say_in", "cli"): "cli",  # cli/text.say_in
     ("_usage", "cli"): "cli",  # cli/connect._usage
+    ("note", "console"): "pop3_console",  # Pop3Console.note and pop3_render.note
 }
 
 
