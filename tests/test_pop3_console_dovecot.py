@@ -140,3 +140,45 @@ def _piped(home: Path, port: int, lines: str, *options: str) -> subprocess.Compl
         env=_env(home),
         timeout=60,
     )
+
+
+def test_a_recorded_transcript_replays_green_against_dovecot(
+    tmp_path: Path, dovecot: DovecotInstance
+) -> None:
+    user = _account(dovecot)
+    transcript = tmp_path / "session.pop3"
+    lines = f"CAPA\nUSER {user}\nPASS {PASSWORD}\nSTAT\nLIST\nUIDL\nTOP 1 0\nRETR 1\nQUIT\n"
+    recorded = _piped(tmp_path, dovecot.port, lines, "--transcript", str(transcript))
+    assert recorded.returncode == 0, recorded.stderr
+    text = transcript.read_text("utf-8")
+    assert PASSWORD not in text
+    assert "S: ..a line that starts with a dot\n" in text  # the body in wire form
+    server = f"127.0.0.1:{dovecot.port}"
+    replayed = subprocess.run(
+        [
+            *smtp_tutor(),
+            "replay",
+            str(transcript),
+            "--server",
+            server,
+            "--var",
+            f"password={PASSWORD}",
+        ],
+        capture_output=True,
+        text=True,
+        env=_env(tmp_path),
+        timeout=60,
+    )
+    assert replayed.returncode == 0, replayed.stdout + replayed.stderr
+    assert replayed.stdout.splitlines()[-1].startswith("9 commands, 10 responses matched")
+    assert PASSWORD not in replayed.stdout
+    # The wrong password: a mismatch, reported on stdout, exit 1.
+    wrong = subprocess.run(
+        [*smtp_tutor(), "replay", str(transcript), "--server", server, "--var", "password=nope"],
+        capture_output=True,
+        text=True,
+        env=_env(tmp_path),
+        timeout=60,
+    )
+    assert wrong.returncode == 1
+    assert "expected +OK, got -ERR" in wrong.stdout and "(answering pass)" in wrong.stdout
