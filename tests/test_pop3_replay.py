@@ -110,7 +110,10 @@ def test_a_multiline_expectation_is_matched_as_a_whole() -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("S: +OK\nC: RETR 1\nS: +OK\nS: Subject: x\nC: QUIT\n", "the multiline response at line 4 is not finished"),
+        (
+            "S: +OK\nC: RETR 1\nS: +OK\nS: Subject: x\nC: QUIT\n",
+            "the multiline response at line 4 is not finished",
+        ),
         ("S: 220 smtp\n", "starts with +OK, -ERR"),
         ("S: +OK\n@bogus\n", "unknown directive"),
         ("S: +OK\nC: PASS {password\n", "unterminated placeholder"),
