@@ -48,9 +48,11 @@ __all__ = [
     "ENHANCED",
     "MALFORMED",
     "REPLY_TOKENS",
+    "POP3Lexer",
     "SMTPLexer",
     "SMTPStyle",
     "highlight_fragments",
+    "highlight_pop3_fragments",
     "highlight_reply_fragments",
 ]
 
@@ -455,3 +457,91 @@ def _fragments(text: str, stack: tuple[str, ...], lexer: RegexLexer) -> Fragment
         elif value:
             fragments.append((style, value))
     return fragments
+
+
+# --- POP3 ----------------------------------------------------------------------------------
+
+#: A POP3 status indicator where a response starts, and the RFC 2449 code in brackets after it.
+_POP3_STATUS = r"(\+OK|-ERR)(?=[ \t]|[\r\n]|\Z)([ \t]*)(\[[!-.0-\\^-~]+(?:/[!-.0-\\^-~]+)*\])?"
+
+
+def _pop3_status(lexer: RegexLexer, match: re.Match[str]) -> Iterator[tuple[int, _TokenType, str]]:
+    token = REPLY_TOKENS["2"] if match.group(1) == "+OK" else REPLY_TOKENS["5"]
+    yield match.start(1), token, match.group(1)
+    if match.group(2):
+        yield match.start(2), Whitespace, match.group(2)
+    if match.group(3):
+        yield match.start(3), ENHANCED, match.group(3)
+
+
+class POP3Lexer(RegexLexer):
+    """POP3 dialogues and `# protocol: pop3` transcripts: +OK green, -ERR red, [CODE] blue.
+
+    Line-based like the SMTP lexer: a line that starts with +OK, -ERR or "+ " is a response
+    (in a transcript after `S:`), a lone "." ends a multiline one, other `S:` lines are the
+    body of one, and every other line is a command whose keyword is coloured. Like every
+    pygments lexer it never drops a character.
+    """
+
+    name = "POP3"
+    aliases: ClassVar[list[str]] = ["pop3"]
+    filenames: ClassVar[list[str]] = ["*.pop3"]
+    mimetypes: ClassVar[list[str]] = []
+
+    tokens: ClassVar[dict[str, list[Rule]]] = {
+        "root": [
+            (r"#[^\r\n]*", Comment),
+            (r"(@[A-Za-z]+)([^\r\n]*)", bygroups(Comment.Preproc, Comment.PreprocFile)),
+            (r"(S:)([^\S\r\n]*)", bygroups(Generic.Prompt, Whitespace), "response"),
+            (_CLIENT_PREFIX, Generic.Prompt, "command"),
+            default("line"),
+        ],
+        "line": [
+            (r"(?=\+OK|-ERR|\+ |\+" + _AT_EOL + ")", Text, ("#pop", "response")),
+            default(("#pop", "command")),
+        ],
+        "response": [
+            (_POP3_STATUS, _pop3_status, ("#pop", "tail")),
+            (r"\+(?= |" + _AT_EOL + ")", REPLY_TOKENS["3"], ("#pop", "tail")),
+            (r"\*(?=[ \t]|" + _AT_EOL + ")", ANY_REPLY, ("#pop", "tail")),
+            (r"\." + _AT_EOL, Punctuation, ("#pop", "tail")),
+            default(("#pop", "body")),
+        ],
+        "command": [
+            (r"[A-Za-z]{3,4}(?=[ \t]|" + _AT_EOL + ")", Keyword, ("#pop", "args")),
+            default(("#pop", "args")),
+        ],
+        "args": _line_tail(String),
+        "tail": _line_tail(Text, placeholders=False),
+        "body": _line_tail(String.Other, placeholders=False),
+    }
+
+    def analyse_text(text: str) -> float:  # type: ignore[misc]  # pygments makes it static
+        """A `# protocol: pop3` header, or a +OK greeting then USER/CAPA, is POP3."""
+        if re.match(r"\s*#\s*protocol:\s*pop3", text, re.IGNORECASE):
+            return 0.9
+        greeting = re.match(r"\s*(?:S:\s*)?\+OK", text)
+        command = re.search(r"^(?:C:\s*)?(?:USER|CAPA|APOP|STLS) ?", text, re.MULTILINE)
+        return 0.4 if greeting and command else 0.0
+
+
+def highlight_pop3_fragments(text: str) -> Fragments:
+    """POP3 responses (a whole multiline one too) as prompt_toolkit fragments."""
+    from prompt_toolkit.styles.pygments import pygments_token_to_classname
+
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    fragments: Fragments = []
+    stack = ("root",)
+    for _pos, token, value in _pop3_lexer().get_tokens_unprocessed(text, stack):
+        style = "class:" + pygments_token_to_classname(token)
+        if fragments and fragments[-1][0] == style:
+            fragments[-1] = (style, fragments[-1][1] + value)
+        elif value:
+            fragments.append((style, value))
+    return fragments
+
+
+@functools.cache
+def _pop3_lexer() -> POP3Lexer:
+    """Made on first use: pygments compiles a lexer's states when the first one is made."""
+    return POP3Lexer()

@@ -36,6 +36,7 @@ KEY_HELPERS = {
     ("say_in", "cli"): "cli",  # cli/text.say_in
     ("_usage", "cli"): "cli",  # cli/connect._usage
     ("_t", "web"): "web",  # web/pages._t and web/classroom._t: data/web.toml
+    ("note", "console"): "pop3_console",  # Pop3Console.note and pop3_render.note
 }
 
 

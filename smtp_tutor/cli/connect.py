@@ -33,7 +33,13 @@ def add_arguments(connect: argparse.ArgumentParser, port_type: object, seconds: 
         nargs="?",
         type=port_type,
         default=None,
-        help="25 by default; 587 is submission; 465 means TLS from the start",
+        help="25 by default; 587 is submission; 465 means TLS from the start "
+        "(with --pop3: 110 by default, 995 means TLS from the start)",
+    )
+    connect.add_argument(
+        "--pop3",
+        action="store_true",
+        help="speak POP3 instead of SMTP: fetch mail by hand (USER, PASS, STAT, RETR, QUIT)",
     )
     where = connect.add_argument_group("finding the server")
     where.add_argument(
@@ -120,6 +126,8 @@ def add_arguments(connect: argparse.ArgumentParser, port_type: object, seconds: 
 def run_connect(args: argparse.Namespace, options: ConsoleOptions) -> int:
     import asyncio
 
+    if getattr(args, "pop3", False):
+        return _run_pop3(args, options)
     port = args.port_option or args.port or 25
     if args.host and args.mx:
         return _usage("host_and_mx", options.lang)
@@ -147,11 +155,44 @@ def run_connect(args: argparse.Namespace, options: ConsoleOptions) -> int:
     return asyncio.run(console.run())
 
 
-def _usage(key: str, lang: str) -> int:
+def _run_pop3(args: argparse.Namespace, options: ConsoleOptions) -> int:
+    """`connect --pop3 HOST [PORT]`: the POP3 console; the TLS options apply as for SMTP."""
+    import asyncio
+
+    for option, given in (
+        ("--mx", args.mx),
+        ("--quit-after", args.quit_after),
+        ("--ehlo", args.ehlo),
+        ("--auth-user", args.auth_user),
+        ("--to", args.rcpt_to),
+    ):
+        if given:
+            return _usage("pop3_not_with", options.lang, option=option)
+    if not args.host:
+        return _usage("no_host", options.lang)
+    if args.client_key and not args.client_cert:
+        return _usage("key_needs_cert", options.lang)
+    from smtp_tutor.client.pop3_session import POP3_PORT
+
+    port = args.port_option or args.port or POP3_PORT
+    try:
+        context = _tls_context(args)
+    except (OSError, ValueError) as error:
+        print(f"smtp-tutor connect: TLS setup: {_reason(error)}", file=sys.stderr)
+        return EXIT_USAGE
+    from smtp_tutor.console.pop3_console import Pop3Console, default_pop3_history_path
+
+    if options.history_path is not None:
+        options.history_path = default_pop3_history_path()
+    target = _target(args, args.host, None, port, context)
+    return asyncio.run(Pop3Console(target, options).run())
+
+
+def _usage(key: str, lang: str, **params: object) -> int:
     """A usage error argparse cannot see (options that exclude each other), as argparse's are."""
     from smtp_tutor.cli.text import say_in
 
-    what = say_in(key, lang)
+    what = say_in(key, lang, **params)
     print(say_in("usage_error", lang, prog="smtp-tutor connect", message=what), file=sys.stderr)
     return EXIT_USAGE
 

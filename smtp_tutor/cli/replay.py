@@ -206,6 +206,8 @@ def run_replay(args: argparse.Namespace, lang: str) -> int:
                 "give a FILE"
             )
         text, source = _read_script(args.file)
+        if _speaks_pop3(text):
+            return _run_pop3_replay(args, text, source, lang)
         script = parse_script(text, source)
         server = parse_server(args.server) if args.server else None
         if server is not None and args.mailbox is not None:
@@ -252,6 +254,51 @@ def run_replay(args: argparse.Namespace, lang: str) -> int:
     if server is not None:
         return asyncio.run(_replay(script, server[0], server[1], options, step_input))
     return asyncio.run(_replay_on_sandbox(script, options, args.mailbox, step_input))
+
+
+def _speaks_pop3(text: str) -> bool:
+    from smtp_tutor.core.pop3.transcript import script_protocol
+
+    return script_protocol(text) == "pop3"
+
+
+def _run_pop3_replay(args: argparse.Namespace, text: str, source: str, lang: str) -> int:
+    """A `# protocol: pop3` script: replayed against --server (port 110; 995 means TLS)."""
+    from smtp_tutor.core.pop3.transcript import parse_pop3_transcript
+    from smtp_tutor.replay.pop3 import replay_pop3
+
+    if text.lstrip("\ufeff \t\r\n").startswith("{"):
+        raise UsageError(
+            "a POP3 transcript replays from its text form (written with --format text)"
+        )
+    script = parse_pop3_transcript(text, source)
+    if not args.server:
+        raise UsageError("a POP3 script needs --server HOST[:PORT] (port 110 by default)")
+    if args.cafile is not None and not args.cafile.is_file():
+        raise UsageError(f"--cafile {args.cafile}: no such file")
+    host, port = parse_server(args.server)
+    if port == 25 and not re.search(r":25$", args.server.strip()):
+        port = 110
+    given = parse_variables(args.var)
+    prompt = None
+    if sys.stdin is not None and sys.stdin.isatty():
+        import getpass
+
+        prompt = getpass.getpass
+    variables = gather_variables(variables_needed(script), given, os.environ, prompt)  # type: ignore[arg-type]
+    options = ReplayOptions(
+        variables=variables,
+        implicit_tls=args.tls,
+        verify=args.verify,
+        cafile=args.cafile,
+        timeout=args.timeout,
+        quiet=args.quiet,
+        lang=lang,
+    )
+    import asyncio
+
+    result = asyncio.run(replay_pop3(script, host, port, options, out=sys.stdout, err=sys.stderr))
+    return result.status
 
 
 async def _replay(

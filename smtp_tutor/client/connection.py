@@ -197,6 +197,28 @@ class Connection:
                 self._mark_closed("the server closed the connection")
         return self._ready.popleft()
 
+    async def read_data(self, timeout: float | None = None) -> bytes | Closed | TimedOut:
+        """The next bytes as they arrive, unparsed: for POP3, whose dialogue knows where a
+        response ends (the SMTP reply parser is not used, so `starttls` finds nothing in it)."""
+        if self._eof:
+            return Closed(self.closed_reason or "the server closed the connection")
+        import asyncio
+
+        limit = self.reply_timeout if timeout is None else timeout
+        try:
+            async with asyncio.timeout(limit):
+                data = await self._reader.read(READ_SIZE)
+        except TimeoutError:
+            return TimedOut(limit)
+        except OSError as error:  # ssl.SSLError included
+            self._mark_closed(f"the connection broke: {error}")
+            return Closed(self.closed_reason or "the connection broke")
+        if not data:
+            self._mark_closed("the server closed the connection")
+            return Closed(self.closed_reason or "the server closed the connection")
+        self._notify("received", data)
+        return data
+
     @property
     def pending_input(self) -> bool:
         """Bytes already received (a reply or part of one) that no `read_reply` returned yet."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import getpass
 import threading
+from collections.abc import Callable
 from typing import TextIO
 
 from prompt_toolkit.output.plain_text import PlainTextOutput
@@ -36,6 +37,8 @@ class PlainReader:
         self.source = source
         self.echo = echo
         self.interactive = _isatty(source)
+        #: How a piped line is echoed (None: as read); the POP3 console masks PASS with it.
+        self.mask: Callable[[str], str] | None = None
 
     async def read(self, label: str, *, secret: bool = False) -> str:
         if self.source is None:
@@ -50,7 +53,8 @@ class PlainReader:
             raise EOFError
         line = text.removesuffix("\n").removesuffix("\r")
         if not self.interactive:
-            self.echo.write(f"{label}{MASK if secret and line else line}\n")
+            shown = line if self.mask is None else self.mask(line)
+            self.echo.write(f"{label}{MASK if secret and line else shown}\n")
             self.echo.flush()
         return line
 

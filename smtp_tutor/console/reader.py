@@ -23,6 +23,7 @@ from prompt_toolkit.input import Input
 from prompt_toolkit.input.typeahead import get_typeahead, store_typeahead
 from prompt_toolkit.key_binding import KeyPress
 from prompt_toolkit.keys import Keys
+from prompt_toolkit.layout.processors import Processor
 from prompt_toolkit.output import Output
 
 from smtp_tutor.console.history import LineKind, SafeFileHistory
@@ -54,8 +55,12 @@ class Reader:
         toolbar: Callable[[], Any] | None,
         editing_mode: str,
         history: History | None,
+        processors: list[Processor] | None = None,
     ) -> None:
-        """Make the prompts; they touch the terminal, so only once connected."""
+        """Make the prompts; they touch the terminal, so only once connected.
+
+        `processors` mask secrets while they are typed (SMTP's AUTH initial response by
+        default; the POP3 console passes its own)."""
         if self.plain is not None:
             return
         if history is not None:
@@ -74,7 +79,7 @@ class Reader:
         self._prompt = PromptSession[str](
             history=self.history,
             auto_suggest=AutoSuggestFromHistory(),
-            input_processors=[MaskInitialResponse()],
+            input_processors=processors if processors is not None else [MaskInitialResponse()],
             **self._settings,
         )
 

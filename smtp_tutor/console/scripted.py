@@ -11,7 +11,7 @@ import asyncio
 import io
 import re
 from collections.abc import Callable, Iterable
-from typing import TextIO
+from typing import Any, TextIO
 
 from prompt_toolkit.input import create_pipe_input
 from prompt_toolkit.output.plain_text import PlainTextOutput
@@ -19,7 +19,9 @@ from prompt_toolkit.output.plain_text import PlainTextOutput
 from smtp_tutor.client.session import Target
 from smtp_tutor.console.app import Console, ConsoleOptions
 
-PROMPT_NOISE = re.compile(r"^\s*(smtp|data|auth|username|password|token)>.*$", re.MULTILINE)
+PROMPT_NOISE = re.compile(
+    r"^\s*(smtp|data|auth|username|password|token|pop3|pop3 trans)>.*$", re.MULTILINE
+)
 
 
 class ScriptError(RuntimeError):
@@ -33,11 +35,14 @@ async def run_console(
     timeout: float = 20.0,
     errors: TextIO | None = None,
     prepare: Callable[[Console], None] | None = None,
-) -> tuple[int, str, Console]:
-    """Type `lines` one at a time, each when the console waits at a prompt; then Ctrl-D."""
+    console_class: Callable[..., Any] = Console,
+) -> tuple[int, str, Any]:
+    """Type `lines` one at a time, each when the console waits at a prompt; then Ctrl-D.
+
+    `console_class` makes the console (the POP3 console's class drives the same way)."""
     buffer = io.StringIO()
     with create_pipe_input() as pipe:
-        console = Console(
+        console = console_class(
             target,
             options or ConsoleOptions(color=False),
             input=pipe,
@@ -58,7 +63,7 @@ async def run_console(
 
 
 async def _wait_for_prompt(
-    console: Console, task: asyncio.Task[int], timeout: float, may_end: bool = False
+    console: Any, task: asyncio.Task[int], timeout: float, may_end: bool = False
 ) -> bool:
     """True once the console waits at a prompt; False if it ended (allowed with `may_end`)."""
     waiter = asyncio.create_task(console.waiting_for_input.wait())
