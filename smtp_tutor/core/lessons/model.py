@@ -13,12 +13,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from smtp_tutor.core import knowledge
 from smtp_tutor.core.knowledge import normalise_language
 
 if TYPE_CHECKING:
     from smtp_tutor.core.lessons.kinds import StepKind
 
-LANGUAGES = ("en", "zh")
+LANGUAGES = knowledge.LANGUAGES  # a lesson speaks the console's languages, one list for both
 #: The protocols a lesson or a step may speak: `protocol = "pop3"`; SMTP when not said.
 PROTOCOLS = ("smtp", "pop3")
 #: Languages to try, in order, for a reader of each language ``normalise_language`` gives:
