@@ -13,13 +13,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from smtp_tutor.client.session import ReplyEvent, SessionEvent, TLSEvent, TLSFailed
+from smtp_tutor.client.session import SessionEvent, TLSEvent, TLSFailed
 from smtp_tutor.core.catalogue import message
-from smtp_tutor.core.dialogue import Outcome
 from smtp_tutor.core.lessons import Lesson, Step, Text
 from smtp_tutor.core.lessons.judge import Observation, hint_text, render_reason, verdict
-from smtp_tutor.core.lessons.kinds import Answer, kind_of
+from smtp_tutor.core.lessons.kinds import Answer, answer_of, kind_of
 from smtp_tutor.core.lessons.progress import Progress
+from smtp_tutor.core.pop3 import dialogue as pop3_dialogue
 from smtp_tutor.lexer import highlight_fragments
 
 if TYPE_CHECKING:
@@ -32,7 +32,7 @@ class StepResult:
     ok: bool
     reason: str = ""  # the verdict's reason id (lessons_ui.toml [reason]); "" when ok
     line: str = ""  # what was judged: the command line sent ("" for a message)
-    code: int | None = None  # the reply code that decided
+    code: int | str | None = None  # the reply code that decided (POP3: "+OK", "-ERR [...]")
     params: dict[str, str] = field(default_factory=dict)  # the reason's placeholders
 
 
@@ -156,7 +156,9 @@ class LessonRunner:
         if kind_of(step).keeps(step, line):
             self._kept_line = line
 
-    def on_event(self, event: SessionEvent) -> None:
+    def on_event(self, event: SessionEvent | object) -> None:
+        """A session event of either protocol: a reply event carries its `Outcome`
+        (`core.dialogue` or `core.pop3.dialogue`), which `answer_of` reads."""
         step = self.step
         if step is None:
             return
@@ -164,31 +166,29 @@ class LessonRunner:
             observation, self._awaiting_tls = self._awaiting_tls, None
             self._judge(step, self._observe(observation.line, observation.code))
             return
-        if not isinstance(event, ReplyEvent):
+        outcome = getattr(event, "outcome", None)
+        answer = answer_of(outcome) if outcome is not None else None
+        if answer is None:
             return
-        outcome = event.outcome
-        answered = outcome.answered
-        if answered is None:
-            return
-        command_line = answered.command.line if answered.command is not None else ""
-        answer = Answer(answered.verb, command_line, outcome.reply.code)
         line = kind_of(step).decisive(step, answer, self._kept_line)
         if line is not None:
-            self._judge_reply(step, line, outcome)
+            self._judge_reply(step, line, answer)
 
-    def _judge_reply(self, step: Step, line: str, outcome: Outcome) -> None:
-        observation = self._observe(line, outcome.reply.code)
-        if step.state.tls and outcome.start_tls:
+    def _judge_reply(self, step: Step, line: str, answer: Answer) -> None:
+        observation = self._observe(line, answer.code, answer.multiline)
+        if step.state.tls and answer.start_tls:
             self._awaiting_tls = observation  # judged once the handshake is over
             return
         self._judge(step, observation)
 
-    def _observe(self, line: str, code: int | None) -> Observation:
+    def _observe(
+        self, line: str, code: int | str | None, multiline: bool | None = None
+    ) -> Observation:
         dialogue = self.console.session.dialogue if self.console and self.console.session else None
         headers: frozenset[str] = frozenset()
         defects = 0
         delivered = False
-        if self.mailbox is not None:
+        if self.mailbox is not None and self._speaks_smtp:
             from smtp_tutor.sandbox.storage import Mailbox
 
             box = Mailbox(self.mailbox)  # count the files; read only the newest message
@@ -201,11 +201,18 @@ class LessonRunner:
             line=line,
             code=code,
             tls=bool(dialogue and dialogue.tls_active),
-            authenticated=bool(dialogue and dialogue.authenticated),
+            authenticated=_logged_in(dialogue),
             delivered=delivered,
             headers=headers,
             defects=defects,
+            multiline=multiline,
         )
+
+    @property
+    def _speaks_smtp(self) -> bool:
+        """The step at hand sends mail (the sandbox's Maildir tells what it delivered)."""
+        step = self.step
+        return step is None or kind_of(step).protocol == "smtp"
 
     def _judge(self, step: Step, observation: Observation) -> None:
         result = verdict(step, observation)
@@ -243,7 +250,7 @@ class LessonRunner:
         self._say(self._ui("lesson_done", title=self._text(self.lesson.title)), "class:tls.ok")
 
     def _count_messages(self) -> int:
-        if self.mailbox is None:
+        if self.mailbox is None or not self._speaks_smtp:
             return 0
         from smtp_tutor.sandbox.storage import Mailbox
 
@@ -280,3 +287,13 @@ class LessonRunner:
         self.results.clear()
         self.progress.set_position(self.lesson.id, 0)
         self._announce()
+
+
+def _logged_in(dialogue: object) -> bool:
+    """Whether either protocol's dialogue has a login: SMTP's AUTH, POP3's PASS/APOP/AUTH."""
+    if isinstance(dialogue, pop3_dialogue.Dialogue):
+        return dialogue.authenticated_user is not None or dialogue.state in (
+            pop3_dialogue.State.TRANSACTION,
+            pop3_dialogue.State.UPDATE,
+        )
+    return bool(dialogue is not None and getattr(dialogue, "authenticated", False))
