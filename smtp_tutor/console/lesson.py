@@ -24,6 +24,7 @@ from smtp_tutor.lexer import highlight_fragments
 
 if TYPE_CHECKING:
     from smtp_tutor.console.app import Console
+    from smtp_tutor.sandbox.accounts import AccountMailboxes
 
 
 @dataclass
@@ -297,3 +298,40 @@ def _logged_in(dialogue: object) -> bool:
             pop3_dialogue.State.UPDATE,
         )
     return bool(dialogue is not None and getattr(dialogue, "authenticated", False))
+
+
+def file_setup_mail(accounts: AccountMailboxes, lesson: Lesson) -> int:
+    """File the lesson's `[[setup.mail]]` into their accounts' mailboxes; how many were new.
+
+    Stored as the sandbox stores mail it accepts (the shared Maildir, then a link in the
+    account's), with an envelope that says it came from the lesson. A message whose
+    Message-ID the account's mailbox holds already is not filed again, so taking a lesson
+    twice does not fill the mailbox; one that lesson 16 deleted comes back.
+    """
+    import email.parser
+    import email.policy
+
+    parser = email.parser.BytesHeaderParser(policy=email.policy.default)
+    filed = 0
+    if lesson.setup_mail:
+        accounts.shared.create()  # before an account's folder makes the shared one exist
+    for mail in lesson.setup_mail:
+        raw = mail.text.replace("\r\n", "\n").replace("\n", "\r\n").encode("utf-8")
+        message_id = str(parser.parsebytes(raw).get("Message-ID", "")).strip()
+        box = accounts.of(mail.account)
+        if message_id and any(
+            str(stored.message.get("Message-ID", "")).strip() == message_id
+            for stored in box.messages()
+        ):
+            continue
+        envelope = {
+            "mail_from": "",
+            "rcpt_tos": [mail.account],
+            "auth_user": None,
+            "lesson_setup": lesson.id,
+            "accounts": [mail.account],
+        }
+        key = accounts.shared.add(raw, envelope)
+        accounts.file(key, envelope)
+        filed += 1
+    return filed
