@@ -111,11 +111,18 @@ def line_of(text: str, needle: str) -> int:
 
 
 @pytest.mark.pure
-def test_the_registry_holds_the_four_kinds_of_the_format() -> None:
-    assert list(STEP_KINDS) == ["command", "auth", "message", "chunks"]
+def test_the_registry_holds_the_kinds_of_the_format() -> None:
+    assert list(STEP_KINDS) == [
+        "command", "auth", "message", "chunks", "pop3-command", "pop3-reconnect"
+    ]  # fmt: skip
     assert STEP_KINDS.default is STEP_KINDS["command"]
+    assert STEP_KINDS.default_for("smtp") is STEP_KINDS["command"]
+    assert STEP_KINDS.default_for("pop3") is STEP_KINDS["pop3-command"]
+    assert STEP_KINDS.protocols() == ("smtp", "pop3")
     assert [k.name for k in STEP_KINDS.values() if k.takes_manual] == ["auth"]
-    assert [k.name for k in STEP_KINDS.values() if not k.takes_send] == ["message", "chunks"]
+    assert [k.name for k in STEP_KINDS.values() if not k.takes_send] == [
+        "message", "chunks", "pop3-reconnect"
+    ]  # fmt: skip
     with pytest.raises(ValueError, match="registered already"):
         STEP_KINDS.copy().register(StepKind())  # the base class has no name
 
@@ -125,18 +132,20 @@ def test_a_copy_takes_a_new_kind_and_the_real_registry_does_not_change(
     registry: StepKinds,
 ) -> None:
     assert list(registry) == [*STEP_KINDS, "status"]
-    assert "status" not in STEP_KINDS and len(STEP_KINDS) == 4
+    assert "status" not in STEP_KINDS and len(STEP_KINDS) == 6
     with pytest.raises(ValueError):
         registry.register(StatusKind())
-    assert registry.own_keys() == ("multiline",) and STEP_KINDS.own_keys() == ()
+    # The made-up kind shares its key with the real POP3 command kind: one key, two takers.
+    assert registry.own_keys() == ("multiline",) and STEP_KINDS.own_keys() == ("multiline",)
 
 
 @pytest.mark.pure
 def test_without_the_entry_the_kind_is_refused(tmp_path: Path) -> None:
     path = write(tmp_path, STATUS_LESSON)
     found = [e.message for e in check_lesson_file(path)]
-    assert "step 2 (\"retr\"): kind: 'status' is not one of command, auth, message, chunks" in found
-    assert any("multiline: unknown key" in m for m in found), found
+    known = "command, auth, message, chunks, pop3-command, pop3-reconnect"
+    assert f"step 2 (\"retr\"): kind: 'status' is not one of {known}" in found
+    assert any("multiline: only pop3-command steps take it" in m for m in found), found
 
 
 @pytest.mark.pure
@@ -173,7 +182,7 @@ def test_a_lesson_with_the_new_kind_loads_and_is_judged(
             'expect.code = ["2xx"]',
             'expect.code = ["2xx"]\nmultiline = false',
             "multiline = false",
-            'step 1 ("ehlo"): multiline: only status steps take it',
+            'step 1 ("ehlo"): multiline: only pop3-command, status steps take it',
         ),
     ],
 )

@@ -829,6 +829,9 @@ def test_every_ui_text_has_en_and_zh_with_the_same_placeholders() -> None:
         "wrong_command", "wrong_code", "not_tls", "tls_unexpected", "not_authenticated",
         "authenticated_unexpected", "not_delivered", "delivered_unexpected", "missing_header",
         "defects", "defects_expected",
+        # a POP3 kind's words for the same (kinds.Pop3CommandKind.reason) and its own two
+        "pop3_not_tls", "pop3_not_logged_in", "pop3_logged_in_unexpected",
+        "pop3_multiline_expected", "pop3_single_line_expected",
     }  # fmt: skip
     assert {k.removeprefix("reason.") for k in leaves if k.startswith("reason.")} == reasons
 

@@ -13,17 +13,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from smtp_tutor.client.session import ReplyEvent, SessionEvent, TLSEvent, TLSFailed
+from smtp_tutor.client.session import SessionEvent, TLSEvent, TLSFailed
 from smtp_tutor.core.catalogue import message
-from smtp_tutor.core.dialogue import Outcome
 from smtp_tutor.core.lessons import Lesson, Step, Text
 from smtp_tutor.core.lessons.judge import Observation, hint_text, render_reason, verdict
-from smtp_tutor.core.lessons.kinds import Answer, kind_of
+from smtp_tutor.core.lessons.kinds import Answer, answer_of, kind_of
 from smtp_tutor.core.lessons.progress import Progress
+from smtp_tutor.core.pop3 import dialogue as pop3_dialogue
 from smtp_tutor.lexer import highlight_fragments
 
 if TYPE_CHECKING:
     from smtp_tutor.console.app import Console
+    from smtp_tutor.sandbox.accounts import AccountMailboxes
 
 
 @dataclass
@@ -32,7 +33,7 @@ class StepResult:
     ok: bool
     reason: str = ""  # the verdict's reason id (lessons_ui.toml [reason]); "" when ok
     line: str = ""  # what was judged: the command line sent ("" for a message)
-    code: int | None = None  # the reply code that decided
+    code: int | str | None = None  # the reply code that decided (POP3: "+OK", "-ERR [...]")
     params: dict[str, str] = field(default_factory=dict)  # the reason's placeholders
 
 
@@ -156,7 +157,9 @@ class LessonRunner:
         if kind_of(step).keeps(step, line):
             self._kept_line = line
 
-    def on_event(self, event: SessionEvent) -> None:
+    def on_event(self, event: SessionEvent | object) -> None:
+        """A session event of either protocol: a reply event carries its `Outcome`
+        (`core.dialogue` or `core.pop3.dialogue`), which `answer_of` reads."""
         step = self.step
         if step is None:
             return
@@ -164,31 +167,29 @@ class LessonRunner:
             observation, self._awaiting_tls = self._awaiting_tls, None
             self._judge(step, self._observe(observation.line, observation.code))
             return
-        if not isinstance(event, ReplyEvent):
+        outcome = getattr(event, "outcome", None)
+        answer = answer_of(outcome) if outcome is not None else None
+        if answer is None:
             return
-        outcome = event.outcome
-        answered = outcome.answered
-        if answered is None:
-            return
-        command_line = answered.command.line if answered.command is not None else ""
-        answer = Answer(answered.verb, command_line, outcome.reply.code)
         line = kind_of(step).decisive(step, answer, self._kept_line)
         if line is not None:
-            self._judge_reply(step, line, outcome)
+            self._judge_reply(step, line, answer)
 
-    def _judge_reply(self, step: Step, line: str, outcome: Outcome) -> None:
-        observation = self._observe(line, outcome.reply.code)
-        if step.state.tls and outcome.start_tls:
+    def _judge_reply(self, step: Step, line: str, answer: Answer) -> None:
+        observation = self._observe(line, answer.code, answer.multiline)
+        if step.state.tls and answer.start_tls:
             self._awaiting_tls = observation  # judged once the handshake is over
             return
         self._judge(step, observation)
 
-    def _observe(self, line: str, code: int | None) -> Observation:
+    def _observe(
+        self, line: str, code: int | str | None, multiline: bool | None = None
+    ) -> Observation:
         dialogue = self.console.session.dialogue if self.console and self.console.session else None
         headers: frozenset[str] = frozenset()
         defects = 0
         delivered = False
-        if self.mailbox is not None:
+        if self.mailbox is not None and self._speaks_smtp:
             from smtp_tutor.sandbox.storage import Mailbox
 
             box = Mailbox(self.mailbox)  # count the files; read only the newest message
@@ -201,11 +202,18 @@ class LessonRunner:
             line=line,
             code=code,
             tls=bool(dialogue and dialogue.tls_active),
-            authenticated=bool(dialogue and dialogue.authenticated),
+            authenticated=_logged_in(dialogue),
             delivered=delivered,
             headers=headers,
             defects=defects,
+            multiline=multiline,
         )
+
+    @property
+    def _speaks_smtp(self) -> bool:
+        """The step at hand sends mail (the sandbox's Maildir tells what it delivered)."""
+        step = self.step
+        return step is None or kind_of(step).protocol == "smtp"
 
     def _judge(self, step: Step, observation: Observation) -> None:
         result = verdict(step, observation)
@@ -243,7 +251,7 @@ class LessonRunner:
         self._say(self._ui("lesson_done", title=self._text(self.lesson.title)), "class:tls.ok")
 
     def _count_messages(self) -> int:
-        if self.mailbox is None:
+        if self.mailbox is None or not self._speaks_smtp:
             return 0
         from smtp_tutor.sandbox.storage import Mailbox
 
@@ -280,3 +288,50 @@ class LessonRunner:
         self.results.clear()
         self.progress.set_position(self.lesson.id, 0)
         self._announce()
+
+
+def _logged_in(dialogue: object) -> bool:
+    """Whether either protocol's dialogue has a login: SMTP's AUTH, POP3's PASS/APOP/AUTH."""
+    if isinstance(dialogue, pop3_dialogue.Dialogue):
+        return dialogue.authenticated_user is not None or dialogue.state in (
+            pop3_dialogue.State.TRANSACTION,
+            pop3_dialogue.State.UPDATE,
+        )
+    return bool(dialogue is not None and getattr(dialogue, "authenticated", False))
+
+
+def file_setup_mail(accounts: AccountMailboxes, lesson: Lesson) -> int:
+    """File the lesson's `[[setup.mail]]` into their accounts' mailboxes; how many were new.
+
+    Stored as the sandbox stores mail it accepts (the shared Maildir, then a link in the
+    account's), with an envelope that says it came from the lesson. A message whose
+    Message-ID the account's mailbox holds already is not filed again, so taking a lesson
+    twice does not fill the mailbox; one that lesson 16 deleted comes back.
+    """
+    import email.parser
+    import email.policy
+
+    parser = email.parser.BytesHeaderParser(policy=email.policy.default)
+    filed = 0
+    if lesson.setup_mail:
+        accounts.shared.create()  # before an account's folder makes the shared one exist
+    for mail in lesson.setup_mail:
+        raw = mail.text.replace("\r\n", "\n").replace("\n", "\r\n").encode("utf-8")
+        message_id = str(parser.parsebytes(raw).get("Message-ID", "")).strip()
+        box = accounts.of(mail.account)
+        if message_id and any(
+            str(stored.message.get("Message-ID", "")).strip() == message_id
+            for stored in box.messages()
+        ):
+            continue
+        envelope = {
+            "mail_from": "",
+            "rcpt_tos": [mail.account],
+            "auth_user": None,
+            "lesson_setup": lesson.id,
+            "accounts": [mail.account],
+        }
+        key = accounts.shared.add(raw, envelope)
+        accounts.file(key, envelope)
+        filed += 1
+    return filed

@@ -1,7 +1,8 @@
 """Guided lessons, pure: the model, loading and checking a lesson file, judging a step, progress.
 
 What lives here: `model` (the frozen Lesson), `kinds` (the registry of step kinds: per kind,
-its keys, its solution, the reply that decides it), `file_check` (a teacher's TOML file,
+its protocol, its keys, its solution, the reply that decides it), `rehearsal` (a POP3
+solution played on paper against the core's state table), `file_check` (a teacher's TOML file,
 every problem with its line), `loading` (built-in and teachers' folders), `judge` (a step's
 verdict from a reply), `progress` (what a student finished). What it may import: the rest of
 `smtp_tutor.core` and `smtp_tutor.paths`; never a socket, asyncio or the console. The
@@ -20,12 +21,14 @@ from smtp_tutor.core.lessons.model import (
     FORMAT,
     LANG_FALLBACK,
     LANGUAGES,
+    PROTOCOLS,
     REPLY_CLASS,
     REPLY_CODE,
     UI,
     Lesson,
     LessonError,
     Playback,
+    SetupMail,
     Step,
     StepState,
     Text,
@@ -36,6 +39,7 @@ __all__ = [
     "FORMAT",
     "LANGUAGES",
     "LANG_FALLBACK",
+    "PROTOCOLS",
     "REPLY_CLASS",
     "REPLY_CODE",
     "STEP_KINDS",
@@ -43,6 +47,7 @@ __all__ = [
     "Lesson",
     "LessonError",
     "Playback",
+    "SetupMail",
     "Step",
     "StepKind",
     "StepKinds",

@@ -4,7 +4,9 @@ tomllib only says whether a file is TOML, and stops at the first error. A teache
 lesson needs every mistake in one pass, with the line it is on and what would be right, so
 the checker walks the parsed file once, collecting problems while it builds the ``Lesson``.
 What a step's table may hold beyond the common keys, and how its solution must look, is
-asked of the step's kind (``kinds``); this module names no kind.
+asked of the step's kind (``kinds``); this module names no kind. Which protocol a lesson
+and each step speak is checked against the kinds' own; a POP3 solution is then rehearsed on
+the POP3 core's state table (``rehearsal``), so a command the state refuses is caught here.
 """
 
 from __future__ import annotations
@@ -23,14 +25,17 @@ from smtp_tutor.core.lessons.kinds import STEP_KINDS, StepKind, StepKinds
 from smtp_tutor.core.lessons.model import (
     FORMAT,
     LANGUAGES,
+    PROTOCOLS,
     Lesson,
     LessonError,
     Playback,
+    SetupMail,
     Step,
     StepState,
     Text,
     show,
 )
+from smtp_tutor.core.lessons.rehearsal import Rehearsal
 
 SCENARIO_KEYS: Mapping[str, type | tuple[type, ...]] = {
     "require_tls": bool,
@@ -66,14 +71,17 @@ _CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 
 _LESSON_KEYS = (
-    "format", "id", "number", "missing", "title", "intro", "outro", "scenario", "playback",
-    "steps",
+    "format", "id", "number", "missing", "protocol", "title", "intro", "outro", "scenario",
+    "setup", "playback", "steps",
 )  # fmt: skip
 _STEP_KEYS = (
-    "id", "kind", "explain", "goal", "send", "expect", "state", "hints", "success", "solution",
-    "manual",
+    "id", "kind", "protocol", "explain", "goal", "send", "expect", "state", "hints", "success",
+    "solution", "manual",
 )  # fmt: skip
 _STATE_FLAGS = ("tls", "authenticated", "delivered", "no_defects")
+#: The state checks that look at the SMTP sandbox's mailbox: a POP3 step delivers nothing.
+_MAILBOX_STATE = ("delivered", "headers", "no_defects")
+_ACCOUNT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
 # --- Where things are in the file -----------------------------------------------------------
@@ -243,6 +251,7 @@ class LessonChecker:
         self.errors: list[LessonError] = []
         self.missing: set[str] = set()
         self.step_names: dict[int, str] = {}
+        self.protocol = "smtp"  # the lesson's, the default of its steps
 
     def error(self, keys: tuple[str | int, ...], text: str) -> None:
         self.errors.append(LessonError(self.path, self.where.line(keys), text))
@@ -379,12 +388,15 @@ class LessonChecker:
         elif not _is_int(number) or number < 0:
             self.error(("number",), f"number: {show(number)} must be a whole number, 0 or more")
         self.read_missing(data.get("missing"))
+        self.protocol = self.read_protocol(("protocol",), data.get("protocol"), "smtp")
         title = self.text(("title",), data.get("title"), required=True, one_line=True)
         intro = self.text(("intro",), data.get("intro"), required=True)
         outro = self.text(("outro",), data.get("outro"), required=False)
         scenario = self.scenario(data.get("scenario"))
+        setup_mail = self.setup(data.get("setup"))
         playback = self.playback(data.get("playback"))
         steps = self.steps(data.get("steps"))
+        self.rehearse(steps)
         if self.errors or title is None or intro is None:
             return None
         return Lesson(
@@ -400,7 +412,65 @@ class LessonChecker:
             path=self.path,
             builtin=self.builtin,
             id_line=self.where.line(("id",)),
+            protocol=self.protocol,
+            setup_mail=setup_mail,
         )
+
+    def read_protocol(self, keys: tuple[str | int, ...], value: object, default: str) -> str:
+        """A `protocol` key: one of the protocols some step kind speaks."""
+        if value is None:
+            return default
+        known = [p for p in PROTOCOLS if p in self.kinds.protocols()]
+        if not isinstance(value, str) or value.lower() not in known:
+            names = ", ".join(f'"{p}"' for p in known)
+            self.error(keys, f"{self.name(keys)}: {show(value)} is not a protocol ({names})")
+            return default
+        return value.lower()
+
+    def setup(self, value: object) -> tuple[SetupMail, ...]:
+        """`[[setup.mail]]`: messages filed to an account's mailbox before the lesson."""
+        table = self.table(("setup",), value)
+        if table is None:
+            return ()
+        self.unknown_keys(("setup",), table, ("mail",))
+        mails = table.get("mail", [])
+        if not isinstance(mails, list) or not all(isinstance(m, dict) for m in mails):
+            self.error(
+                ("setup", "mail"), "setup.mail: write each message as a [[setup.mail]] table"
+            )
+            return ()
+        found: list[SetupMail] = []
+        for index, mail in enumerate(mails):
+            keys: tuple[str | int, ...] = ("setup", "mail", index)
+            where = f"setup.mail {index + 1}"
+            self.unknown_keys(keys, mail, ("account", "text"))
+            account, text = mail.get("account"), mail.get("text")
+            if not isinstance(account, str) or not _ACCOUNT.fullmatch(account):
+                self.error((*keys, "account"), f'{where}: account must be a name, e.g. "student"')
+            elif not isinstance(text, str) or "\n\n" not in text.strip().replace("\r", ""):
+                self.error(
+                    (*keys, "text"),
+                    f"{where}: text must be a message: headers, an empty line and a body",
+                )
+            else:
+                found.append(SetupMail(account, text.strip("\n") + "\n", self.where.line(keys)))
+        return tuple(found)
+
+    def rehearse(self, steps: Sequence[Step]) -> None:
+        """Play the POP3 steps' solutions on paper, in order; report each refused line.
+
+        Only a lesson without other problems is rehearsed: a step left out would make the
+        lines after it look out of order.
+        """
+        if self.errors:
+            return
+        rehearsal = Rehearsal()
+        for index, step in enumerate(steps):
+            if step.protocol != "pop3" or step.kind_spec is None:
+                continue
+            keys: tuple[str | int, ...] = ("steps", index, "solution")
+            for problem in step.kind_spec.rehearse(step, rehearsal):
+                self.error(keys, f"{self.name(keys)}: {problem}")
 
     def read_missing(self, value: object) -> None:
         if value is None:
@@ -492,22 +562,31 @@ class LessonChecker:
             )
         else:
             seen[step_id] = index
-        kind_name = raw.get("kind", self.kinds.default.name)
+        protocol = self.read_protocol((*keys, "protocol"), raw.get("protocol"), self.protocol)
+        kind_name = raw.get("kind", self.kinds.default_for(protocol).name)
         if isinstance(kind_name, str) and kind_name in self.kinds:
             kind = self.kinds[kind_name]
+            if kind.protocol != protocol:
+                fitting = ", ".join(k.name for k in self.kinds.values() if k.protocol == protocol)
+                self.error(
+                    (*keys, "kind"),
+                    f"{self.name((*keys, 'kind'))}: {kind.name} steps speak"
+                    f" {kind.protocol.upper()} and this step speaks {protocol.upper()}"
+                    f" (its kinds: {fitting})",
+                )
         else:
             known = ", ".join(self.kinds)
             self.error(
                 (*keys, "kind"),
                 f"{self.name((*keys, 'kind'))}: {show(kind_name)} is not one of {known}",
             )
-            kind = self.kinds.default
+            kind = self.kinds.default_for(protocol)
         explain = self.text((*keys, "explain"), raw.get("explain"), required=True)
         goal = self.text((*keys, "goal"), raw.get("goal"), required=True, one_line=True)
         success = self.text((*keys, "success"), raw.get("success"), required=True)
         verbs, pattern = self.send(keys, kind, raw.get("send"))
         expect = self.expect(keys, kind, raw.get("expect"))
-        state = self.state(keys, raw.get("state"))
+        state = self.state(keys, raw.get("state"), protocol)
         hints = self.hints((*keys, "hints"), raw.get("hints"))
         manual = raw.get("manual", False)
         if not isinstance(manual, bool):
@@ -540,6 +619,7 @@ class LessonChecker:
             solution_line=self.where.line((*keys, "solution")),
             kind_spec=kind,
             extra=extra,
+            protocol=protocol,
         )
 
     def own_keys(
@@ -643,12 +723,19 @@ class LessonChecker:
                 self.error((*where, "code"), f"{name}.code: {show(code)} is not {kind.expect_help}")
         return tuple(good)
 
-    def state(self, keys: tuple[str | int, ...], value: object) -> StepState:
+    def state(self, keys: tuple[str | int, ...], value: object, protocol: str) -> StepState:
         where = (*keys, "state")
         table = self.table(where, value)
         if table is None:
             return StepState()
         self.unknown_keys(where, table, (*_STATE_FLAGS, "headers"))
+        if protocol != "smtp":
+            for key in _MAILBOX_STATE:
+                if key in table:
+                    self.error(
+                        (*where, key),
+                        f"{self.name((*where, key))}: only SMTP steps deliver mail to check",
+                    )
         flags: dict[str, bool | None] = {}
         for flag in _STATE_FLAGS:
             item = table.get(flag)

@@ -29,6 +29,7 @@ class Observation:
     delivered: bool = False  # a new message was stored in the sandbox during this step
     headers: frozenset[str] = frozenset()  # lower-case header names of that message
     defects: int = 0  # defects Python's email parser found in it
+    multiline: bool | None = None  # POP3: the response carried lines ended by "." (None: SMTP)
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,9 @@ def verdict(step: Step, obs: Observation) -> Verdict:
     if not kind.code_matches(step.expect, obs.code):
         got = "—" if obs.code is None else str(obs.code)
         return Verdict(False, "wrong_code", {"got": got, "want": ", ".join(step.expect)})
+    own = kind.extra_reason(step, obs.multiline)
+    if own is not None:
+        return Verdict(False, own)
     state = step.state
     for wanted, actual, missing, unwanted in (
         (state.tls, obs.tls, "not_tls", "tls_unexpected"),
@@ -53,7 +57,7 @@ def verdict(step: Step, obs: Observation) -> Verdict:
         (state.delivered, obs.delivered, "not_delivered", "delivered_unexpected"),
     ):
         if wanted is not None and wanted != actual:
-            return Verdict(False, missing if wanted else unwanted)
+            return Verdict(False, kind.reason(missing if wanted else unwanted))
     if state.headers or state.no_defects is not None:
         if not obs.delivered:
             return Verdict(False, "not_delivered")

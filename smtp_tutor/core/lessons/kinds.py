@@ -6,6 +6,12 @@ entry: which keys the step's table takes in the lesson file and how its solution
 which reply decides the step and what the full answer shows (the console's runner), and
 what the replay types (`lessons --check`). No other module tests a kind by its name.
 
+Each kind speaks one protocol (`StepKind.protocol`): the SMTP kinds judge reply codes
+("250", "5xx"), the POP3 ones a response's status and extended code ("+OK", "-ERR [IN-USE]").
+`answer_of` turns either protocol's `Outcome` into the one `Answer` every kind reads, and a
+kind may rehearse its solution on a paper session (`rehearse`) so the file checker catches a
+command the protocol's state table refuses before a student meets it.
+
 Adding a kind is one subclass of `StepKind` registered below, plus the texts it names in
 ``smtp_tutor/data/lessons_ui.toml``. A registry is a plain mapping of names to kinds;
 ``STEP_KINDS.copy()`` gives one to register a kind in without touching the real one
@@ -19,11 +25,15 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from smtp_tutor.core.dialogue import AUTH_RESPONSE, END_OF_DATA
+from smtp_tutor.core import dialogue as smtp_dialogue
+from smtp_tutor.core.dialogue import AUTH_RESPONSE, END_OF_DATA, GREETING
 from smtp_tutor.core.lessons.model import REPLY_CLASS, REPLY_CODE, show
+from smtp_tutor.core.pop3 import dialogue as pop3_dialogue
+from smtp_tutor.core.pop3.responses import Status
 
 if TYPE_CHECKING:
     from smtp_tutor.core.lessons.model import Step
+    from smtp_tutor.core.lessons.rehearsal import Rehearsal
 
 _EXPLORING = frozenset({"NOOP", "HELP", "RSET"})
 _BDAT_COMMAND = re.compile(r":bdat(?: +[1-9][0-9]*)?")  # a chunks step's first line
@@ -77,6 +87,41 @@ def code_matches(expect: Sequence[str], code: int | str | None) -> bool:
     return False
 
 
+# A POP3 expect entry: a status, optionally with an RFC 2449 extended code: "-ERR [IN-USE]".
+POP3_STATUS = re.compile(r"(\+OK|-ERR)(?: +\[([A-Z0-9-]+(?:/[A-Z0-9-]+)*)\])?", re.IGNORECASE)
+
+
+def pop3_code(status: str, extended: str | None = None) -> str:
+    """A POP3 response as a lesson reads it: "+OK", "-ERR [IN-USE]"."""
+    return f"{status} [{extended.upper()}]" if extended else status
+
+
+def parse_pop3_expect(item: object) -> str | None:
+    """A POP3 `expect.code` entry, normalised ("-err [in-use]" → "-ERR [IN-USE]"); None if
+    it is not one."""
+    found = POP3_STATUS.fullmatch(item.strip()) if isinstance(item, str) else None
+    return pop3_code(found.group(1).upper(), found.group(2)) if found else None
+
+
+def pop3_code_matches(expect: Sequence[str], code: int | str | None) -> bool:
+    """Whether a POP3 `code` ("-ERR [SYS/TEMP]") is one of `expect`: "-ERR" takes any
+    -ERR, "-ERR [SYS]" any code under SYS (RFC 2449 §8: codes are hierarchical)."""
+    if not isinstance(code, str):
+        return False
+    got = POP3_STATUS.fullmatch(code.strip())
+    if got is None:
+        return False
+    got_levels = got.group(2).upper().split("/") if got.group(2) else []
+    for item in expect:
+        want = POP3_STATUS.fullmatch(item.strip())
+        if want is None or want.group(1).upper() != got.group(1).upper():
+            continue
+        levels = want.group(2).upper().split("/") if want.group(2) else []
+        if got_levels[: len(levels)] == levels:
+            return True
+    return False
+
+
 # --- A kind ---------------------------------------------------------------------------------
 
 
@@ -84,14 +129,36 @@ def code_matches(expect: Sequence[str], code: int | str | None) -> bool:
 class Answer:
     """A reply as a lesson sees it, whatever the protocol: the line it answers and its code.
 
-    `verb` is the answered line's verb, or a pseudo-verb of the dialogue (the final dot of
-    DATA, an answer to an AUTH challenge); `line` is the command line as sent, "" when the
-    answered line was no command.
+    `verb` is the answered line's verb, or a pseudo-verb of the dialogue (the greeting, the
+    final dot of DATA, an answer to an AUTH challenge); `line` is the command line as sent,
+    "" when the answered line was no command. `code` is an SMTP reply code (250) or a POP3
+    status with its extended code ("-ERR [IN-USE]"); `multiline` says whether a POP3
+    response carried lines ended by "." (None for SMTP).
     """
 
     verb: str
     line: str
     code: int | str | None
+    protocol: str = "smtp"
+    multiline: bool | None = None
+    start_tls: bool = False  # the answer starts a TLS handshake (STARTTLS's 220, STLS's +OK)
+
+
+def answer_of(outcome: smtp_dialogue.Outcome | pop3_dialogue.Outcome) -> Answer | None:
+    """The `Answer` a lesson reads from either protocol's `Outcome`; None when the reply
+    answered nothing (an unsolicited one)."""
+    answered = outcome.answered
+    if answered is None:
+        return None
+    line = answered.command.line if answered.command is not None else ""
+    if isinstance(outcome, pop3_dialogue.Outcome):
+        response = outcome.response
+        status = response.status.value if response.status is not None else None
+        code = pop3_code(status, response.code) if status in (Status.OK, Status.ERR) else status
+        return Answer(
+            answered.verb, line, code, "pop3", response.multiline, start_tls=outcome.start_tls
+        )
+    return Answer(answered.verb, line, outcome.reply.code, start_tls=outcome.start_tls)
 
 
 class StepKind:
@@ -103,6 +170,8 @@ class StepKind:
 
     #: The value of `kind = "..."` in the lesson file.
     name: str = ""
+    #: The protocol its lines speak and its codes come from: "smtp" or "pop3".
+    protocol: str = "smtp"
     #: The step has a `send` (verb and/or pattern) saying which line is the step's.
     takes_send: bool = True
     #: The verbs when `send` is left out; () means `send` is required.
@@ -166,6 +235,19 @@ class StepKind:
     def answer_notes(self, step: Step) -> Mapping[int, str]:
         """Notes in the full answer (the last :hint): lessons_ui key by solution line index."""
         return {}
+
+    def reason(self, reason: str) -> str:
+        """The lessons_ui `reason.*` id this kind shows for one of the judge's reasons."""
+        return reason
+
+    def extra_reason(self, step: Step, multiline: bool | None) -> str | None:
+        """A reason of this kind's own the step fails for, after the code passed; None: none."""
+        return None
+
+    def rehearse(self, step: Step, rehearsal: Rehearsal) -> list[str]:
+        """Problems found by playing the solution on a paper session of the step's protocol
+        (`rehearsal`: the lesson so far), each "solution line ...: what is wrong"."""
+        return []
 
     # -- replaying the solution -------------------------------------------------------------
 
@@ -237,6 +319,99 @@ class ChunksKind(MessageKind):
         return "" if last else None  # a message sent with DATA does not count
 
 
+# --- POP3 -----------------------------------------------------------------------------------
+
+
+class Pop3CommandKind(StepKind):
+    """One POP3 command line, decided by its response: +OK or -ERR, and an extended code."""
+
+    name = "pop3-command"
+    protocol = "pop3"
+    own_keys = ("multiline",)
+    texts = ("answer_pop3_multiline",)
+    expect_help = 'a status ("+OK" or "-ERR"), optionally with a code: "-ERR [IN-USE]"'
+    _reasons: Mapping[str, str] = {
+        "not_tls": "pop3_not_tls",
+        "not_authenticated": "pop3_not_logged_in",
+        "authenticated_unexpected": "pop3_logged_in_unexpected",
+    }
+
+    def read_keys(self, table: Mapping[str, Any], problem: Problem) -> dict[str, object]:
+        value = table.get("multiline")
+        if value is None:
+            return {}
+        if not isinstance(value, bool):
+            problem("multiline", "must be true or false")
+            return {}
+        return {"multiline": value}
+
+    def parse_expect(self, item: object) -> str | None:
+        return parse_pop3_expect(item)
+
+    def code_matches(self, expect: Sequence[str], code: int | str | None) -> bool:
+        return pop3_code_matches(expect, code)
+
+    def reason(self, reason: str) -> str:
+        return self._reasons.get(reason, reason)
+
+    def extra_reason(self, step: Step, multiline: bool | None) -> str | None:
+        wanted = step.extra.get("multiline")
+        if wanted is None or multiline is None or wanted == multiline:
+            return None
+        return "pop3_multiline_expected" if wanted else "pop3_single_line_expected"
+
+    def answer_notes(self, step: Step) -> Mapping[int, str]:
+        return {0: "answer_pop3_multiline"} if step.extra.get("multiline") else {}
+
+    def rehearse(self, step: Step, rehearsal: Rehearsal) -> list[str]:
+        problems: list[str] = []
+        last = len(step.solution) - 1
+        for index, line in enumerate(step.solution):
+            status = expected_status(step.expect) if index == last else Status.OK
+            problems += rehearsal.send(line, status, more=index < last)
+        return problems
+
+
+class Pop3ReconnectKind(StepKind):
+    """Hang up without QUIT and connect again (`:reconnect`), decided by the new greeting.
+
+    What a dropped connection leaves behind is the point: outside UPDATE the server removes
+    nothing (RFC 1939 §6), and the mailbox is unlocked for the next session.
+    """
+
+    name = "pop3-reconnect"
+    protocol = "pop3"
+    takes_send = False
+    expect_help = 'the greeting\'s status, "+OK" (or "-ERR" for a server that refuses)'
+
+    def parse_expect(self, item: object) -> str | None:
+        return parse_pop3_expect(item)
+
+    def code_matches(self, expect: Sequence[str], code: int | str | None) -> bool:
+        return pop3_code_matches(expect, code)
+
+    def solution_problems(
+        self, lines: Sequence[str], verbs: Sequence[str], pattern: re.Pattern[str] | None
+    ) -> list[str]:
+        return [] if list(lines) == [":reconnect"] else ['a reconnect step is [":reconnect"]']
+
+    def decisive(self, step: Step, answer: Answer, kept: str | None) -> str | None:
+        return "" if answer.verb == GREETING else None
+
+    def judges(self, step: Step, line: str) -> bool:
+        return not line.strip()
+
+    def rehearse(self, step: Step, rehearsal: Rehearsal) -> list[str]:
+        rehearsal.reconnect()
+        return []
+
+
+def expected_status(expect: Sequence[str]) -> Status:
+    """The status a POP3 step's solution is meant to get: +OK unless it expects only -ERR."""
+    wants_ok = any(item.upper().startswith("+OK") for item in expect)
+    return Status.OK if wants_ok or not expect else Status.ERR
+
+
 # --- The registry ---------------------------------------------------------------------------
 
 
@@ -262,6 +437,17 @@ class StepKinds(Mapping[str, StepKind]):
         """The kind of a step that does not say `kind`."""
         return next(iter(self._kinds.values()))
 
+    def default_for(self, protocol: str) -> StepKind:
+        """The kind of a step that does not say `kind`, in a lesson speaking `protocol`."""
+        for kind in self._kinds.values():
+            if kind.protocol == protocol:
+                return kind
+        return self.default
+
+    def protocols(self) -> tuple[str, ...]:
+        """The protocols some kind speaks, in registration order."""
+        return tuple(dict.fromkeys(kind.protocol for kind in self._kinds.values()))
+
     def own_keys(self) -> tuple[str, ...]:
         """Every key some kind adds to a [[steps]] table, in registration order."""
         return tuple(dict.fromkeys(key for kind in self.values() for key in kind.own_keys))
@@ -276,7 +462,16 @@ class StepKinds(Mapping[str, StepKind]):
         return len(self._kinds)
 
 
-STEP_KINDS = StepKinds([CommandKind(), AuthKind(), MessageKind(), ChunksKind()])
+STEP_KINDS = StepKinds(
+    [
+        CommandKind(),
+        AuthKind(),
+        MessageKind(),
+        ChunksKind(),
+        Pop3CommandKind(),
+        Pop3ReconnectKind(),
+    ]
+)
 
 
 def kind_of(step: Step) -> StepKind:

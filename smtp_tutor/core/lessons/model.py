@@ -20,6 +20,8 @@ if TYPE_CHECKING:
     from smtp_tutor.core.lessons.kinds import StepKind
 
 LANGUAGES = knowledge.LANGUAGES  # a lesson speaks the console's languages, one list for both
+#: The protocols a lesson or a step may speak: `protocol = "pop3"`; SMTP when not said.
+PROTOCOLS = ("smtp", "pop3")
 #: Languages to try, in order, for a reader of each language ``normalise_language`` gives:
 #: zh-TW, zh-HK and zh-Hant readers get the Simplified text, then English; anyone else English.
 LANG_FALLBACK: Mapping[str, tuple[str, ...]] = {"en": ("en",), "zh": ("zh", "en")}
@@ -83,6 +85,16 @@ class Step:
     # The kind it was loaded with (None: built in code, looked up by name in STEP_KINDS).
     kind_spec: StepKind | None = field(default=None, compare=False, repr=False)
     extra: Mapping[str, object] = field(default_factory=dict)  # the kind's own keys
+    protocol: str = "smtp"  # which server the step's lines go to: "smtp" or "pop3"
+
+
+@dataclass(frozen=True)
+class SetupMail:
+    """A message the practice server holds in an account's mailbox when the lesson starts."""
+
+    account: str  # "student": whose POP3 mailbox it is filed to
+    text: str  # the message as typed after DATA: headers, an empty line, the body
+    line_no: int = 0
 
 
 @dataclass(frozen=True)
@@ -105,6 +117,8 @@ class Lesson:
     path: Path
     builtin: bool
     id_line: int = 1
+    protocol: str = "smtp"  # the server the console connects to first
+    setup_mail: tuple[SetupMail, ...] = ()
 
 
 def show(value: object) -> str:
