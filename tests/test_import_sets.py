@@ -143,6 +143,12 @@ def test_connect_loads_no_cryptography_and_no_sandbox(tmp_path: Path, tiny_serve
     assert packages(modules, "cryptography", "aiosmtpd", "attr") == set()
     sandbox = {m for m in modules if m.startswith("smtp_tutor.sandbox.")}
     assert sandbox <= {"smtp_tutor.sandbox.config"}  # `serve`'s defaults, for the parser
+    again = loaded_by_console(
+        tmp_path, "connect", "127.0.0.1", str(tiny_server), typed=("EHLO me.example",)
+    )
+    # The knowledge from the cache the first run left, no config file, no message typed:
+    # no TOML parser and no email package (the message lint loads it).
+    assert packages(again, "tomllib", "email", "cryptography", "aiosmtpd") == set()
 
 
 def test_explain_imports_what_it_prints(tmp_path: Path) -> None:

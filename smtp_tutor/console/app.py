@@ -66,13 +66,13 @@ from smtp_tutor.core.dialogue import (
 )
 from smtp_tutor.core.knowledge import load_knowledge
 from smtp_tutor.core.message_data import stuff_line
-from smtp_tutor.core.message_lint import LintFinding, lint_message, render_finding
 from smtp_tutor.core.recorder import TranscriptRecorder
 from smtp_tutor.core.redaction import SecretTracker
 from smtp_tutor.core.safe_text import visible
 
 if TYPE_CHECKING:
     from smtp_tutor.console.lesson import LessonRunner
+    from smtp_tutor.core.message_lint import LintFinding  # imported when a message is linted
     from smtp_tutor.sandbox import Sandbox
 
 
@@ -604,6 +604,8 @@ class Console:
                 self.say(key, "class:explain", number=rewrite.number, fixed=fixed.strip())
 
     def _show_findings(self, findings: list[LintFinding], marker: str) -> None:
+        from smtp_tutor.core.message_lint import render_finding
+
         for finding in findings:
             style = f"class:finding.{finding.severity}"
             self.print_text(marker + render_finding(finding, self.lang), style)
@@ -613,6 +615,8 @@ class Console:
         dialogue = self._dialogue()
         if dialogue is None:
             return False
+        from smtp_tutor.core.message_lint import lint_message
+
         mail_params = parse_mail_parameters(dialogue)
         findings = [
             f

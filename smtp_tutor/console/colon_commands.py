@@ -23,7 +23,6 @@ from smtp_tutor.core.auth import AuthError, b64decode_text, b64encode_text
 from smtp_tutor.core.catalogue import message
 from smtp_tutor.core.hints import next_step
 from smtp_tutor.core.knowledge import explain, format_explanation
-from smtp_tutor.core.message_lint import header_template
 
 if TYPE_CHECKING:
     from smtp_tutor.console.app import Console
@@ -140,6 +139,8 @@ async def _headers(console: Console, args: list[str]) -> None:
     if not console.header_block.open:
         console.say("headers_after_body", "class:finding.error")
         return
+    from smtp_tutor.core.message_lint import header_template
+
     body = dialogue.mail_parameters.get("BODY") or ""
     lines = header_template(
         envelope_from=dialogue.mail_from,

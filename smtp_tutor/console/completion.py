@@ -22,7 +22,6 @@ is not what the server advertised — and every description is shown escaped.
 from __future__ import annotations
 
 import collections
-import email.utils
 import re
 import socket
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -462,9 +461,13 @@ class SMTPCompleter(Completer):
                     f"{lead}<{address}>", -len(typed), display=address, display_meta=used
                 )
         elif name == "date" and not typed:
+            import email.utils  # for the Date: and Message-ID: suggestions only
+
             now = email.utils.formatdate(localtime=True)
             yield Completion(lead + now, 0, display=now, display_meta=self._say("date_now"))
         elif name == "message-id" and not typed:
+            import email.utils
+
             domain = self.hostname if "." in self.hostname else "smtp-tutor.invalid"
             msgid = email.utils.make_msgid(domain=domain)
             meta = self._say("fresh_message_id")

@@ -14,8 +14,10 @@ Pure bookkeeping: the console does the sending and the talking.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from smtp_tutor.core.message_lint import LintFinding, lint_message
+if TYPE_CHECKING:  # the lint (and the email package under it) loads with the first message
+    from smtp_tutor.core.message_lint import LintFinding
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,8 @@ class Composer:
         """
         if not self.lines:
             return []
+        from smtp_tutor.core.message_lint import lint_message
+
         wanted = numbers if numbers is not None else range(len(self.lines), len(self.lines) + 1)
         findings = lint_message(
             list(self.lines),

@@ -6,7 +6,6 @@ default is used, so a typo in a config file cannot lock a student out of class.
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
@@ -34,10 +33,17 @@ def load_config(path: Path | None = None) -> ConsoleConfig:
     path = path or config_path()
     config = ConsoleConfig()
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         return config
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
+    except (OSError, UnicodeDecodeError) as error:
+        config.problems.append(str(error).splitlines()[0])
+        return config
+    import tomllib  # only for a config file that exists: most consoles have none
+
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
         config.problems.append(str(error).splitlines()[0])
         return config
     known = {f.name: f for f in fields(ConsoleConfig) if f.name != "problems"}

@@ -17,8 +17,6 @@ import os
 import re
 import shutil
 from collections.abc import Sequence
-from email.errors import HeaderParseError
-from email.header import decode_header, make_header
 from typing import TYPE_CHECKING
 
 from prompt_toolkit.formatted_text import FormattedText
@@ -395,6 +393,9 @@ def _decoded_header(field: bytes) -> str | None:
     if not colon or b"=?" not in value:
         return None
     text = value.decode("ascii", errors="surrogateescape")
+    from email.errors import HeaderParseError
+    from email.header import decode_header, make_header
+
     try:
         decoded = str(make_header(decode_header(text)))
     except (HeaderParseError, LookupError, UnicodeError, ValueError):
