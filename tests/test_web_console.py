@@ -1,4 +1,4 @@
-"""The console's `:mailbox` on a class sandbox (`serve --web`): found via EHLO, asked as the AUTH user."""
+""":mailbox on a class sandbox (`serve --web`): found via EHLO, asked as the AUTH user."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from smtp_tutor.client.session import Target
 from smtp_tutor.client.sandbox_api import web_address
+from smtp_tutor.client.session import Target
 from smtp_tutor.console.app import ConsoleOptions
 from tests.consoles import run_console, screen_text
 from tests.web import PASSWORDS, classroom, subject_message
