@@ -173,7 +173,9 @@ def main() -> None:
     print(f"accounts {args.accounts} x {args.messages} messages")
     for label, r in (("web off", off), ("web on ", on)):
         print(
-            f"{label}: {r['throughput']:.0f} msg/s, {r['acked']:.0f} acked, {r['stored']:.0f} stored"
+            print(
+                f"{label}: {r['throughput']:.0f} msg/s, {r['acked']:.0f} acked, {r['stored']:.0f} kept"
+            )
         )
     print(f"ratio on/off: {on['throughput'] / off['throughput']:.2f} (target >= 0.9)")
     print(f"p99 250 -> subscriber: {on['p99_event_ms']:.0f} ms (target < 250)")
