@@ -172,11 +172,8 @@ def main() -> None:
     on = asyncio.run(run(args.accounts, args.messages, web=True))
     print(f"accounts {args.accounts} x {args.messages} messages")
     for label, r in (("web off", off), ("web on ", on)):
-        print(
-            print(
-                f"{label}: {r['throughput']:.0f} msg/s, {r['acked']:.0f} acked, {r['stored']:.0f} kept"
-            )
-        )
+        shown = f"{r['throughput']:.0f} msg/s, {r['acked']:.0f} acked, {r['stored']:.0f} stored"
+        print(f"{label}: {shown}")
     print(f"ratio on/off: {on['throughput'] / off['throughput']:.2f} (target >= 0.9)")
     print(f"p99 250 -> subscriber: {on['p99_event_ms']:.0f} ms (target < 250)")
     print(f"events missing: {on['events_missing']:.0f}")
