@@ -279,6 +279,7 @@ class Console:
             await self.session.close()
         self.target = target
         self.auth.reset()
+        self.auth.credentials = None  # a new connection: :mailbox asks nobody before AUTH
         self.header_block.reset()
         self.template.clear()
         self.say("connecting", target=target.label)

@@ -42,6 +42,9 @@ class AuthHelper:
         self.exchange: AuthExchange | None = None
         self.step: AuthStep | None = None
         self.password_challenge = False  # the last 334 asked for a password: mask the answer
+        # The name and password of the last AUTH this helper made succeed: in memory only,
+        # for `:mailbox` to ask a class sandbox's web view (never written anywhere).
+        self.credentials: tuple[str, str] | None = None
 
     @property
     def asking(self) -> str | None:
@@ -103,6 +106,9 @@ class AuthHelper:
             self.reset()
             return None
         if step.done:
+            secrets = self.exchange.secret_values()
+            if outcome.reply.code == 235 and self.exchange.user and secrets:
+                self.credentials = (self.exchange.user, secrets[0])
             self.reset()
             return None
         self.step = step

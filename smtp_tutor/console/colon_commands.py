@@ -162,7 +162,7 @@ async def _mailbox(console: Console, args: list[str]) -> None:
         return
     path = console.options.mailbox
     if path is None:
-        console.say("mailbox_only_sandbox", "class:finding.error")
+        await _mailbox_via_web(console, whole_body=args == ["all"])
         return
     from smtp_tutor.sandbox.storage import Mailbox
 
@@ -175,6 +175,42 @@ async def _mailbox(console: Console, args: list[str]) -> None:
         latest, len(mailbox), console.lang, _columns(console), whole_body=args == ["all"]
     )
     console.show(fragments)
+
+
+async def _mailbox_via_web(console: Console, *, whole_body: bool) -> None:
+    """A class sandbox (`serve --web`) advertised its web view: ask it, as the AUTH user."""
+    import asyncio
+
+    from smtp_tutor.client.sandbox_api import SandboxApiError, newest_message, web_address
+
+    session = console.session
+    caps = session.dialogue.capabilities if session is not None else None
+    params = caps.params("XSMTPTUTOR-WEB") if caps is not None else ()
+    base = web_address(params, console.target.host) if params else None
+    if base is None:
+        key = "mailbox_web_elsewhere" if params else "mailbox_only_sandbox"
+        console.say(key, "class:finding.error")
+        return
+    credentials = console.auth.credentials
+    if credentials is None:
+        console.say("mailbox_web_auth_first", "class:finding.error", url=base)
+        return
+    try:
+        found = await asyncio.to_thread(newest_message, base, *credentials)
+    except SandboxApiError as error:
+        console.say("mailbox_web_failed", "class:finding.error", reason=str(error))
+        return
+    if found is None:
+        console.say("mailbox_web_empty", url=base)
+        return
+    from smtp_tutor.sandbox.storage import StoredMessage
+
+    stored = StoredMessage(found.key, found.raw, found.envelope)
+    console.show(
+        render.mailbox_fragments(
+            stored, found.count, console.lang, _columns(console), whole_body=whole_body
+        )
+    )
 
 
 def _switch(console: Console, args: list[str], current: bool, name: str) -> bool | None:

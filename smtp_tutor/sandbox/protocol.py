@@ -305,7 +305,10 @@ class SandboxSMTP(SMTP):
             keywords.append("STARTTLS")
         if self.tls_active() or not config.require_tls:
             keywords.append("AUTH " + " ".join(AUTH_MECHANISMS))
-        keywords += self.sandbox.ehlo_keywords
+        if self.sandbox.ehlo_keywords:
+            keywords += [
+                k.replace("{local}", self._local_host()) for k in self.sandbox.ehlo_keywords
+            ]
         keywords.append("HELP")
         first = f"{self.hostname} Hello {hostname}"
         lines = [first, *keywords]
@@ -351,6 +354,12 @@ class SandboxSMTP(SMTP):
                 for i, line in enumerate(lines)
             )
         )
+
+    def _local_host(self) -> str:
+        """The address this client reached us on, for a keyword naming a wildcard-bound service."""
+        sockname = self.transport.get_extra_info("sockname") if self.transport else None
+        host = str(sockname[0]) if isinstance(sockname, tuple) and sockname else "127.0.0.1"
+        return f"[{host}]" if ":" in host else host
 
     def _starttls_offered(self) -> bool:
         return self.tls_context is not None and not self.tls_active()

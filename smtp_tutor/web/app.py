@@ -169,7 +169,10 @@ class WebView:
         sockets = getattr(server, "sockets", None) or ()
         if sockets:
             self.port = sockets[0].getsockname()[1]
-        self.sandbox.ehlo_keywords.append(f"XSMTPTUTOR-WEB {self.url}")
+        # Bound to every address: each client is told the one it reached the sandbox on.
+        wildcard = self.host in ("0.0.0.0", "::", "")
+        advertised = f"http://{{local}}:{self.port}/" if wildcard else self.url
+        self.sandbox.ehlo_keywords.append(f"XSMTPTUTOR-WEB {advertised}")
 
     async def stop(self) -> None:
         runner, self._runner = self._runner, None
@@ -511,7 +514,8 @@ class WebView:
         viewer = self._require(request)
         limit = _limit(request.query.get("limit"))
         entries = self.index.visible(viewer, limit)
-        body = {"messages": [e.summary(self.index.mailbox) for e in entries]}
+        total = len(self.index) if viewer.teacher else self.index.count_for(viewer.name or "")
+        body = {"total": total, "messages": [e.summary(self.index.mailbox) for e in entries]}
         return _json(body)
 
     async def api_message(self, request: web.Request) -> web.Response:
