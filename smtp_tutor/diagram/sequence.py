@@ -233,7 +233,7 @@ class _Arrow:
 
 @dataclass
 class _Note:
-    kind: Literal["connect", "tls", "auth", "closed"]
+    kind: Literal["connect", "tls", "auth", "closed", "state"]
     text: str
     line_no: int
 
@@ -643,7 +643,13 @@ def _arrow_svg(row: _Arrow, top: int) -> str:
 
 
 def _note_svg(row: _Note, top: int) -> str:
-    colours = {"tls": _TLS_TEXT, "auth": _AUTH_TEXT, "connect": _COMMAND, "closed": _DIM}
+    colours = {
+        "tls": _TLS_TEXT,
+        "auth": _AUTH_TEXT,
+        "connect": _COMMAND,
+        "closed": _DIM,
+        "state": _PLACEHOLDER,  # a POP3 state (RFC 1939): AUTHORIZATION, UPDATE
+    }
     limit = int((_WIDTH - 2 * 44) / _SANS_CELL)
     segments, _ = _truncate([(row.text, "text")], limit)
     y = top + 19
@@ -681,8 +687,18 @@ def render_svg(script: Script, *, title: str | None = None) -> str:
     return _svg(script, title)
 
 
+def _build(script: Script) -> _Builder:
+    """The rows and bands of a script; a POP3 one's come from `diagram.pop3`."""
+    if getattr(script, "protocol", "smtp") == "pop3":
+        from smtp_tutor.diagram.pop3 import build
+
+        return build(script, sys.modules[__name__])  # type: ignore[arg-type]
+    return _Builder().build(script)
+
+
 def _svg(script: Script, title: str | None) -> str:
-    built = _Builder().build(script)
+    built = _build(script)
+    protocol = "POP3" if getattr(script, "protocol", "smtp") == "pop3" else "SMTP"
     heading = _visible(title if title is not None else script.source)
     y = _HEAD_TOP + _HEAD_H + 14
     tops: list[int] = []
@@ -698,7 +714,7 @@ def _svg(script: Script, title: str | None) -> str:
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{_WIDTH}" height="{height}" '
         f'viewBox="0 0 {_WIDTH} {height}" font-family={quoteattr(FONT_FAMILY)} '
         f'xml:space="preserve" role="img">',
-        f"<title>{escape('SMTP dialogue: ' + heading)}</title>",
+        f"<title>{escape(protocol + ' dialogue: ' + heading)}</title>",
         f'<rect x="0" y="0" width="{_WIDTH}" height="{height}" fill="#ffffff"/>',
     ]
     limit = int((_WIDTH - 40) / (16 * 0.62))
@@ -708,7 +724,7 @@ def _svg(script: Script, title: str | None) -> str:
         f'fill="{_COMMAND}">{escape(_plain(shown))}</text>'
     )
     out.append(
-        f'<text x="20" y="48" font-size="11" fill="{_DIM}">SMTP sequence diagram: '
+        f'<text x="20" y="48" font-size="11" fill="{_DIM}">{protocol} sequence diagram: '
         "commands left to right, replies right to left</text>"
     )
     for band in built.bands:
@@ -865,6 +881,12 @@ def _read_script(transcript_path: Path | str, stdin: BinaryIO | None) -> Script:
         raise DiagramError(f"cannot read {name}: not UTF-8 text (byte {exc.start})") from None
     except OSError as exc:
         raise DiagramError(f"cannot read {name}: {exc.strerror or exc}") from None
+    from smtp_tutor.core.pop3.transcript import parse_pop3_transcript, script_protocol
+
+    if script_protocol(text) == "pop3":
+        if text.lstrip("\ufeff \t\r\n").startswith("{"):
+            raise DiagramError(f"{name}: a POP3 transcript is drawn from its text form")
+        return parse_pop3_transcript(text, source)  # type: ignore[return-value]
     return parse_script(text, source)
 
 
