@@ -103,3 +103,42 @@ def test_smtp_tutor_lessons_lists_14_to_16() -> None:
         timeout=60,
     )
     assert "POP3：查看邮箱" in zh.stdout, zh.stdout
+
+
+def test_a_pop3_lesson_is_refused_in_one_line_until_the_console_can_run_it(
+    tmp_path: Path,
+) -> None:
+    """`smtp-tutor lesson 14` says why it cannot run, exit 2, no SMTP console on a POP3 lesson;
+    `lessons --check` checks the file and says it was not replayed."""
+    import os
+    import subprocess
+    import sys
+
+    env = {
+        **os.environ,
+        "XDG_DATA_HOME": str(tmp_path / "d"),
+        "XDG_STATE_HOME": str(tmp_path / "s"),
+        "XDG_CONFIG_HOME": str(tmp_path / "c"),
+        "XDG_CACHE_HOME": str(tmp_path / "k"),
+        "LANG": "C.UTF-8",
+    }
+    run = [sys.executable, "-m", "smtp_tutor"]
+    done = subprocess.run(
+        [*run, "lesson", "14"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 2, done
+    assert done.stdout == "" and "Traceback" not in done.stderr
+    assert done.stderr.count("\n") == 1 and "lesson 14 speaks POP3" in done.stderr
+    lesson = next(Path(__file__).resolve().parents[1].glob("lessons/14-*.toml"))
+    checked = subprocess.run(
+        [*run, "lessons", "--check", str(lesson)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert checked.returncode == 0, checked
+    assert (
+        checked.stdout.startswith(f"{lesson}: OK (file checked")
+        and "not replayed" in checked.stdout
+    )

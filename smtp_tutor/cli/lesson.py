@@ -52,6 +52,10 @@ def run_lesson(args: argparse.Namespace, options: ConsoleOptions) -> int:
             return EXIT_USAGE
     else:
         lesson = _next_lesson(lessons, progress)
+    if lesson.protocol != "smtp":  # the POP3 console has no lesson runner yet
+        what = message("cli", "lesson_not_runnable", options.lang, number=lesson.number)
+        print(f"smtp-tutor lesson: {what}", file=sys.stderr)
+        return EXIT_USAGE
     options.lesson_dirs = list(args.dir)
     return asyncio.run(_run(lesson, progress, options))
 
@@ -134,6 +138,9 @@ def _check(paths: list[Path], lang: str) -> int:
             except LessonError as error:
                 problems.append(str(error))
             else:
+                if lesson.protocol != "smtp":
+                    print(f"{file}: OK ({message('cli', 'lesson_not_replayed', lang)})")
+                    continue
                 report = asyncio.run(replay_lesson(lesson, lang))
                 problems += report.problems()  # each names the file, line and step
         if problems:
