@@ -3,14 +3,38 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import pytest
 
 from tests.postfix import PostfixInstance, missing_requirements
+
+_CACHE_HOME = "XDG_CACHE_HOME"
+_CACHE_KEY = pytest.StashKey[tuple[str | None, str]]()  # (the variable before, our folder)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The CLI saves parsed knowledge in the cache folder (smtp_tutor.data): give the run a
+    private one, so no test - nor the programs the tests start - writes the user's own."""
+    folder = tempfile.mkdtemp(prefix="smtp-tutor-test-cache-")
+    config.stash[_CACHE_KEY] = (os.environ.get(_CACHE_HOME), folder)
+    os.environ[_CACHE_HOME] = folder
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    before, folder = config.stash.get(_CACHE_KEY, (None, ""))
+    if not folder:
+        return
+    if before is None:
+        os.environ.pop(_CACHE_HOME, None)
+    else:
+        os.environ[_CACHE_HOME] = before
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def _require_postfix() -> None:

@@ -46,8 +46,13 @@ def type_at_pace(
     keys: list[str],
     delay: float = 0.0,
     options: ConsoleOptions | None = None,
+    after: dict[int, str] | None = None,
 ) -> str:
-    """Type each chunk of keys `delay` seconds apart, from the first prompt on; then Ctrl-D."""
+    """Type each chunk of keys `delay` seconds apart, from the first prompt on; then Ctrl-D.
+
+    `after` maps a chunk's index to text the person waits to see on screen before typing
+    it (a question's prompt), however long a loaded machine takes to show it.
+    """
 
     async def main() -> str:
         buffer = io.StringIO()
@@ -60,7 +65,11 @@ def type_at_pace(
             )
             task = asyncio.create_task(console.run())
             await asyncio.wait_for(console.waiting_for_input.wait(), 10)
-            for chunk in keys:
+            for index, chunk in enumerate(keys):
+                if after and index in after:
+                    async with asyncio.timeout(20):
+                        while after[index] not in buffer.getvalue():
+                            await asyncio.sleep(0.02)
                 pipe.send_text(chunk)
                 await asyncio.sleep(delay)
             pipe.send_text("\x04")  # Ctrl-D, typed ahead as well: handled after the rest
@@ -174,7 +183,9 @@ def test_hand_made_base64_typed_ahead_is_not_encoded_again(
 
 
 def test_the_auth_helper_still_answers_at_its_own_prompt(sandbox: ThreadedSandbox) -> None:
-    out = type_at_pace(sandbox, typed(["EHLO me", "AUTH LOGIN", "student", "secret", "QUIT"]), 0.3)
+    """Typed as a person does: each answer after its question is on screen."""
+    keys = typed(["EHLO me", "AUTH LOGIN", "student", "secret", "QUIT"])
+    out = type_at_pace(sandbox, keys, 0.3, after={2: "username>", 3: "password>"})
     text = screen_text(out)
     assert "235 2.7.0" in text and "steps aside" not in text
 
