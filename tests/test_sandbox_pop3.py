@@ -556,7 +556,7 @@ def test_a_line_over_255_octets_is_refused_and_the_session_goes_on(
 def test_an_idle_session_gets_sys_temp_and_is_closed_with_nothing_deleted(
     start_sandbox: Callable[..., ThreadedSandbox],
 ) -> None:
-    sandbox = start_sandbox(idle_timeout=0.5)
+    sandbox = start_sandbox(pop3_idle_timeout=0.5)
     send_mail(sandbox)
     session = raw(sandbox)
     session.login()
@@ -704,7 +704,7 @@ def test_a_client_that_half_closes_still_gets_every_answer(sandbox: ThreadedSand
 def test_a_client_that_never_reads_is_cut_off_after_the_idle_timeout(
     start_sandbox: Callable[..., ThreadedSandbox],
 ) -> None:
-    sandbox = start_sandbox(idle_timeout=1.0)
+    sandbox = start_sandbox(pop3_idle_timeout=1.0)
     big = MESSAGE + b"x" * 998 + b"\r\n"
     account_box(sandbox, "student").add(big * 4000, {})  # 4 MB
     stuck = raw(sandbox)

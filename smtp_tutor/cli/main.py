@@ -200,7 +200,7 @@ def _add_serve_command(commands: argparse._SubParsersAction[_Parser]) -> None:
         metavar="BYTES",
         help="message size limit, advertised as SIZE (10 MiB)",
     )
-    from smtp_tutor.sandbox.config import SERVER_IDLE_TIMEOUT
+    from smtp_tutor.sandbox.config import POP3_MIN_IDLE_TIMEOUT, SERVER_IDLE_TIMEOUT
 
     serve.add_argument(
         "--idle-timeout",
@@ -242,6 +242,14 @@ def _add_serve_command(commands: argparse._SubParsersAction[_Parser]) -> None:
         "--pop3-implicit-tls",
         action="store_true",
         help="POP3 with TLS from the first byte (POP3S, like port 995)",
+    )
+    serve.add_argument(
+        "--pop3-idle-timeout",
+        type=_seconds,
+        default=None,
+        metavar="S",
+        help="close an idle POP3 session after S seconds (the --idle-timeout, "
+        f"but at least {POP3_MIN_IDLE_TIMEOUT:g}: RFC 1939's 10 minutes)",
     )
     serve.add_argument(
         "-q",

@@ -38,6 +38,7 @@ def run_serve(args: argparse.Namespace, lang: str) -> int:
             pop3_port=args.pop3[1] if args.pop3 else None,
             pop3_host=args.pop3[0] if args.pop3 else None,
             pop3_implicit_tls=args.pop3_implicit_tls,
+            pop3_idle_timeout=args.pop3_idle_timeout,
         )
         if args.pop3_implicit_tls and args.pop3 is None:
             raise ValueError(Said("serve", "pop3_tls_without_pop3"))

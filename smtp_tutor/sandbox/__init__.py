@@ -26,6 +26,7 @@ _WHERE = {
     "DEMO_PASSWORD": "config",
     "DEMO_USER": "config",
     "SandboxConfig": "config",
+    "POP3_MIN_IDLE_TIMEOUT": "config",
     "SERVER_IDLE_TIMEOUT": "config",
     "STUDENT_IDLE_TIMEOUT": "config",
     "default_mailbox_dir": "config",
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
     from smtp_tutor.sandbox.config import (
         DEMO_PASSWORD,
         DEMO_USER,
+        POP3_MIN_IDLE_TIMEOUT,
         SERVER_IDLE_TIMEOUT,
         STUDENT_IDLE_TIMEOUT,
         SandboxConfig,
@@ -65,6 +67,7 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "DEMO_PASSWORD",
     "DEMO_USER",
+    "POP3_MIN_IDLE_TIMEOUT",
     "SERVER_IDLE_TIMEOUT",
     "STUDENT_IDLE_TIMEOUT",
     "TRIGGERS_HELP",

@@ -26,6 +26,9 @@ DEMO_PASSWORD = "secret"
 # servers use (RFC 5321 section 4.5.3.2.7: at least 5 minutes), changeable with --idle-timeout.
 STUDENT_IDLE_TIMEOUT = 3600.0
 SERVER_IDLE_TIMEOUT = 300.0
+# RFC 1939 section 3: a POP3 autologout timer "MUST be of at least 10 minutes' duration".
+# So the POP3 side waits at least this long unless told otherwise (`--pop3-idle-timeout`).
+POP3_MIN_IDLE_TIMEOUT = 600.0
 
 
 def _demo_users() -> dict[str, str]:
@@ -68,9 +71,17 @@ class SandboxConfig:
     pop3_port: int | None = None
     pop3_host: str | None = None  # None: the SMTP side's host
     pop3_implicit_tls: bool = False  # POP3S, like port 995
+    # None: the SMTP side's idle timeout, but never under RFC 1939's 10 minutes.
+    pop3_idle_timeout: float | None = None
 
     def mailbox_dir(self) -> Path:
         return Path(self.mailbox) if self.mailbox is not None else default_mailbox_dir()
+
+    def pop3_idle(self) -> float:
+        """Seconds a POP3 session may stay silent: as set, else the SMTP side's, at least 600."""
+        if self.pop3_idle_timeout is not None:
+            return self.pop3_idle_timeout
+        return max(self.idle_timeout, POP3_MIN_IDLE_TIMEOUT)
 
     def has_demo_account(self) -> bool:
         return self.users.get(DEMO_USER) == DEMO_PASSWORD
@@ -87,7 +98,9 @@ class SandboxConfig:
             raise ValueError(f"the POP3 port must be between 0 and 65535, not {self.pop3_port}")
         if self.max_message_size < 1:
             raise ValueError("the message size limit must be at least 1 byte")
-        if self.idle_timeout <= 0:
+        if self.idle_timeout <= 0 or (
+            self.pop3_idle_timeout is not None and self.pop3_idle_timeout <= 0
+        ):
             raise ValueError("the idle timeout must be more than 0 seconds")
         if self.max_connections < 1 or self.max_recipients < 1:
             raise ValueError("the connection and recipient limits must be at least 1")

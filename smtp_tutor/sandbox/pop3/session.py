@@ -194,7 +194,7 @@ class Pop3Session(asyncio.Protocol):
             raw = await self._read_line()
         except TimeoutError:
             await self._say(
-                f"-ERR [SYS/TEMP] Idle for more than {self.server.config.idle_timeout:g} seconds; "
+                f"-ERR [SYS/TEMP] Idle for more than {self.server.config.pop3_idle():g} seconds; "
                 "closing. Nothing was deleted."
             )
             self.server.report("pop3_idle", peer=self.peer)
@@ -229,7 +229,7 @@ class Pop3Session(asyncio.Protocol):
             if self._lost or self._eof:
                 return None
             self._wake.clear()
-            await asyncio.wait_for(self._wake.wait(), self.server.config.idle_timeout)
+            await asyncio.wait_for(self._wake.wait(), self.server.config.pop3_idle())
 
     async def _say(self, line: str) -> None:
         await self._write(line.encode("utf-8", "replace") + b"\r\n")
@@ -242,7 +242,7 @@ class Pop3Session(asyncio.Protocol):
         if self._writable is not None and not self._writable.done():
             try:  # a client that never reads may not hold the session forever
                 await asyncio.wait_for(
-                    asyncio.shield(self._writable), self.server.config.idle_timeout
+                    asyncio.shield(self._writable), self.server.config.pop3_idle()
                 )
             except TimeoutError:
                 transport.abort()
