@@ -19,7 +19,7 @@ from smtp_tutor.console.lesson_replay import replay_lesson
 from smtp_tutor.core.lessons import Lesson, load_lessons
 
 ALL_LESSONS, ERRORS = load_lessons()
-# The SMTP lessons (1-13); the POP3 ones (14-16) are replayed in tests/test_lessons_pop3.py.
+# The SMTP lessons (1-13); the POP3 ones (14-16) are replayed in test_lessons_pop3_console.py.
 LESSONS = [lesson for lesson in ALL_LESSONS if lesson.protocol == "smtp"]
 
 

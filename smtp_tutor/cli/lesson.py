@@ -9,10 +9,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from smtp_tutor.console.app import Console, ConsoleOptions, run_on_sandbox
-from smtp_tutor.console.lesson import LessonRunner
+from smtp_tutor.console.lesson import LessonRunner, file_setup_mail
 from smtp_tutor.console.lesson_list import lesson_list_text
 from smtp_tutor.core.catalogue import localize, message
 from smtp_tutor.core.lessons import (
@@ -24,6 +26,10 @@ from smtp_tutor.core.lessons import (
     load_lessons,
 )
 from smtp_tutor.core.lessons.progress import Progress
+
+if TYPE_CHECKING:
+    from smtp_tutor.console.pop3_console import Pop3Console
+    from smtp_tutor.sandbox import Sandbox
 
 EXIT_USAGE = 2
 
@@ -52,10 +58,6 @@ def run_lesson(args: argparse.Namespace, options: ConsoleOptions) -> int:
             return EXIT_USAGE
     else:
         lesson = _next_lesson(lessons, progress)
-    if lesson.protocol != "smtp":  # the POP3 console has no lesson runner yet
-        what = message("cli", "lesson_not_runnable", options.lang, number=lesson.number)
-        print(f"smtp-tutor lesson: {what}", file=sys.stderr)
-        return EXIT_USAGE
     options.lesson_dirs = list(args.dir)
     return asyncio.run(_run(lesson, progress, options))
 
@@ -75,20 +77,41 @@ def _next_lesson(lessons: list[Lesson], progress: Progress) -> Lesson:
 async def _run(lesson: Lesson, progress: Progress, options: ConsoleOptions) -> int:
     from smtp_tutor.sandbox import Sandbox, SandboxConfig
 
-    sandbox = Sandbox(SandboxConfig(port=0, **lesson.scenario))  # type: ignore[arg-type]
+    pop3 = lesson.protocol == "pop3"  # lessons 14-16: the POP3 console on the POP3 port
+    extra = {"pop3_port": 0} if pop3 else {}
+    sandbox = Sandbox(SandboxConfig(port=0, **extra, **lesson.scenario))  # type: ignore[arg-type]
     try:
         await sandbox.start()
+        file_setup_mail(sandbox.accounts, lesson)
     except OSError as error:
+        await sandbox.stop()
         print(f"smtp-tutor: cannot start the sandbox: {error.strerror or error}", file=sys.stderr)
         return 3
 
-    def attach_lesson(console: Console) -> None:
+    def attach_lesson(console: Console | Pop3Console) -> None:
         runner = LessonRunner(lesson, progress, options.lang, mailbox=sandbox.mailbox_path)
-        runner.on_restart = sandbox.forget_greylist
+        runner.on_restart = _on_restart(sandbox, lesson)
         console.lesson = runner
         console.options.banner = runner.banner(console.options.banner or "")
 
-    return await run_on_sandbox(sandbox, options, attach_lesson)
+    if not pop3:
+        return await run_on_sandbox(sandbox, options, attach_lesson)
+    from smtp_tutor.console.pop3_console import Pop3Console, default_pop3_history_path
+
+    if options.history_path is not None:
+        options.history_path = default_pop3_history_path()
+    return await run_on_sandbox(sandbox, options, attach_lesson, Pop3Console)
+
+
+def _on_restart(sandbox: Sandbox, lesson: Lesson) -> Callable[[], None]:
+    """What `:restart` resets in the sandbox: the greylist, and the lesson's setup mail
+    (lesson 16 deletes some) filed again."""
+
+    def restart() -> None:
+        sandbox.forget_greylist()
+        file_setup_mail(sandbox.accounts, lesson)
+
+    return restart
 
 
 def run_lessons(args: argparse.Namespace, lang: str) -> int:
@@ -138,9 +161,6 @@ def _check(paths: list[Path], lang: str) -> int:
             except LessonError as error:
                 problems.append(str(error))
             else:
-                if lesson.protocol != "smtp":
-                    print(f"{file}: OK ({message('cli', 'lesson_not_replayed', lang)})")
-                    continue
                 report = asyncio.run(replay_lesson(lesson, lang))
                 problems += report.problems()  # each names the file, line and step
         if problems:

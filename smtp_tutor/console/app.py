@@ -790,9 +790,13 @@ def _smtputf8(dialogue: Dialogue | None) -> bool:
 async def run_on_sandbox(
     sandbox: Sandbox,
     options: ConsoleOptions,
-    prepare: Callable[[Console], None] | None = None,
+    prepare: Callable[[Any], None] | None = None,
+    console_class: Callable[..., Any] | None = None,
 ) -> int:
-    """A console on a started sandbox, with its banner; the sandbox stops when it ends."""
+    """A console on a started sandbox, with its banner; the sandbox stops when it ends.
+
+    `console_class`: the POP3 console's class (`console.pop3_console`) connects it to the
+    sandbox's POP3 port instead of its SMTP one (a POP3 lesson)."""
     from smtp_tutor import __version__
 
     options.mailbox = sandbox.mailbox_path
@@ -809,7 +813,11 @@ async def run_on_sandbox(
         address = f"{sandbox.pop3_host}:{sandbox.pop3_port}"
         lines.insert(-1, message("console", "banner_pop3", options.lang, address=address))
         options.banner = "\n".join(lines)
-    console = Console(Target(sandbox.host, sandbox.port), options)
+    if console_class is None:
+        console: Any = Console(Target(sandbox.host, sandbox.port), options)
+    else:
+        assert sandbox.pop3_port is not None and sandbox.pop3_host is not None
+        console = console_class(Target(sandbox.pop3_host, sandbox.pop3_port), options)
     if prepare is not None:
         prepare(console)
     try:

@@ -2,7 +2,8 @@
 
 Learn Git Branching replays every level's solution in CI; so do we. A lesson whose solution
 does not pass every step is broken, whoever wrote it: the tests run this for the built-in
-lessons and `smtp-tutor lessons --check` runs it for a teacher's.
+lessons and `smtp-tutor lessons --check` runs it for a teacher's. A POP3 lesson (14-16) is
+typed into the POP3 console on the sandbox's POP3 port, its `[[setup.mail]]` filed first.
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from smtp_tutor.client.session import Target
-from smtp_tutor.console.app import ConsoleOptions
-from smtp_tutor.console.lesson import LessonRunner, StepResult
+from smtp_tutor.console.app import Console, ConsoleOptions
+from smtp_tutor.console.lesson import LessonRunner, StepResult, file_setup_mail
+from smtp_tutor.console.pop3_console import Pop3Console
 from smtp_tutor.console.scripted import ScriptError, run_console, screen_text
 from smtp_tutor.core.lessons import Lesson, Step
 from smtp_tutor.core.lessons.judge import Verdict, render_reason
@@ -73,10 +75,19 @@ async def replay_lesson(lesson: Lesson, lang: str = "en", timeout: float = 30.0)
     report = LessonReplay(lesson)
     with tempfile.TemporaryDirectory(prefix="smtp-tutor-lesson-") as work:
         workdir = Path(work)
-        config = SandboxConfig(port=0, mailbox=workdir / "Maildir", **lesson.scenario)  # type: ignore[arg-type]
+        pop3 = lesson.protocol == "pop3"  # lessons 14-16: the POP3 console, POP3 port
+        extra = {"pop3_port": 0} if pop3 else {}
+        config = SandboxConfig(port=0, mailbox=workdir / "Maildir", **extra, **lesson.scenario)  # type: ignore[arg-type]
         sandbox = Sandbox(config)
         await sandbox.start()
         try:
+            file_setup_mail(sandbox.accounts, lesson)
+            target = Target(sandbox.host, sandbox.port)
+            console_class: type[Console | Pop3Console] = Console
+            if pop3:
+                assert sandbox.pop3_host is not None and sandbox.pop3_port is not None
+                target = Target(sandbox.pop3_host, sandbox.pop3_port)
+                console_class = Pop3Console
             progress = Progress.load(workdir / "progress.json")
             runner = LessonRunner(lesson, progress, lang, mailbox=sandbox.mailbox_path)
             options = ConsoleOptions(
@@ -89,7 +100,7 @@ async def replay_lesson(lesson: Lesson, lang: str = "en", timeout: float = 30.0)
 
             try:
                 _code, out, _console = await run_console(
-                    Target(sandbox.host, sandbox.port), lines, options, timeout, prepare=attach
+                    target, lines, options, timeout, prepare=attach, console_class=console_class
                 )
                 report.output = screen_text(out)
             except ScriptError as error:

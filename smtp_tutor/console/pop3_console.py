@@ -27,7 +27,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from prompt_toolkit.input import Input
 from prompt_toolkit.output import Output
@@ -45,6 +45,7 @@ from smtp_tutor.client.pop3_session import (
 from smtp_tutor.client.session import SessionEvent, Target
 from smtp_tutor.console import pop3_render, render
 from smtp_tutor.console.app import ConsoleOptions
+from smtp_tutor.console.colon_commands import _back, _lesson_or_say, _lessons, _skip
 from smtp_tutor.console.debuglog import format_failure, write_failure
 from smtp_tutor.console.files import open_private, write_private
 from smtp_tutor.console.history import LineKind
@@ -74,6 +75,9 @@ from smtp_tutor.core.pop3.transcript import Pop3Recorder
 from smtp_tutor.core.redaction import SecretTracker
 from smtp_tutor.core.safe_text import visible
 from smtp_tutor.paths import state_dir
+
+if TYPE_CHECKING:
+    from smtp_tutor.console.lesson import LessonRunner
 
 CATALOGUE = "pop3_console"
 
@@ -133,6 +137,7 @@ class Pop3Console:
         self.quit_requested = False
         self.recorder = Pop3Recorder(timing=True)
         self._transcript_file: TextIO | None = None
+        self.lesson: LessonRunner | None = None  # set by `smtp-tutor lesson` (lessons 14-16)
         self._tasks: set[asyncio.Task[None]] = set()
 
     @property
@@ -170,6 +175,8 @@ class Pop3Console:
             self.print_text(self.options.banner, "class:banner")
         for notice in self.options.notices:
             self.print_text(notice, "class:finding.warning")
+        if self.lesson is not None:
+            self.lesson.attach(self)
         try:
             self._open_transcript()
         except OSError as error:
@@ -187,6 +194,8 @@ class Pop3Console:
             print(f"smtp-tutor: {error}", file=self.errors or sys.stderr, flush=True)
             return 3
         self._open_reader()
+        if self.lesson is not None:
+            self.lesson.begin()
         with patch_stdout(raw=True) if self.reader.plain is None else contextlib.nullcontext():
             while not self.quit_requested:
                 try:
@@ -267,7 +276,11 @@ class Pop3Console:
 
     def _toolbar(self) -> render.FormattedText:
         state = pop3_render.Pop3ToolbarState(
-            server=self.target.label, dialogue=self.dialogue(), lang=self.lang, raw=self.view.raw
+            server=self.target.label,
+            dialogue=self.dialogue(),
+            lang=self.lang,
+            raw=self.view.raw,
+            lesson=self.lesson.toolbar_text() if self.lesson is not None else None,
         )
         return render.as_text(pop3_render.toolbar_fragments(state))
 
@@ -328,6 +341,8 @@ class Pop3Console:
         answer = dialogue.awaiting_auth_response
         user = dialogue.projected_user
         mechanism = dialogue.auth_mechanism
+        if self.lesson is not None:
+            self.lesson.on_send(line, False, answer)
         try:
             sent = await session.send(line)
         except LineError as error:
@@ -414,6 +429,8 @@ class Pop3Console:
                 self.held.clear()
             self._record(self.recorder.closed, localize(event.reason, "en"))
             self.say("closed", reason=localize(event.reason, lang))
+        if self.lesson is not None:
+            self.lesson.on_event(event)
 
     def _after(self, outcome: Outcome) -> None:
         """What a response teaches beyond itself: a message to lint, capabilities, TLS."""
@@ -600,6 +617,25 @@ async def _reconnect(console: Console_, args: list[str]) -> None:
         console.say("connect_failed", "class:finding.error", error=str(error))
 
 
+async def _hint(console: Console_, args: list[str]) -> None:
+    """In a lesson the step's next hint; else what to do next in this state."""
+    if console.lesson is not None:
+        console.lesson.hint()
+        return
+    console.print_text("  " + pop3_render.hint(console.dialogue(), console.lang), "class:notice")
+
+
+async def _restart(console: Console_, args: list[str]) -> None:
+    """The lesson from its first step, on a new connection (its setup mail filed again)."""
+    lesson = _lesson_or_say(console)  # type: ignore[arg-type]
+    if lesson is None:
+        return
+    if lesson.on_restart is not None:
+        lesson.on_restart()  # before reconnecting: the new session starts from scratch
+    await _reconnect(console, args)
+    lesson.restart()
+
+
 async def _quit(console: Console_, args: list[str]) -> None:
     console.quit_requested = True
 
@@ -616,5 +652,10 @@ COMMANDS: dict[str, Handler] = {
     "hex": _hex,
     "save": _save,
     "reconnect": _reconnect,
+    "hint": _hint,
+    "skip": _skip,  # type: ignore[dict-item]
+    "back": _back,  # type: ignore[dict-item]
+    "restart": _restart,
+    "lessons": _lessons,  # type: ignore[dict-item]
     "quit": _quit,
 }

@@ -128,6 +128,7 @@ class Pop3ToolbarState:
     dialogue: Dialogue | None
     lang: str = "en"
     raw: bool = False
+    lesson: str | None = None  # in a lesson: "step 2/5: <goal>" replaces the hint
 
 
 def toolbar_fragments(state: Pop3ToolbarState) -> Fragments:
@@ -149,7 +150,7 @@ def toolbar_fragments(state: Pop3ToolbarState) -> Fragments:
         fragments.append(("class:toolbar.phase", f" {dialogue.state_label} "))
     if state.raw:
         fragments.append(("class:bottom-toolbar", f"[{message('console', 'toolbar_raw', lang)}] "))
-    fragments.append(("class:toolbar.hint", f" {hint(dialogue, lang)} "))
+    fragments.append(("class:toolbar.hint", f" {state.lesson or hint(dialogue, lang)} "))
     return [(style, visible(text)) for style, text in fragments]
 
 
