@@ -18,14 +18,14 @@ import asyncio
 import dataclasses
 import os
 import sys
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from smtp_tutor.cli.text import EXIT_CONNECTION, EXIT_USAGE, say_in
 from smtp_tutor.core.catalogue import message
 
 if TYPE_CHECKING:
-    from smtp_tutor.console.app import ConsoleOptions
+    from smtp_tutor.console.app import Console, ConsoleOptions
     from smtp_tutor.core.lessons import Lesson
     from smtp_tutor.core.lessons.progress import Progress
 
@@ -83,68 +83,107 @@ async def _session(
     user: str,
     password: str,
 ) -> int:
-    from smtp_tutor import __version__
-    from smtp_tutor.client.sandbox_api import SandboxApiError, post_progress
     from smtp_tutor.client.session import Target
     from smtp_tutor.console.app import Console
-    from smtp_tutor.console.lesson import LessonRunner
 
-    loop = asyncio.get_running_loop()
-    worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="smtp-tutor-progress")
-    pending: set[asyncio.Future[None]] = set()
     host, port = server
     console = Console(Target(host, port), options)
-    console.tracker.add_secret(password, user)  # masked, should it ever show up anyway
-    runner = LessonRunner(lesson, progress, options.lang)
-    runner.remote_web = base
-    title, _translated = lesson.title.get(options.lang)
-    total = len(lesson.steps)
+    reporter = RemoteLesson(lesson, progress, base, user, password)
+    reporter.prepare(console)
+    try:
+        code = await console.run()
+        await reporter.drain()
+    finally:
+        reporter.close()
+    return code
 
-    def report(number: int, passed: bool) -> None:
+
+class RemoteLesson:
+    """Wires a lesson runner into a console on a class sandbox, and reports its steps.
+
+    Reports go out one at a time on one worker thread, so they arrive in the order the
+    steps were judged; the console's event loop never waits for the network.
+    """
+
+    def __init__(
+        self, lesson: Lesson, progress: Progress, base: str, user: str, password: str
+    ) -> None:
+        self.lesson = lesson
+        self.progress = progress
+        self.base = base
+        self.user = user
+        self._password = password
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="smtp-tutor-progress")
+        self._pending: set[asyncio.Future[None]] = set()
+        self.console: Console | None = None
+        self.title = ""
+
+    def prepare(self, console: Console) -> None:
+        """Before `console.run()`: the lesson runner, the banner, the first report."""
+        from smtp_tutor import __version__
+        from smtp_tutor.console.lesson import LessonRunner
+
+        lang = console.options.lang
+        self.console = console
+        console.tracker.add_secret(self._password, self.user)  # masked, should it ever show
+        runner = LessonRunner(self.lesson, self.progress, lang)
+        runner.remote_web = self.base
+        runner.on_result = self.report
+        console.lesson = runner
+        title, _translated = self.lesson.title.get(lang)
+        self.title = f"{self.lesson.number}. {title}"
+        head = message(
+            "lessons_ui",
+            "remote_banner",
+            lang,
+            version=__version__,
+            address=f"{console.target.host}:{console.target.port}",
+            user=self.user,
+            url=self.base,
+        ).rstrip("\n")
+        console.options.banner = runner.banner(head + "\n-")  # its last line: the first step
+        self.report(runner.index + 1, False)  # the dashboard shows the student on it now
+
+    def report(self, number: int, passed: bool) -> None:
+        """One judged step (number from 1): sent in the background, in order."""
+        from smtp_tutor.client.sandbox_api import post_progress
+
+        total = len(self.lesson.steps)
         body: dict[str, Any] = {
-            "lesson": lesson.id,
-            "title": f"{lesson.number}. {title}",
+            "lesson": self.lesson.id,
+            "title": self.title,
             "steps": total,
             "step": min(number, total + 1),
             "passed": passed,
         }
-        future = loop.run_in_executor(worker, post_progress, base, user, password, body)
-        pending.add(future)
-        future.add_done_callback(lambda done: _reported(done, number))
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(
+            self._worker, post_progress, self.base, self.user, self._password, body
+        )
+        self._pending.add(future)
+        future.add_done_callback(lambda done: self._reported(done, number))
 
-    def _reported(done: asyncio.Future[None] | Future[None], number: int) -> None:
-        pending.discard(done)  # type: ignore[arg-type]
-        if done.cancelled():
+    def _reported(self, done: asyncio.Future[None], number: int) -> None:
+        from smtp_tutor.client.sandbox_api import SandboxApiError
+
+        self._pending.discard(done)
+        if done.cancelled() or self.console is None:
             return
         error = done.exception()
+        lang = self.console.options.lang
         if isinstance(error, SandboxApiError):
-            text = message(
-                "lessons_ui", "remote_report_failed", options.lang, number=number, reason=error
-            )
-            console.print_text(text, "class:finding.error")
+            text = message("lessons_ui", "remote_report_failed", lang, number=number, reason=error)
+            self.console.print_text(text, "class:finding.error")
         elif error is not None:
-            console.report_failure(error, "reporting a lesson step to the class sandbox")
+            self.console.report_failure(error, "reporting a lesson step to the class sandbox")
 
-    runner.on_result = report
-    console.lesson = runner
-    head = message(
-        "lessons_ui",
-        "remote_banner",
-        options.lang,
-        version=__version__,
-        address=f"{host}:{port}",
-        user=user,
-        url=base,
-    ).rstrip("\n")
-    options.banner = runner.banner(head + "\n-")  # its last line becomes the step to start
-    report(runner.index + 1, False)  # the dashboard shows the student on this lesson now
-    try:
-        code = await console.run()
-        if pending:
-            await asyncio.wait(set(pending), timeout=WAIT_FOR_REPORTS)
-    finally:
-        worker.shutdown(wait=False, cancel_futures=True)
-    return code
+    async def drain(self, timeout: float = WAIT_FOR_REPORTS) -> None:
+        """Wait (a bounded while) for the reports still on their way."""
+        if self._pending:
+            await asyncio.wait(set(self._pending), timeout=timeout)
+
+    def close(self) -> None:
+        self._worker.shutdown(wait=False, cancel_futures=True)
 
 
 def _password(args: argparse.Namespace, address: str, lang: str) -> str | None:
