@@ -59,7 +59,17 @@ def run_lesson(args: argparse.Namespace, options: ConsoleOptions) -> int:
     else:
         lesson = _next_lesson(lessons, progress)
     options.lesson_dirs = list(args.dir)
+    if _remote(args):  # `--server HOST:PORT --user NAME`: on a class sandbox
+        from smtp_tutor.cli.remote_lesson import run_remote_lesson
+
+        return run_remote_lesson(args, lesson, progress, options)
     return asyncio.run(_run(lesson, progress, options))
+
+
+def _remote(args: argparse.Namespace) -> bool:
+    from smtp_tutor.cli.remote_lesson import wants_remote
+
+    return wants_remote(args)
 
 
 def _next_lesson(lessons: list[Lesson], progress: Progress) -> Lesson:

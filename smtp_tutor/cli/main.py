@@ -342,6 +342,25 @@ def _add_lesson_commands(commands: argparse._SubParsersAction[_Parser]) -> None:
     )
     lesson.add_argument("id", nargs="?", help="lesson number or name, e.g. 1 or greeting")
     _add_lesson_dirs(lesson)
+    lesson.add_argument(
+        "--server",
+        type=_server_address,
+        metavar="HOST:PORT",
+        help="run the lesson on a class sandbox (`smtp-tutor serve --web`) at HOST:PORT, its "
+        "SMTP port, instead of a local one; each step's result goes to the teacher's dashboard",
+    )
+    lesson.add_argument(
+        "--user",
+        metavar="NAME",
+        help="your name on the class sandbox (with --server); the password is asked for, or "
+        "read from --password-file or SMTP_TUTOR_PASSWORD",
+    )
+    lesson.add_argument(
+        "--password-file",
+        type=Path,
+        metavar="FILE",
+        help="read the password from the first line of FILE (for scripts)",
+    )
     _add_common(lesson)
 
     lessons = commands.add_parser(
@@ -510,6 +529,16 @@ def _pop3_address(text: str) -> tuple[str | None, int]:
     if colon and (not host or any(c.isspace() for c in host) or ("[" in host or "]" in host)):
         raise argparse.ArgumentTypeError(cli_text.say("not_a_pop3_address", value=repr(text)))
     return (host or None), _port_or_zero(port)
+
+
+def _server_address(text: str) -> tuple[str, int]:
+    """`lesson --server HOST:PORT` (an IPv6 HOST in brackets: `[::1]:2525`)."""
+    host, colon, port = text.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if not colon or not host or any(c.isspace() or c in "[]/" for c in host):
+        raise argparse.ArgumentTypeError(cli_text.say("not_a_server_address", value=repr(text)))
+    return host, _port(port)
 
 
 def _positive_int(text: str) -> int:

@@ -18,7 +18,15 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["NewestMessage", "SandboxApiError", "newest_message", "web_address"]
+__all__ = [
+    "NewestMessage",
+    "SandboxApiError",
+    "discover_web",
+    "newest_message",
+    "post_progress",
+    "web_address",
+    "whoami",
+]
 
 TIMEOUT = 5.0
 MAX_RAW = 16 * 1024 * 1024  # bytes of a message fetched at most
@@ -26,7 +34,11 @@ MAX_JSON = 1024 * 1024
 
 
 class SandboxApiError(Exception):
-    """Why the web view could not be asked, in one line."""
+    """Why the web view could not be asked, in one line (`status`: the HTTP status, if any)."""
+
+    def __init__(self, text: str, status: int | None = None) -> None:
+        super().__init__(text)
+        self.status = status
 
 
 @dataclass(frozen=True)
@@ -60,9 +72,19 @@ def web_address(params: tuple[str, ...], connected_host: str) -> str | None:
     return params[0] if params[0].endswith("/") else params[0] + "/"
 
 
-def _get(url: str, user: str, password: str, limit: int, timeout: float) -> bytes:
+def _get(
+    url: str,
+    user: str,
+    password: str,
+    limit: int,
+    timeout: float,
+    body: bytes | None = None,
+) -> bytes:
     token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
-    request = urllib.request.Request(url, headers={"Authorization": f"Basic {token}"})
+    headers = {"Authorization": f"Basic {token}"}
+    if body is not None:  # the API takes JSON only (415 otherwise)
+        headers["Content-Type"] = "application/json"
+    request = urllib.request.Request(url, data=body, headers=headers)
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never via a proxy
     try:
         with opener.open(request, timeout=timeout) as response:
@@ -70,9 +92,9 @@ def _get(url: str, user: str, password: str, limit: int, timeout: float) -> byte
     except urllib.error.HTTPError as error:
         if error.code == 401:
             raise SandboxApiError(
-                "the web view did not accept your AUTH name and password"
+                "the web view did not accept your AUTH name and password", 401
             ) from None
-        raise SandboxApiError(f"the web view answered HTTP {error.code}") from None
+        raise SandboxApiError(f"the web view answered HTTP {error.code}", error.code) from None
     except (urllib.error.URLError, OSError, ValueError) as error:
         reason = getattr(error, "reason", None) or error
         raise SandboxApiError(f"cannot reach the web view: {reason}") from None
@@ -114,3 +136,49 @@ def newest_message(
         "size": first.get("size"),
     }
     return NewestMessage(key, raw, envelope, count)
+
+
+def discover_web(host: str, port: int, timeout: float = TIMEOUT) -> str | None:
+    """Ask the SMTP server at host:port for its web view (EHLO's `XSMTPTUTOR-WEB`), then QUIT.
+
+    None when it advertises none (or one on another host); `SandboxApiError` when the SMTP
+    server cannot be reached or does not answer as SMTP.
+    """
+    import smtplib
+
+    try:
+        with smtplib.SMTP(host, port, local_hostname="smtp-tutor", timeout=timeout) as client:
+            code, _text = client.ehlo()
+            params = client.esmtp_features.get("xsmtptutor-web", "")
+    except (smtplib.SMTPException, OSError, UnicodeError) as error:
+        reason = getattr(error, "strerror", None) or str(error) or type(error).__name__
+        raise SandboxApiError(f"cannot reach {host}:{port}: {reason}") from None
+    if code != 250 or not params:
+        return None
+    return web_address(tuple(params.split()), host)
+
+
+def whoami(base: str, user: str, password: str, timeout: float = TIMEOUT) -> str:
+    """The student name the web view knows these credentials as; `SandboxApiError` if none."""
+    answer = _get(urllib.parse.urljoin(base, "api/whoami"), user, password, MAX_JSON, timeout)
+    try:
+        body = json.loads(answer)
+    except ValueError:
+        raise SandboxApiError("the web view's answer is not what smtp-tutor expects") from None
+    name = body.get("name") if isinstance(body, dict) else None
+    if not isinstance(name, str) or body.get("teacher"):
+        raise SandboxApiError("the web view does not know these credentials as a student")
+    return name
+
+
+def post_progress(
+    base: str,
+    user: str,
+    password: str,
+    report: dict[str, Any],
+    timeout: float = TIMEOUT,
+) -> None:
+    """POST one lesson step's result (`{lesson, title, steps, step, passed}`); blocking."""
+    body = json.dumps(report).encode("utf-8")
+    url = urllib.parse.urljoin(base, "api/lessons/progress")
+    _get(url, user, password, MAX_JSON, timeout, body=body)
