@@ -1,12 +1,20 @@
-"""The classroom under load: N accounts each connect, AUTH and send 5 messages, while N
-subscribers listen on the web view's live stream.
+"""The classroom under load: N accounts each connect, AUTH PLAIN and send M messages to one
+`smtp-tutor serve` sandbox, while N subscribers listen on the web view's live stream.
 
-    python bench/classroom.py [--accounts 200] [--messages 5]
+    python bench/classroom.py [--accounts 200] [--messages 5] [--rounds 1] [--json FILE]
 
-Reports SMTP throughput with the web view off and on (target: on >= 0.9 x off), the p99
-time from the final dot's 250 to the `message` event reaching a subscriber (< 250 ms),
-the p99 of `GET /api/messages` with 1,000 stored messages (< 100 ms), and whether every
-acknowledged message was stored and announced. Print `cat /proc/loadavg` beside it.
+Three kinds of process, so the bench client is not what is measured: the sandbox
+(`smtp-tutor serve --class N [--web]`, its own process), one process of SMTP clients and
+one of stream subscribers (half with the teacher's token, who sees every message, half
+signed in as a student, who sees their own). Each round runs web off and web on side by
+side (the order alternating), on a fresh Maildir.
+
+Reports: SMTP throughput with the web view off and on (target: on >= 0.9 x off); the p99
+time from the final dot's 250 to the `message` event reaching a subscriber (< 250 ms; the
+clock is CLOCK_MONOTONIC, one for every process); the p99 of `GET /api/messages` with the
+N x M stored messages (< 100 ms at 1,000); and that nothing acknowledged is missing: every
+250-acknowledged message is in the API's list and reached every subscriber entitled to it,
+either as its event or, after a `resync` event, in the list the subscriber fetched again.
 """
 
 from __future__ import annotations
@@ -14,21 +22,39 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import csv
 import json
+import os
+import re
+import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import aiohttp
+BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH))
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from smtp_tutor.sandbox import Sandbox, SandboxConfig
-from smtp_tutor.web.app import WebView
+from benchlib import bench_env, load_average, smtp_tutor_command  # noqa: E402
 
 TOKEN = "bench-teacher-token"
+now = time.monotonic  # CLOCK_MONOTONIC: comparable across the processes
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def read_accounts(path: Path) -> dict[str, str]:
+    with path.open(newline="") as f:
+        return {row["name"]: row["password"] for row in csv.DictReader(f)}
+
+
+# The SMTP clients (a process of their own) ------------------------------------------------
 
 
 async def _reply(reader: asyncio.StreamReader) -> bytes:
@@ -38,15 +64,15 @@ async def _reply(reader: asyncio.StreamReader) -> bytes:
             return line
 
 
-async def student(
-    host: str, port: int, name: str, password: str, count: int, acked: dict[str, float]
-) -> None:
-    reader, writer = await asyncio.open_connection(host, port)
+async def student(port: int, name: str, password: str, count: int, acked: dict[str, float]) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
     await _reply(reader)
     blob = base64.b64encode(f"\0{name}\0{password}".encode()).decode()
     for line in (f"EHLO {name}", f"AUTH PLAIN {blob}"):
         writer.write(line.encode() + b"\r\n")
-        await _reply(reader)
+        reply = await _reply(reader)
+    if not reply.startswith(b"235"):
+        raise SystemExit(f"AUTH failed for {name}: {reply!r}")
     for n in range(count):
         subject = f"{name}-{n}"
         writer.write(
@@ -54,79 +80,200 @@ async def student(
         )
         for _ in range(3):
             await _reply(reader)
-        writer.write(f"Subject: {subject}\r\n\r\nbody\r\n.\r\n".encode())
+        writer.write(
+            f"From: <{name}@example.org>\r\nTo: <t@example.org>\r\nSubject: {subject}\r\n"
+            f"Message-ID: <{subject}@bench>\r\n\r\nbody of {subject}\r\n.\r\n".encode()
+        )
         if (await _reply(reader)).startswith(b"250"):
-            acked[subject] = time.perf_counter()
+            acked[subject] = now()
     writer.write(b"QUIT\r\n")
     await _reply(reader)
     writer.close()
 
 
+async def send_all(port: int, accounts: dict[str, str], messages: int) -> dict:
+    acked: dict[str, float] = {}
+    start = now()
+    await asyncio.gather(*(student(port, u, p, messages, acked) for u, p in accounts.items()))
+    return {"start": start, "end": now(), "acked": acked, "cpu": time.process_time()}
+
+
+# The subscribers (a process of their own) -------------------------------------------------
+
+
+_SUBJECT = re.compile(rb'"subject":"([^"]*)"')
+
+
 async def subscriber(
-    session: aiohttp.ClientSession, url: str, auth: str, seen: dict[str, float], ready: list[int]
+    session, url: str, auth: str, seen: dict[str, float], counts: dict[str, int], ready: list
 ) -> None:
-    async with session.get(url + "api/stream", headers={"Authorization": auth}) as response:
+    """A page's EventSource, as cheap as can be: the subject found in the bytes, no JSON."""
+    headers = {"Authorization": auth}
+    async with session.get(url + "api/stream", headers=headers) as response:
         ready.append(1)
-        event = None
-        async for raw in response.content:
-            line = raw.decode().rstrip("\n")
-            if line.startswith("event: "):
-                event = line[7:]
-            elif line.startswith("data: ") and event == "message":
-                subject = json.loads(line[6:])["subject"]
-                seen.setdefault(subject, time.perf_counter())
+        rest = b""
+        async for chunk in response.content.iter_any():
+            at = now()
+            events = (rest + chunk).split(b"\n\n")
+            rest = events.pop()
+            for event in events:
+                if event.startswith(b"event: message\n"):
+                    found = _SUBJECT.search(event)
+                    if found:
+                        seen.setdefault(found[1].decode(), at)
+                elif event.startswith(b"event: resync\n"):
+                    # What the page does: fetch the list again.
+                    counts["resyncs"] += 1
+                    async with session.get(url + "api/messages", headers=headers) as listing:
+                        body = await listing.json()
+                    got = now()
+                    for item in body["messages"]:
+                        seen.setdefault(item["subject"], got)
 
 
-async def run(accounts: int, messages: int, web: bool) -> dict[str, float]:
-    users = {f"s{n:03d}": f"pw-{n:03d}-xyz" for n in range(accounts)}
+async def subscribe_all(url: str, auths: list[str]) -> None:
+    import aiohttp
+
+    seen_by: list[dict[str, float]] = [{} for _ in auths]
+    counts = {"resyncs": 0, "ended": 0}
+    ready: list = []
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(
+        connector=connector, timeout=aiohttp.ClientTimeout(total=None)
+    ) as session:
+
+        async def one(n: int) -> None:
+            try:
+                await subscriber(session, url, auths[n], seen_by[n], counts, ready)
+            finally:
+                counts["ended"] += 1
+
+        tasks = [asyncio.create_task(one(n)) for n in range(len(auths))]
+        while len(ready) < len(tasks):
+            await asyncio.sleep(0.01)
+            for task in tasks:
+                if task.done() and task.exception():
+                    raise task.exception()  # type: ignore[misc]
+        print("ready", flush=True)
+        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+        ended = counts["ended"]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    cpu = time.process_time()
+    json.dump(
+        {"seen": seen_by, "resyncs": counts["resyncs"], "ended": ended, "cpu": cpu}, sys.stdout
+    )
+    sys.stdout.flush()
+
+
+# The orchestra ---------------------------------------------------------------------------
+
+
+def wait_port(port: int, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise SystemExit(f"nothing listens on {port}")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def helper(*args: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, __file__, *args],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+
+
+async def list_latencies(url: str, rounds: int) -> tuple[list[float], dict]:
+    import aiohttp
+
+    latencies = []
+    body: dict = {}
+    async with aiohttp.ClientSession() as client:
+        for _ in range(rounds):
+            t0 = time.perf_counter()
+            async with client.get(
+                url + "api/messages", headers={"Authorization": f"Bearer {TOKEN}"}
+            ) as response:
+                body = await response.json()
+            latencies.append(time.perf_counter() - t0)
+    return latencies, body
+
+
+def run(accounts: int, messages: int, web: bool) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
-        config = SandboxConfig(
-            mailbox=Path(tmp) / "Maildir", users=users, max_connections=accounts + 50
-        )
-        sandbox = Sandbox(config, record_sessions=web)
-        view = None
-        if web:
-            view = WebView(sandbox, "127.0.0.1", 0, teacher_token=TOKEN, rate=1e9, burst=1e9)
-            sandbox.companions.append(view)
-        await sandbox.start()
-        acked: dict[str, float] = {}
-        seen_by: list[dict[str, float]] = []
-        tasks = []
-        client = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None))
+        smtp_port, web_port = free_port(), free_port()
+        accounts_file = Path(tmp) / "accounts.csv"
+        command = _serve_args(smtp_port, tmp, accounts, accounts_file, web_port if web else None)
+        profile = os.environ.get("CLASSROOM_PROFILE")  # a cProfile of the web-on sandbox
+        if profile and web:
+            command = [
+                sys.executable,
+                "-m",
+                "cProfile",
+                "-o",
+                profile,
+                "-m",
+                "smtp_tutor",
+                *command,
+            ]
+        else:
+            command = [*smtp_tutor_command(), *command]
+        env = bench_env(tmp)
+        server = subprocess.Popen(command, stdout=subprocess.DEVNULL, env=env)
+        subscribers = None
         try:
-            if view is not None:
-                ready: list[int] = []
-                for n, (name, password) in enumerate(users.items()):
-                    seen: dict[str, float] = {}
-                    seen_by.append(seen)
-                    # Half the subscribers are the teacher (sees all), half a student.
-                    auth = (
-                        f"Bearer {TOKEN}"
-                        if n % 2 == 0
-                        else "Basic " + base64.b64encode(f"{name}:{password}".encode()).decode()
-                    )
-                    tasks.append(
-                        asyncio.create_task(subscriber(client, view.url, auth, seen, ready))
-                    )
-                while len(ready) < len(tasks):
-                    await asyncio.sleep(0.01)
-            start = time.perf_counter()
-            await asyncio.gather(
-                *(
-                    student(sandbox.host, sandbox.port, u, p, messages, acked)
-                    for u, p in users.items()
-                )
-            )
-            elapsed = time.perf_counter() - start
-            result = {"throughput": len(acked) / elapsed, "acked": float(len(acked))}
-            stored = len(sandbox.accounts.shared.keys())
-            result["stored"] = float(stored)
-            if view is not None:
-                await asyncio.sleep(1.0)
-                delays = []
+            wait_port(smtp_port)
+            if web:
+                wait_port(web_port)
+            users = read_accounts(accounts_file)
+            names = list(users)
+            url = f"http://127.0.0.1:{web_port}/"
+            if web:
+                auths = [
+                    f"Bearer {TOKEN}"
+                    if n % 2 == 0
+                    else "Basic " + base64.b64encode(f"{name}:{users[name]}".encode()).decode()
+                    for n, name in enumerate(names)
+                ]
+                subscribers = helper("_subscribe", url, json.dumps(auths))
+                assert subscribers.stdout is not None
+                if subscribers.stdout.readline().strip() != "ready":
+                    raise SystemExit("the subscribers did not start")
+            sender = helper("_send", str(smtp_port), str(accounts_file), str(messages))
+            out, _ = sender.communicate()
+            sent = json.loads(out)
+            acked: dict[str, float] = sent["acked"]
+            elapsed = sent["end"] - sent["start"]
+            result: dict = {
+                "server_cpu_s": cpu_seconds(server.pid),
+                "smtp_clients_cpu_s": sent["cpu"],
+                "throughput": len(acked) / elapsed,
+                "elapsed_s": elapsed,
+                "acked": len(acked),
+                "attempted": accounts * messages,
+            }
+            if web:
+                assert subscribers is not None
+                time.sleep(1.0)
+                out, _ = subscribers.communicate("stop\n")
+                got = json.loads(out)
+                result["subscribers_cpu_s"] = got["cpu"]
+                delays: list[float] = []
                 missing = 0
-                for n, seen in enumerate(seen_by):
-                    name = list(users)[n]
+                for n, seen in enumerate(got["seen"]):
+                    name = names[n]
                     wanted = (
                         acked
                         if n % 2 == 0
@@ -138,50 +285,130 @@ async def run(accounts: int, messages: int, web: bool) -> dict[str, float]:
                         else:
                             missing += 1
                 delays.sort()
-                result["p99_event_ms"] = (
-                    1000 * delays[int(0.99 * (len(delays) - 1))] if delays else -1
-                )
-                result["events_missing"] = float(missing)
-                latencies = []
-                for _ in range(100):
-                    t0 = time.perf_counter()
-                    async with client.get(
-                        view.url + "api/messages", headers={"Authorization": f"Bearer {TOKEN}"}
-                    ) as response:
-                        body = await response.json()
-                    latencies.append(time.perf_counter() - t0)
+                latencies, body = asyncio.run(list_latencies(url, 200))
                 latencies.sort()
-                result["listed"] = float(len(body["messages"]))
-                result["p99_list_ms"] = 1000 * latencies[98]
-                result["median_list_ms"] = 1000 * statistics.median(latencies)
+                listed = {m["subject"] for m in body["messages"]}
+                result.update(
+                    {
+                        "events_expected": len(delays) + missing,
+                        "events_missing": missing,
+                        "resyncs": got["resyncs"],
+                        "streams_ended_early": got["ended"],
+                        "p50_event_ms": 1000 * delays[len(delays) // 2] if delays else None,
+                        "p99_event_ms": 1000 * delays[int(0.99 * (len(delays) - 1))]
+                        if delays
+                        else None,
+                        "max_event_ms": 1000 * delays[-1] if delays else None,
+                        "listed": len(body["messages"]),
+                        "acked_not_listed": len(set(acked) - listed),
+                        "p99_list_ms": 1000 * latencies[int(0.99 * (len(latencies) - 1))],
+                        "median_list_ms": 1000 * statistics.median(latencies),
+                    }
+                )
+            return result
         finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            await client.close()
-            await sandbox.stop()
-        return result
+            if subscribers is not None and subscribers.poll() is None:
+                subscribers.kill()
+            server.send_signal(2)  # SIGINT: serve stops cleanly (a profile gets written)
+            try:
+                server.wait(30)
+            except subprocess.TimeoutExpired:
+                server.kill()
+
+
+def _serve_args(
+    smtp_port: int, tmp: str, accounts: int, accounts_file: Path, web_port: int | None
+) -> list[str]:
+    web = ["--web", f"127.0.0.1:{web_port}"] if web_port is not None else []
+    return [
+        "serve",
+        "--port",
+        str(smtp_port),
+        "--mailbox",
+        str(Path(tmp) / "Maildir"),
+        "--class",
+        str(accounts),
+        "--accounts-file",
+        str(accounts_file),
+        "--max-connections",
+        str(accounts + 50),
+        "--teacher-token",
+        TOKEN,
+        "-q",
+        *web,
+    ]
 
 
 def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "_send":
+        port, path, messages = int(sys.argv[2]), Path(sys.argv[3]), int(sys.argv[4])
+        result = asyncio.run(send_all(port, read_accounts(path), messages))
+        json.dump(result, sys.stdout)
+        return
+    if len(sys.argv) > 1 and sys.argv[1] == "_subscribe":
+        asyncio.run(subscribe_all(sys.argv[2], json.loads(sys.argv[3])))
+        return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--accounts", type=int, default=200)
     parser.add_argument("--messages", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--json", type=Path, help="write the figures to this file")
     args = parser.parse_args()
-    off = asyncio.run(run(args.accounts, args.messages, web=False))
-    on = asyncio.run(run(args.accounts, args.messages, web=True))
-    print(f"accounts {args.accounts} x {args.messages} messages")
-    for label, r in (("web off", off), ("web on ", on)):
-        shown = f"{r['throughput']:.0f} msg/s, {r['acked']:.0f} acked, {r['stored']:.0f} stored"
-        print(f"{label}: {shown}")
-    print(f"ratio on/off: {on['throughput'] / off['throughput']:.2f} (target >= 0.9)")
-    print(f"p99 250 -> subscriber: {on['p99_event_ms']:.0f} ms (target < 250)")
-    print(f"events missing: {on['events_missing']:.0f}")
+    load_before = load_average()
+    rounds = []
+    for n in range(args.rounds):
+        order = (False, True) if n % 2 == 0 else (True, False)
+        pair = {web: run(args.accounts, args.messages, web) for web in order}
+        rounds.append({"off": pair[False], "on": pair[True]})
+        off, on = pair[False], pair[True]
+        print(f"round {n + 1}: web off {off['throughput']:.0f} msg/s, on {on['throughput']:.0f}")
+    load_after = load_average()
+    off_t = statistics.median(r["off"]["throughput"] for r in rounds)
+    on_t = statistics.median(r["on"]["throughput"] for r in rounds)
+    on = rounds[-1]["on"]
+    worst = {
+        k: max(r["on"][k] for r in rounds)
+        for k in ("p99_event_ms", "p99_list_ms", "events_missing", "acked_not_listed")
+    }
+    print(f"accounts {args.accounts} x {args.messages} messages, {args.rounds} round(s)")
+    print(f"web off: {off_t:.0f} msg/s; web on: {on_t:.0f} msg/s (medians)")
+    print(f"ratio on/off: {on_t / off_t:.2f} (target >= 0.9)")
     print(
-        f"GET /api/messages at {on['listed']:.0f} messages: p99 {on['p99_list_ms']:.1f} ms, "
+        f"p99 250 -> subscriber: {worst['p99_event_ms']:.0f} ms worst round "
+        f"(last: p50 {on['p50_event_ms']:.0f}, max {on['max_event_ms']:.0f}) (target < 250)"
+    )
+    print(
+        f"events missing: {worst['events_missing']} of {on['events_expected']}; "
+        f"resyncs {on['resyncs']}; acked not listed: {worst['acked_not_listed']}"
+    )
+    print(
+        f"GET /api/messages at {on['listed']} messages: p99 {worst['p99_list_ms']:.1f} ms, "
         f"median {on['median_list_ms']:.1f} ms (target p99 < 100)"
     )
-    print("loadavg:", Path("/proc/loadavg").read_text().strip())
+    print("load average before", load_before, "after", load_after)
+    if args.json:
+        figures = {
+            "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            "tree": subprocess.run(
+                ["git", "rev-parse", "--short", "HEAD"],
+                capture_output=True,
+                text=True,
+                cwd=BENCH,
+            ).stdout.strip(),
+            "python": sys.version.split()[0],
+            "cpus": os.cpu_count(),
+            "accounts": args.accounts,
+            "messages": args.messages,
+            "load_before": load_before,
+            "load_after": load_after,
+            "throughput_off": off_t,
+            "throughput_on": on_t,
+            "ratio_on_off": on_t / off_t,
+            "worst": worst,
+            "rounds": rounds,
+        }
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({"classroom": figures}, indent=1) + "\n")
 
 
 if __name__ == "__main__":

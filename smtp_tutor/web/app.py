@@ -21,7 +21,7 @@ import json
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
@@ -50,7 +50,8 @@ MAX_BODY = 64 * 1024  # bytes of a request body
 RATE = 200.0  # requests per second per client address, sustained
 BURST = 600.0  # and in a burst (a class behind one NAT address shares it)
 MAX_STREAMS = 2000  # live-update subscribers at once
-STREAM_QUEUE = 512  # events waiting for one slow subscriber before it is dropped
+STREAM_QUEUE = 2048  # events waiting for one slow subscriber before it is told to resync
+STUCK = 60.0  # seconds a subscriber may read nothing, with a resync pending, before it is let go
 PING = 15.0  # seconds between keep-alive comments on the stream
 LIST_LIMIT = 5000  # messages listed at most by one request
 STATIC = {"app.js": "application/javascript", "app.css": "text/css"}
@@ -95,6 +96,50 @@ class _Buckets:
         return True
 
 
+#: Sent instead of the events a subscriber had no room for: the page fetches its list again.
+RESYNC = b"event: resync\ndata: {}\n\n"
+
+
+class _Subscriber:
+    """One live stream: the events waiting to be written, as bytes shared with the others.
+
+    Offering is an append (the event is serialised once, for every subscriber); the
+    stream's task writes whatever is waiting in one piece. Nothing is dropped silently: when
+    more than `STREAM_QUEUE` events wait, they are replaced by one `resync` event, and the
+    events after it follow as usual.
+    """
+
+    __slots__ = ("closed", "last_write", "resyncs", "viewer", "waiting", "wake")
+
+    def __init__(self, viewer: Viewer) -> None:
+        self.viewer = viewer
+        self.waiting: list[bytes] = []
+        self.wake = asyncio.Event()
+        self.closed = False
+        self.resyncs = 0
+        self.last_write = time.monotonic()
+
+    def offer(self, data: bytes) -> None:
+        waiting = self.waiting
+        if len(waiting) >= STREAM_QUEUE:
+            if waiting[0] is RESYNC and time.monotonic() - self.last_write > STUCK:
+                self.close()  # reads nothing at all: let it go (it reconnects if alive)
+                return
+            self.waiting = waiting = [RESYNC]
+            self.resyncs += 1
+        waiting.append(data)
+        self.wake.set()
+
+    def close(self) -> None:
+        self.closed = True
+        self.wake.set()
+
+    def take(self) -> bytes:
+        waiting, self.waiting = self.waiting, []
+        self.wake.clear()
+        return b"".join(waiting)
+
+
 class _Problem(Exception):
     """An error answer: status and the key of its words in web.toml."""
 
@@ -129,7 +174,9 @@ class WebView:
         self.index = MessageIndex(sandbox.accounts.shared)
         self.classroom = Classroom(self.sessions, self.index, lambda: sandbox.config.users)
         self._buckets = _Buckets(rate, burst)
-        self._subscribers: set[tuple[Viewer, asyncio.Queue[bytes | None]]] = set()
+        self._teachers: set[_Subscriber] = set()  # the teacher's streams: see everything
+        self._students: dict[str, set[_Subscriber]] = {}  # a student's streams, by name
+        self.resyncs = 0  # resync events sent (of subscribers gone)
         self._runner: web.AppRunner | None = None
         self._static = {
             name: resources.files("smtp_tutor.web").joinpath("static", name).read_bytes()
@@ -178,8 +225,8 @@ class WebView:
         runner, self._runner = self._runner, None
         with contextlib.suppress(ValueError):
             self.sessions.listeners.remove(self._on_session_event)
-        for _viewer, queue in list(self._subscribers):
-            _put(queue, None)
+        for subscriber in self._all():
+            subscriber.close()
         if runner is not None:
             await runner.cleanup()
 
@@ -197,35 +244,56 @@ class WebView:
 
     # Live updates -----------------------------------------------------------------------
 
+    def _all(self) -> list[_Subscriber]:
+        found = list(self._teachers)
+        for streams in self._students.values():
+            found.extend(streams)
+        return found
+
+    @property
+    def subscribers(self) -> int:
+        return len(self._teachers) + sum(len(s) for s in self._students.values())
+
+    def _subscribe(self, subscriber: _Subscriber) -> None:
+        viewer = subscriber.viewer
+        if viewer.teacher:
+            self._teachers.add(subscriber)
+        elif viewer.name is not None:
+            self._students.setdefault(viewer.name, set()).add(subscriber)
+
+    def _unsubscribe(self, subscriber: _Subscriber) -> None:
+        self.resyncs += subscriber.resyncs
+        self._teachers.discard(subscriber)
+        name = subscriber.viewer.name
+        streams = self._students.get(name) if name is not None else None
+        if streams is not None:
+            streams.discard(subscriber)
+            if not streams:
+                del self._students[name]  # type: ignore[arg-type]
+
+    def _send(self, data: bytes, students: Iterable[str | None]) -> None:
+        """To every teacher stream and to the streams of `students`."""
+        for subscriber in self._teachers:
+            subscriber.offer(data)
+        for name in students:
+            for subscriber in self._students.get(name, ()) if name is not None else ():
+                subscriber.offer(data)
+
     def _on_session_event(
         self, event: str, record: SessionRecord, fields: Mapping[str, Any]
     ) -> None:
         if event == "stored":
             entry = self.index.add(fields["key"], fields["envelope"], fields.get("raw"))
-            data = _event("message", entry.summary(self.index.mailbox))
-            for viewer, queue in list(self._subscribers):
-                if entry.visible_to(viewer):
-                    self._offer(viewer, queue, data)
+            if self._teachers or self._students:
+                self._send(entry.event(self.index.mailbox), set(entry.accounts))
         self.classroom.seen(event, record)
-        if not self._subscribers:
+        if not self._teachers and record.auth_user not in self._students:
             return
-        data = _event("session", {"event": event, **record.summary()})
-        for viewer, queue in list(self._subscribers):
-            if viewer.teacher or (viewer.name is not None and viewer.name == record.auth_user):
-                self._offer(viewer, queue, data)
-
-    def _offer(self, viewer: Viewer, queue: asyncio.Queue[bytes | None], data: bytes) -> None:
-        try:
-            queue.put_nowait(data)
-        except asyncio.QueueFull:  # a subscriber that does not read: let it go
-            self._subscribers.discard((viewer, queue))
-            _put(queue, None)
+        self._send(_event("session", {"event": event, **record.summary()}), (record.auth_user,))
 
     def tell(self, event: str, payload: Mapping[str, Any], teacher_only: bool = True) -> None:
         data = _event(event, payload)
-        for viewer, queue in list(self._subscribers):
-            if viewer.teacher or not teacher_only:
-                self._offer(viewer, queue, data)
+        self._send(data, () if teacher_only else list(self._students))
 
     # Plumbing ---------------------------------------------------------------------------
 
@@ -515,8 +583,11 @@ class WebView:
         limit = _limit(request.query.get("limit"))
         entries = self.index.visible(viewer, limit)
         total = len(self.index) if viewer.teacher else self.index.count_for(viewer.name or "")
-        body = {"total": total, "messages": [e.summary(self.index.mailbox) for e in entries]}
-        return _json(body)
+        mailbox = self.index.mailbox
+        listed = ",".join(e.json(mailbox) for e in entries)  # each encoded once, when stored
+        return web.Response(
+            text=f'{{"total": {total}, "messages": [{listed}]}}', content_type="application/json"
+        )
 
     async def api_message(self, request: web.Request) -> web.Response:
         viewer = self._require(request)
@@ -572,29 +643,32 @@ class WebView:
     async def api_stream(self, request: web.Request) -> web.StreamResponse:
         """Server-sent events: `message` for each new message the viewer may see, `session`."""
         viewer = self._require(request)
-        if len(self._subscribers) >= MAX_STREAMS:
+        if self.subscribers >= MAX_STREAMS:
             raise _Problem(429, "error_too_many")
         response = web.StreamResponse(
             headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store"}
         )
         await response.prepare(request)
-        queue: asyncio.Queue[bytes | None] = asyncio.Queue(STREAM_QUEUE)
-        subscriber = (viewer, queue)
-        self._subscribers.add(subscriber)
+        subscriber = _Subscriber(viewer)
+        self._subscribe(subscriber)
         try:
             await response.write(b"retry: 2000\n: ready\n\n")
-            while True:
-                try:
-                    item = await asyncio.wait_for(queue.get(), PING)
-                except TimeoutError:
-                    item = b": ping\n\n"
-                if item is None:
-                    break
-                await response.write(item)
+            while not subscriber.closed:
+                if not subscriber.waiting:
+                    try:
+                        async with asyncio.timeout(PING):
+                            await subscriber.wake.wait()
+                    except TimeoutError:
+                        await response.write(b": ping\n\n")
+                        continue
+                data = subscriber.take()
+                if data:
+                    await response.write(data)
+                    subscriber.last_write = time.monotonic()
         except (ConnectionError, RuntimeError):  # the subscriber went away
             pass
         finally:
-            self._subscribers.discard(subscriber)
+            self._unsubscribe(subscriber)
         return response
 
     async def _clear(self, account: str | None) -> int:
@@ -679,15 +753,6 @@ class WebView:
 
 
 # Helpers ---------------------------------------------------------------------------------
-
-
-def _put(queue: asyncio.Queue[bytes | None], item: bytes | None) -> None:
-    with contextlib.suppress(asyncio.QueueFull):
-        queue.put_nowait(item)
-    if item is None and queue.full():  # make room for the end mark
-        with contextlib.suppress(asyncio.QueueEmpty, asyncio.QueueFull):
-            queue.get_nowait()
-            queue.put_nowait(None)
 
 
 def _event(name: str, payload: Mapping[str, Any]) -> bytes:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,6 +33,9 @@ class Entry:
     _subject: str | None = None
     _defects: list[str] | None = None
     _raw: bytes | None = field(default=None, repr=False)
+    _summary: dict[str, Any] | None = field(default=None, repr=False)
+    _json: str | None = field(default=None, repr=False)
+    _event: bytes | None = field(default=None, repr=False)
 
     def visible_to(self, viewer: Viewer) -> bool:
         return viewer.teacher or (viewer.name is not None and viewer.name in self.accounts)
@@ -52,7 +56,28 @@ class Entry:
         self._raw = None
 
     def summary(self, mailbox: Mailbox) -> dict[str, Any]:
-        """What `GET /api/messages` lists for it (docs/api.md)."""
+        """What `GET /api/messages` lists for it (docs/api.md); made once, not to be changed."""
+        if self._summary is None:
+            self._summary = self._make_summary(mailbox)
+        return self._summary
+
+    def json(self, mailbox: Mailbox) -> str:
+        """The summary as JSON (the list joins these: no encoding per request)."""
+        if self._json is None:
+            self._json = json.dumps(self.summary(mailbox), ensure_ascii=False)
+        return self._json
+
+    def event(self, mailbox: Mailbox) -> bytes:
+        """The `message` event of the live stream: serialised once for every subscriber."""
+        if self._event is None:
+            data = json.dumps(self.summary(mailbox), ensure_ascii=True, separators=(",", ":"))
+            self._event = f"event: message\ndata: {data}\n\n".encode("ascii")
+        return self._event
+
+    def changed(self) -> None:
+        self._summary = self._json = self._event = None
+
+    def _make_summary(self, mailbox: Mailbox) -> dict[str, Any]:
         if self._subject is None or self._defects is None:
             self._work_out(mailbox)
         envelope = self.envelope
@@ -133,3 +158,4 @@ class MessageIndex:
         else:
             with contextlib.suppress(ValueError):
                 entry.accounts.remove(account)
+            entry.changed()

@@ -107,8 +107,16 @@
         if (empty) empty.remove();
       },
       cleared: function () { refreshMain(); },
+      // Events the server had no room for: the list, fetched again, has them.
+      resync: function () { refreshMain(); },
     });
   } else if (page === "dashboard" || page === "sessions") {
-    live({ message: refreshMain, session: refreshMain, progress: refreshMain, cleared: refreshMain });
+    live({
+      message: refreshMain,
+      session: refreshMain,
+      progress: refreshMain,
+      cleared: refreshMain,
+      resync: refreshMain,
+    });
   }
 })();
