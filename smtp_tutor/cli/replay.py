@@ -264,14 +264,10 @@ def _speaks_pop3(text: str) -> bool:
 
 def _run_pop3_replay(args: argparse.Namespace, text: str, source: str, lang: str) -> int:
     """A `# protocol: pop3` script: replayed against --server (port 110; 995 means TLS)."""
-    from smtp_tutor.core.pop3.transcript import parse_pop3_transcript
+    from smtp_tutor.core.pop3.transcript import parse_pop3_script
     from smtp_tutor.replay.pop3 import replay_pop3
 
-    if text.lstrip("\ufeff \t\r\n").startswith("{"):
-        raise UsageError(
-            "a POP3 transcript replays from its text form (written with --format text)"
-        )
-    script = parse_pop3_transcript(text, source)
+    script = parse_pop3_script(text, source)
     if not args.server:
         raise UsageError("a POP3 script needs --server HOST[:PORT] (port 110 by default)")
     if args.cafile is not None and not args.cafile.is_file():

@@ -363,7 +363,7 @@ class Pop3Console:
         if sent.verb == "PASS":
             return Placeholder.variable("password")
         if sent.verb == "APOP":
-            return Placeholder.variable("apop_digest")
+            return Placeholder.apop()
         answer = line.strip() if sent.verb == AUTH_RESPONSE else line.split()[-1]
         if mechanism == "PLAIN" or (sent.verb == "AUTH" and mechanism == "PLAIN"):
             user = _plain_user(answer)

@@ -26,6 +26,7 @@ __all__ = [
     "AuthError",
     "DecodedChallenge",
     "PromptKind",
+    "apop_digest",
     "b64decode_bytes",
     "b64decode_text",
     "b64encode_bytes",
@@ -338,6 +339,12 @@ def cram_md5_answer(user: str, password: str, challenge: bytes) -> str:
     key = credential_bytes(password, "password", forbid="")
     digest = hmac.new(key, challenge, hashlib.md5).hexdigest()
     return b64encode_bytes(credential_bytes(user, "user name", forbid="") + b" " + digest.encode())
+
+
+def apop_digest(timestamp: str, secret: str) -> str:
+    """RFC 1939 §7: MD5 of a POP3 greeting's ``<timestamp>`` followed by the secret, lower hex."""
+    data = timestamp.encode("utf-8") + credential_bytes(secret, "secret", forbid="")
+    return hashlib.md5(data).hexdigest()
 
 
 def cram_md5_response(user: str, password: str, challenge_b64: str) -> str:

@@ -19,6 +19,7 @@ from typing import Literal
 
 from smtp_tutor.core.auth import (
     AuthError,
+    apop_digest,
     b64encode_text,
     cram_md5_response,
     plain_response,
@@ -44,6 +45,7 @@ ENCODINGS: dict[str, tuple[tuple[str, ...], int]] = {
     "plain": (("user", "password", "authzid"), 2),
     "cram-md5": (("user", "password"), 2),
     "xoauth2": (("user", "token"), 2),
+    "apop": (("password",), 1),
 }
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
@@ -182,6 +184,11 @@ class Placeholder:
         )
 
     @classmethod
+    def apop(cls, password_var: str = "password") -> Placeholder:
+        """The APOP digest (RFC 1939 §7), computed at replay from the new greeting's timestamp."""
+        return cls("apop", (("password", _var(password_var)),))
+
+    @classmethod
     def xoauth2(
         cls, user: str | None = None, *, user_var: str = "user", token_var: str = "token"
     ) -> Placeholder:
@@ -208,7 +215,8 @@ class Placeholder:
         return tuple(v.name for _p, v in self.args if isinstance(v, Variable))
 
     def compute(self, variables: Mapping[str, str], challenge: str | None = None) -> str:
-        """The real text; ``challenge`` is the text of the 334 reply CRAM-MD5 answers."""
+        """The real text; ``challenge`` is the text of the 334 reply CRAM-MD5 answers, or for
+        APOP the ``<timestamp>`` of the POP3 greeting."""
         missing = [name for name in self.variables() if name not in variables]
         if missing:
             raise MissingVariable(*missing)
@@ -224,6 +232,13 @@ class Placeholder:
                 return plain_response(values["user"], values["password"], values.get("authzid", ""))
             if self.encoding == "xoauth2":
                 return xoauth2_string(values["user"], values["token"])
+            if self.encoding == "apop":
+                if challenge is None:
+                    raise ResolveError(
+                        f"{self.render()} needs the <timestamp> of the server's greeting, "
+                        "and its greeting had none"
+                    )
+                return apop_digest(challenge, values["password"])
             if challenge is None:
                 raise ResolveError(
                     f"{self.render()} needs the server's 334 challenge, and the last reply "

@@ -185,15 +185,23 @@ def variables_needed(script: Script) -> list[str]:
     return list(dict.fromkeys(name for send in script.sends for name in send.variables()))
 
 
-def resolve(send: Send, variables: Mapping[str, str], last_reply: Reply | None = None) -> str:
+def resolve(
+    send: Send,
+    variables: Mapping[str, str],
+    last_reply: Reply | None = None,
+    *,
+    challenge: str | None = None,
+) -> str:
     """The line to send, placeholders computed; `MissingVariable` lists every name lacking.
 
-    ``last_reply`` is the reply received just before (CRAM-MD5 answers its 334 challenge).
+    ``last_reply`` is the reply received just before (CRAM-MD5 answers its 334 challenge);
+    POP3 gives ``challenge`` itself, its greeting's APOP timestamp.
     """
     missing = [name for name in send.variables() if name not in variables]
     if missing:
         raise MissingVariable(*missing)
-    challenge = last_reply.text if last_reply is not None and last_reply.code == 334 else None
+    if challenge is None and last_reply is not None and last_reply.code == 334:
+        challenge = last_reply.text
     return "".join(
         part if isinstance(part, str) else part.compute(variables, challenge) for part in send.parts
     )

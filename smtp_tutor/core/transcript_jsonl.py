@@ -14,6 +14,7 @@ Lines"); `smtp-tutor replay` and `smtp-tutor diagram` read either form. Theory o
 * A ``C`` record's ``line`` is the line in template form (a secret's placeholder), which is
   what replay needs; ``text``, ``bytes`` and ``t`` are not read.
 * Anything malformed is one `TranscriptError`: ``file:line: why``.
+* POP3 transcripts (``core/pop3/transcript.py``) reuse all of this but the S record's form.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Callable
 from typing import Any
 
 # The recorder's own text forms of a reply line, a directive word and a duration, so the two
@@ -36,7 +38,7 @@ from smtp_tutor.core.transcript import (
     parse_transcript,
 )
 
-__all__ = ["is_jsonl", "parse_jsonl", "parse_script"]
+__all__ = ["at_record", "is_jsonl", "jsonl_text", "parse_jsonl", "parse_script", "record_field"]
 
 _EVENTS = ("comment", "connect", "tls", "closed")
 
@@ -58,24 +60,52 @@ def parse_script(text: str, source: str = "<transcript>") -> Script:
 
 def parse_jsonl(text: str, source: str = "<transcript>") -> Script:
     """Read a JSON Lines transcript; `TranscriptError` names the record's line if it is bad."""
+    rendered, origin = jsonl_text(text, source)
+    try:
+        script = parse_transcript(rendered, source)
+    except TranscriptError as exc:
+        raise at_record(exc, origin, source) from None
+    return Script(source, tuple(_renumbered(item, origin) for item in script.items))
+
+
+ServerRenderer = Callable[[dict[str, Any]], list[str]]
+
+
+def jsonl_text(
+    text: str, source: str = "<transcript>", server: ServerRenderer | None = None
+) -> tuple[str, list[int]]:
+    """The text transcript a JSONL one stands for, and for each of its lines the record's line.
+
+    ``server`` renders an S record (the SMTP one by default; POP3 brings its own), so both
+    protocols' JSONL transcripts are read by their text parser: one grammar each.
+    """
     lines: list[str] = []
     origin: list[int] = []  # origin[i]: the JSONL line of text line i + 1
     for line_no, raw in enumerate(text.removeprefix("\ufeff").split("\n"), 1):
         if not raw.strip():
             continue
         try:
-            rendered = _render(_record(raw))
+            rendered = _render(_record(raw), server or _server)
         except _Bad as exc:
             raise TranscriptError(str(exc), line_no, source) from None
         lines.extend(rendered)
         origin.extend([line_no] * len(rendered))
+    return "".join(line + "\n" for line in lines), origin
+
+
+def at_record(exc: TranscriptError, origin: list[int], source: str) -> TranscriptError:
+    """The text parser's error, its line numbers turned into the JSONL records' lines."""
+    where = origin[exc.line_no - 1] if 0 < exc.line_no <= len(origin) else exc.line_no
+    message = re.sub(r"\bline (\d+)\b", lambda m: f"line {_at(origin, m)}", exc.message)
+    return TranscriptError(message, where, source)
+
+
+def record_field(record: dict[str, Any], key: str, kind: type | tuple[type, ...], what: str) -> Any:
+    """``record[key]`` if it has the type ``kind``; else the reason, for the record's line."""
     try:
-        script = parse_transcript("".join(line + "\n" for line in lines), source)
-    except TranscriptError as exc:
-        where = origin[exc.line_no - 1] if 0 < exc.line_no <= len(origin) else exc.line_no
-        message = re.sub(r"\bline (\d+)\b", lambda m: f"line {_at(origin, m)}", exc.message)
-        raise TranscriptError(message, where, source) from None
-    return Script(source, tuple(_renumbered(item, origin) for item in script.items))
+        return _field(record, key, kind, what)
+    except _Bad as exc:
+        raise ValueError(str(exc)) from None
 
 
 class _Bad(Exception):
@@ -138,13 +168,16 @@ def _json_name(value: object) -> str:
     )
 
 
-def _render(record: dict[str, Any]) -> list[str]:
+def _render(record: dict[str, Any], server: ServerRenderer) -> list[str]:
     """The text transcript's lines for one record, as the recorder writes them."""
     direction = record.get("dir")
     if direction == "C":
         return [_client(record)]
     if direction == "S":
-        return _server(record)
+        try:
+            return server(record)
+        except ValueError as exc:  # a protocol's own renderer says what is wrong
+            raise _Bad(str(exc)) from None
     if direction == "event":
         return _event(record)
     raise _Bad(f'\'dir\' must be "C", "S" or "event", not {json.dumps(direction)[:20]}')

@@ -881,12 +881,10 @@ def _read_script(transcript_path: Path | str, stdin: BinaryIO | None) -> Script:
         raise DiagramError(f"cannot read {name}: not UTF-8 text (byte {exc.start})") from None
     except OSError as exc:
         raise DiagramError(f"cannot read {name}: {exc.strerror or exc}") from None
-    from smtp_tutor.core.pop3.transcript import parse_pop3_transcript, script_protocol
+    from smtp_tutor.core.pop3.transcript import parse_pop3_script, script_protocol
 
     if script_protocol(text) == "pop3":
-        if text.lstrip("\ufeff \t\r\n").startswith("{"):
-            raise DiagramError(f"{name}: a POP3 transcript is drawn from its text form")
-        return parse_pop3_transcript(text, source)  # type: ignore[return-value]
+        return parse_pop3_script(text, source)  # type: ignore[return-value]
     return parse_script(text, source)
 
 

@@ -39,6 +39,7 @@ SHOWN_BODY_LINES = 3
 
 
 @dataclass
+@dataclass
 class Pop3ReplayResult:
     status: int
     commands: int
@@ -141,7 +142,7 @@ class Pop3Replayer:
         assert self.connection is not None
         where = f"{self.script.source}:{send.line_no}"
         try:
-            line = resolve(send, self.options.variables)
+            line = resolve(send, self.options.variables, challenge=self.dialogue.apop_timestamp)
             sent = self.dialogue.send(line)
         except (ResolveError, LineError) as error:
             raise Stop(EXIT_SCRIPT, f"{where}: {error}") from None

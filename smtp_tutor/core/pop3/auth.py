@@ -8,10 +8,9 @@ server's responses and the notes shown to the student.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import replace
 
-from smtp_tutor.core.auth import AuthError, credential_bytes
+from smtp_tutor.core.auth import AuthError, apop_digest
 from smtp_tutor.core.auth_exchange import SUPPORTED_MECHANISMS, AuthExchange, AuthStep
 from smtp_tutor.core.catalogue import Said
 from smtp_tutor.core.pop3.dialogue import apop_timestamp
@@ -26,12 +25,6 @@ __all__ = [
 
 # What the SMTP exchange feeds itself for each POP3 outcome.
 _SUCCESS, _FAILURE, _CANCELLED = 235, 535, 501
-
-
-def apop_digest(timestamp: str, secret: str) -> str:
-    """RFC 1939 §7: MD5 of the greeting's ``<timestamp>`` followed by the secret, lower hex."""
-    data = timestamp.encode("utf-8") + credential_bytes(secret, "secret", forbid="")
-    return hashlib.md5(data).hexdigest()
 
 
 def apop_command(user: str, secret: str, greeting: str) -> str:

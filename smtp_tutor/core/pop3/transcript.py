@@ -20,7 +20,8 @@ console or replay. `Pop3Recorder` writes the format; secrets are placeholders, a
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
 from smtp_tutor.core.placeholders import Placeholder, escape_line, snippet
 from smtp_tutor.core.pop3.dialogue import Dialogue
@@ -42,6 +43,7 @@ __all__ = [
     "Pop3Expect",
     "Pop3Recorder",
     "Pop3Script",
+    "parse_pop3_script",
     "parse_pop3_transcript",
     "script_protocol",
 ]
@@ -294,6 +296,64 @@ class _Pop3Parser:
 def parse_pop3_transcript(text: str, source: str = "<transcript>") -> Pop3Script:
     """Read a POP3 transcript; `TranscriptError` (with ``line_no``) for anything malformed."""
     return _Pop3Parser(source).parse(text)
+
+
+def parse_pop3_script(text: str, source: str = "<transcript>") -> Pop3Script:
+    """A POP3 transcript in either form, text or JSON Lines, told apart by its content."""
+    from smtp_tutor.core.transcript_jsonl import at_record, is_jsonl, jsonl_text
+
+    if not is_jsonl(text):
+        return parse_pop3_transcript(text, source)
+    rendered, origin = jsonl_text(text, source, server=_jsonl_response)
+    try:
+        script = parse_pop3_transcript(rendered, source)
+    except TranscriptError as exc:
+        raise at_record(exc, origin, source) from None
+
+    def record_line(line_no: int) -> int:
+        return origin[line_no - 1] if 0 < line_no <= len(origin) else line_no
+
+    items: list[Pop3Item] = []
+    for item in script.items:
+        moved = replace(item, line_no=record_line(item.line_no))
+        if isinstance(moved, Pop3Expect):
+            moved = replace(moved, end_line_no=record_line(moved.end_line_no))
+        items.append(moved)
+    return Pop3Script(source, tuple(items))
+
+
+def _jsonl_response(record: dict[str, Any]) -> list[str]:
+    """The text lines `Pop3Recorder` writes for one S record: its raw bytes if it has them
+    (the body in wire form), else its status, text and body lines."""
+    from smtp_tutor.core.auth import AuthError, b64decode_bytes
+    from smtp_tutor.core.transcript_jsonl import record_field
+
+    status = record_field(record, "status", str, "a POP3 S record")
+    text = record_field(record, "text", str, "a POP3 S record")
+    if status not in ("+OK", "-ERR", "+", "*"):
+        raise ValueError(
+            f'a POP3 S record: \'status\' must be "+OK", "-ERR", "+" or "*", not {status[:20]!r}'
+        )
+    shown = _visible(text)
+    if shown.startswith(("/", "\\")) or shown.endswith("/"):
+        shown = "\\" + shown
+    lines = [f"S: {status} {shown}".rstrip(" ")]
+    encoded = record.get("bytes")
+    if isinstance(encoded, str):
+        try:
+            wire = body_lines(b64decode_bytes(encoded))[1:]  # after the status line
+        except AuthError:
+            raise ValueError("a POP3 S record: 'bytes' is not base64") from None
+        body = [line.decode("utf-8", errors="replace") for line in wire]
+    else:
+        texts = record.get("lines") or []
+        if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
+            raise ValueError("a POP3 S record: 'lines' must be a list of strings")
+        body = ["." + t if t.startswith(".") else t for t in texts] + (["."] if texts else [])
+    lines += [f"S: {_visible(line)}".rstrip(" ") for line in body]
+    if body and body[-1] != ".":
+        lines.append("S: .")  # the connection closed inside the body
+    return lines
 
 
 # --------------------------------------------------------------------------- the recorder
