@@ -47,3 +47,37 @@ def test_no_core_module_imports_sockets_itself() -> None:
         if NOT_IMPORTED.match(line)
     ]
     assert found == []
+
+
+# What writes, moves or removes a file. Reading a data or lesson file is the core's business;
+# changing the disk is the layer above's (the recorder renders, console/files.py writes).
+WRITES_FILES = re.compile(
+    r"\b(?:os\.(?:replace|rename|remove|unlink|makedirs|mkdir|fdopen)|tempfile|shutil)\b"
+    r"|\.(?:write_text|write_bytes|unlink|mkdir|touch)\("
+    r"|\bopen\([^)]*['\"][wax]b?\+?['\"]"
+)
+
+
+def test_no_core_module_writes_a_file() -> None:
+    found = [
+        f"{path.relative_to(CORE)}:{number}: {line.strip()}"
+        for path in sorted(CORE.rglob("*.py"))
+        for number, line in enumerate(path.read_text("utf-8").splitlines(), 1)
+        if WRITES_FILES.search(line) and not line.lstrip().startswith("#")
+    ]
+    assert found == []
+
+
+def test_the_write_check_sees_the_writes_it_names() -> None:
+    """The pattern would catch what the old core did (progress.py saved itself)."""
+    for line in (
+        "os.replace(temporary, self.path)",
+        "with os.fdopen(fd, 'w') as file:",
+        "fd, temporary = tempfile.mkstemp(dir=self.path.parent)",
+        "path.write_text(text)",
+        "with open(path, 'w', encoding='utf-8') as f:",
+        'open(path, "ab")',
+    ):
+        assert WRITES_FILES.search(line), line
+    for line in ("path.read_text('utf-8')", "open(path, 'rb')", "text.replace('a', 'b')"):
+        assert not WRITES_FILES.search(line), line

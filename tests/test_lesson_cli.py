@@ -121,7 +121,7 @@ def test_the_banner_of_a_lesson_starts_with_its_first_step_not_ehlo(
 
 def test_a_resumed_lesson_banner_names_the_step_it_resumes_at(tmp_path: Path) -> None:
     from smtp_tutor.console.lesson import LessonRunner
-    from smtp_tutor.core.lessons.progress import Progress
+    from smtp_tutor.console.progress import Progress
 
     lessons, _errors = load_lessons([])
     lesson = find_lesson(lessons, "2")

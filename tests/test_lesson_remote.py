@@ -20,8 +20,8 @@ from smtp_tutor.cli.remote_lesson import RemoteLesson, _scenario_changes
 from smtp_tutor.client.sandbox_api import discover_web
 from smtp_tutor.client.session import Target
 from smtp_tutor.console.app import ConsoleOptions
+from smtp_tutor.console.progress import Progress
 from smtp_tutor.core.lessons import Lesson, find_lesson, load_lessons
-from smtp_tutor.core.lessons.progress import Progress
 from smtp_tutor.sandbox import SandboxConfig, ThreadedSandbox
 from tests.consoles import run_console, screen_text
 from tests.web import PASSWORDS, Classroom, classroom

@@ -85,9 +85,9 @@ def test_restart_starts_the_greylist_lesson_afresh(tmp_path: Path) -> None:
     from smtp_tutor.client.session import Target
     from smtp_tutor.console.app import ConsoleOptions
     from smtp_tutor.console.lesson import LessonRunner
+    from smtp_tutor.console.progress import Progress
     from smtp_tutor.console.scripted import run_console
     from smtp_tutor.core.lessons import find_lesson
-    from smtp_tutor.core.lessons.progress import Progress
     from smtp_tutor.sandbox import Sandbox, SandboxConfig
 
     lesson = find_lesson(LESSONS, "rset-quit")
@@ -120,9 +120,9 @@ def test_the_chunks_step_is_passed_by_bdat_and_not_by_data(tmp_path: Path) -> No
     from smtp_tutor.client.session import Target
     from smtp_tutor.console.app import ConsoleOptions
     from smtp_tutor.console.lesson import LessonRunner
+    from smtp_tutor.console.progress import Progress
     from smtp_tutor.console.scripted import run_console
     from smtp_tutor.core.lessons import find_lesson
-    from smtp_tutor.core.lessons.progress import Progress
     from smtp_tutor.sandbox import Sandbox, SandboxConfig
 
     lesson = find_lesson(LESSONS, "transparency")

@@ -14,6 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from smtp_tutor.console.progress import Progress
 from smtp_tutor.core.catalogue import localize, message
 from smtp_tutor.core.lessons import (
     LANG_FALLBACK,
@@ -30,7 +31,6 @@ from smtp_tutor.core.lessons import (
 from smtp_tutor.core.lessons.file_check import SCENARIO_KEYS, expand_macros
 from smtp_tutor.core.lessons.judge import Observation, Verdict, hint_text, render_reason, verdict
 from smtp_tutor.core.lessons.kinds import code_matches, is_for_step, matches_send
-from smtp_tutor.core.lessons.progress import Progress
 
 pytestmark = pytest.mark.pure  # no socket, no process: `pytest -m pure`
 

@@ -21,10 +21,10 @@ from smtp_tutor.console.app import ConsoleOptions
 from smtp_tutor.console.lesson import LessonRunner, file_setup_mail
 from smtp_tutor.console.lesson_replay import replay_lesson
 from smtp_tutor.console.pop3_console import Pop3Console
+from smtp_tutor.console.progress import Progress
 from smtp_tutor.console.scripted import run_console, screen_text
 from smtp_tutor.core.catalogue import message
 from smtp_tutor.core.lessons import Lesson, find_lesson, load_lessons
-from smtp_tutor.core.lessons.progress import Progress
 
 LESSONS, ERRORS = load_lessons()
 POP3 = [lesson for lesson in LESSONS if lesson.protocol == "pop3"]

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from smtp_tutor.console.app import Console, ConsoleOptions, run_on_sandbox
 from smtp_tutor.console.lesson import LessonRunner, file_setup_mail
 from smtp_tutor.console.lesson_list import lesson_list_text
+from smtp_tutor.console.progress import Progress
 from smtp_tutor.core.catalogue import localize, message
 from smtp_tutor.core.lessons import (
     Lesson,
@@ -25,7 +26,6 @@ from smtp_tutor.core.lessons import (
     load_lesson,
     load_lessons,
 )
-from smtp_tutor.core.lessons.progress import Progress
 
 if TYPE_CHECKING:
     from smtp_tutor.console.pop3_console import Pop3Console

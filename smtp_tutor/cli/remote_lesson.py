@@ -26,8 +26,8 @@ from smtp_tutor.core.catalogue import message
 
 if TYPE_CHECKING:
     from smtp_tutor.console.app import Console, ConsoleOptions
+    from smtp_tutor.console.progress import Progress
     from smtp_tutor.core.lessons import Lesson
-    from smtp_tutor.core.lessons.progress import Progress
 
 EXIT_REFUSED = 1  # the class sandbox refused the name and password
 PROG = "smtp-tutor lesson"

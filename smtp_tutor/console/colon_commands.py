@@ -365,8 +365,8 @@ async def _restart(console: Console, args: list[str]) -> None:
 
 async def _lessons(console: Console, args: list[str]) -> None:
     from smtp_tutor.console.lesson_list import lesson_list_text
+    from smtp_tutor.console.progress import Progress
     from smtp_tutor.core.lessons import load_lessons
-    from smtp_tutor.core.lessons.progress import Progress
 
     lessons, _errors = load_lessons(console.options.lesson_dirs)
     console.print_text(lesson_list_text(lessons, Progress.load(), console.lang))

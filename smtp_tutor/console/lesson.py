@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from smtp_tutor.client.session import SessionEvent, TLSEvent, TLSFailed
+from smtp_tutor.console.progress import Progress
 from smtp_tutor.core.catalogue import message
 from smtp_tutor.core.lessons import Lesson, Step, Text
 from smtp_tutor.core.lessons.judge import Observation, hint_text, render_reason, verdict
 from smtp_tutor.core.lessons.kinds import Answer, answer_of, kind_of
-from smtp_tutor.core.lessons.progress import Progress
 from smtp_tutor.core.pop3 import dialogue as pop3_dialogue
 from smtp_tutor.lexer import highlight_fragments
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from smtp_tutor.console.progress import Progress
 from smtp_tutor.core.catalogue import message
 from smtp_tutor.core.lessons import Lesson
-from smtp_tutor.core.lessons.progress import Progress
 
 
 def lesson_list_text(lessons: Sequence[Lesson], progress: Progress, lang: str) -> str:

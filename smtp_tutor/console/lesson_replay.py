@@ -16,11 +16,11 @@ from smtp_tutor.client.session import Target
 from smtp_tutor.console.app import Console, ConsoleOptions
 from smtp_tutor.console.lesson import LessonRunner, StepResult, file_setup_mail
 from smtp_tutor.console.pop3_console import Pop3Console
+from smtp_tutor.console.progress import Progress
 from smtp_tutor.console.scripted import ScriptError, run_console, screen_text
 from smtp_tutor.core.lessons import Lesson, Step
 from smtp_tutor.core.lessons.judge import Verdict, render_reason
 from smtp_tutor.core.lessons.kinds import kind_of
-from smtp_tutor.core.lessons.progress import Progress
 
 
 @dataclass

@@ -1,10 +1,11 @@
-"""Guided lessons, pure: the model, loading and checking a lesson file, judging a step, progress.
+"""Guided lessons, pure: the model, loading and checking a lesson file, judging a step.
 
 What lives here: `model` (the frozen Lesson), `kinds` (the registry of step kinds: per kind,
 its protocol, its keys, its solution, the reply that decides it), `rehearsal` (a POP3
 solution played on paper against the core's state table), `file_check` (a teacher's TOML file,
 every problem with its line), `loading` (built-in and teachers' folders), `judge` (a step's
-verdict from a reply), `progress` (what a student finished). What it may import: the rest of
+verdict from a reply). A student's saved progress is a file, so it lives a layer up
+(`console.progress`). What it may import: the rest of
 `smtp_tutor.core` and `smtp_tutor.paths`; never a socket, asyncio or the console. The
 lesson format is documented for teachers in ``lessons/README.md``.
 """
