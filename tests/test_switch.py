@@ -1,0 +1,232 @@
+"""`:pop3` and `:smtp` (issue 11): one console, the sandbox's two servers, driven for real
+through prompt_toolkit pipe input on 127.0.0.1 — a message sent over SMTP is RETR'd over
+POP3 after `:pop3`, the SMTP session still answers in its phase after `:smtp`, POP3 resumes
+logged in; each protocol its own history file and transcript; lines pasted after a switch
+go to the new protocol; a session the server closed is said on switching back; a POP3 port
+that does not answer is one line, and the lines typed for POP3 never reach the SMTP server."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from smtp_tutor.client.session import Target
+from smtp_tutor.console.app import Console, ConsoleOptions
+from smtp_tutor.console.pop3_console import Pop3Console
+from smtp_tutor.console.switch import sibling_path
+from smtp_tutor.core.pop3.transcript import script_protocol
+from smtp_tutor.sandbox import Sandbox, SandboxConfig
+from tests.consoles import run_console, screen_text
+
+PASSWORD = "s3cret-pw"
+PLAIN = base64.b64encode(f"\0student\0{PASSWORD}".encode()).decode()
+SEND = [
+    "EHLO me.example",
+    f"AUTH PLAIN {PLAIN}",
+    "MAIL FROM:<student@example.com>",
+    "RCPT TO:<student@example.com>",
+    "DATA",
+    "Subject: switched over",
+    "",
+    "hello across protocols",
+    ".",
+]
+
+
+@pytest.fixture(autouse=True)
+def private_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    for name in ("XDG_DATA_HOME", "XDG_STATE_HOME", "XDG_CONFIG_HOME"):
+        monkeypatch.setenv(name, str(tmp_path / name.lower()))
+    yield
+
+
+async def on_sandbox(
+    tmp_path: Path,
+    lines: list[str],
+    *,
+    first: str = "smtp",
+    options: ConsoleOptions | None = None,
+    pop3_port: int | None = None,
+) -> tuple[str, object, Sandbox]:
+    config = SandboxConfig(
+        port=0, pop3_port=0, mailbox=tmp_path / "Maildir", users={"student": PASSWORD}
+    )
+    sandbox = Sandbox(config)
+    await sandbox.start()
+    try:
+        assert sandbox.pop3_port is not None and sandbox.pop3_host is not None
+        ports = {"smtp": sandbox.port, "pop3": pop3_port or sandbox.pop3_port}
+        if first == "smtp":
+            target, cls = Target(sandbox.host, sandbox.port), Console
+        else:
+            target, cls = Target(sandbox.pop3_host, sandbox.pop3_port), Pop3Console
+        code, out, console = await run_console(
+            target,
+            lines,
+            options or ConsoleOptions(color=False, toolbar=False),
+            console_class=cls,
+            ports=ports,
+        )
+        assert code == 0, out
+    finally:
+        await sandbox.stop()
+    return out, console, sandbox
+
+
+def test_smtp_then_pop3_then_back_keeps_both_sessions(tmp_path: Path) -> None:
+    lines = [
+        *SEND,
+        ":pop3",
+        "USER student",
+        f"PASS {PASSWORD}",
+        "RETR 1",
+        ":smtp",
+        "NOOP",
+        "MAIL FROM:<student@example.com>",  # still authenticated: the sandbox takes it
+        ":pop3",
+        "STAT",  # still logged in: a TRANSACTION command answers +OK
+        ":smtp",
+        "RSET",
+    ]
+    out, console, _ = asyncio.run(on_sandbox(tmp_path, lines))
+    assert "250" in screen_text(out).split(":pop3")[0].splitlines()[-1]  # the message queued
+    after_retr = out.split("RETR 1", 1)[1]
+    assert "+OK" in after_retr and "hello across protocols" in after_retr
+    after_back = out.split(":smtp", 1)[1]
+    assert "back to the SMTP session" in after_back
+    assert "250" in after_back.split("NOOP", 1)[1].split("MAIL FROM", 1)[0]
+    assert "250" in after_back.split("MAIL FROM:<student@example.com>", 1)[1].split(":pop3")[0]
+    resumed = out.split(":pop3")[2]
+    assert "back to the POP3 session" in resumed
+    assert "+OK 1 " in resumed.split("STAT", 1)[1]
+    assert "250" in out.split("RSET", 1)[1]
+    assert PASSWORD not in out and PLAIN not in out
+    smtp = console  # the first console is the SMTP one
+    assert isinstance(smtp, Console) and smtp.session is not None
+    assert smtp.session.dialogue.authenticated  # one AUTH, kept across both switches
+    pop3 = smtp.switchboard.consoles["pop3"]  # type: ignore[union-attr]
+    assert isinstance(pop3, Pop3Console)
+    sent_smtp = [line for line in smtp.recorder.render("text").splitlines() if line[:2] == "C:"]
+    sent_pop3 = [line for line in pop3.recorder.render("text").splitlines() if line[:2] == "C:"]
+    assert "C: NOOP" in sent_smtp and "C: RSET" in sent_smtp
+    assert not any("USER" in line or "STAT" in line or "RETR" in line for line in sent_smtp)
+    assert sent_pop3 == ["C: USER student", "C: PASS {password}", "C: RETR 1", "C: STAT"]
+
+
+def test_each_protocol_keeps_its_own_history_file_and_transcript(tmp_path: Path) -> None:
+    state = tmp_path / "xdg_state_home" / "smtp-tutor"
+    transcript = tmp_path / "session.smtp"
+    options = ConsoleOptions(
+        color=False, toolbar=False, history_path=state / "history", transcript=transcript
+    )
+    lines = [
+        "EHLO me.example",
+        ":pop3",
+        "USER student",
+        f"PASS {PASSWORD}",
+        "STAT",
+        ":smtp",
+        "NOOP",
+        f":save {tmp_path / 'saved.smtp'}",
+    ]
+    out, _console, _ = asyncio.run(on_sandbox(tmp_path, lines, options=options))
+    smtp_history = (state / "history").read_text("utf-8")
+    pop3_history = (state / "pop3-history").read_text("utf-8")
+    assert "EHLO me.example" in smtp_history and "NOOP" in smtp_history
+    assert "STAT" not in smtp_history and "USER" not in smtp_history
+    assert "USER student" in pop3_history and "STAT" in pop3_history
+    assert "EHLO" not in pop3_history and "NOOP" not in pop3_history
+    assert PASSWORD not in smtp_history + pop3_history
+    # --transcript: SMTP in FILE, POP3 in its sibling, each marking the switch.
+    smtp_text = transcript.read_text("utf-8")
+    pop3_file = tmp_path / "session.pop3"
+    pop3_text = pop3_file.read_text("utf-8")
+    assert script_protocol(smtp_text) == "smtp" and script_protocol(pop3_text) == "pop3"
+    assert "C: NOOP" in smtp_text and "USER" not in smtp_text
+    assert "# switched to POP3 (:pop3); its transcript: " + str(pop3_file) in smtp_text
+    assert "C: USER student" in pop3_text and "C: PASS {password}" in pop3_text
+    assert PASSWORD not in smtp_text + pop3_text
+    assert f"this protocol's transcript: {pop3_file}" in " ".join(out.split())
+    # :save FILE in the SMTP console: SMTP in FILE, POP3 beside it.
+    saved_smtp = (tmp_path / "saved.smtp").read_text("utf-8")
+    saved_pop3 = (tmp_path / "saved.pop3").read_text("utf-8")
+    assert "C: NOOP" in saved_smtp and script_protocol(saved_pop3) == "pop3"
+    assert "C: STAT" in saved_pop3 and PASSWORD not in saved_pop3
+
+
+def test_lines_pasted_after_a_switch_go_to_the_new_protocol(tmp_path: Path) -> None:
+    paste = f"NOOP\n:pop3\nUSER student\nPASS {PASSWORD}\nSTAT\n:smtp\nNOOP"
+    out, console, _ = asyncio.run(on_sandbox(tmp_path, ["EHLO me.example", paste]))
+    assert isinstance(console, Console)
+    smtp_sent = [
+        line for line in console.recorder.render("text").splitlines() if line.startswith("C:")
+    ]
+    assert smtp_sent == ["C: EHLO me.example", "C: NOOP", "C: NOOP"]
+    pop3 = console.switchboard.consoles["pop3"]  # type: ignore[union-attr]
+    pop3_sent = [line for line in pop3.recorder.render("text").splitlines() if line[:2] == "C:"]
+    assert pop3_sent == ["C: USER student", "C: PASS {password}", "C: STAT"]
+    assert PASSWORD not in out
+
+
+def test_from_pop3_smtp_opens_on_the_same_host(tmp_path: Path) -> None:
+    lines = ["USER student", ":smtp", "EHLO me.example", ":pop3", f"PASS {PASSWORD}", "STAT"]
+    out, console, _ = asyncio.run(on_sandbox(tmp_path, lines, first="pop3"))
+    assert isinstance(console, Pop3Console)
+    assert "ESMTP" in out.split(":smtp", 1)[1]  # the sandbox's SMTP greeting
+    assert "+OK 0 0" in out.split("STAT", 1)[1]  # USER kept across the switch: PASS took
+    smtp = console.switchboard.consoles["smtp"]  # type: ignore[union-attr]
+    assert smtp.session.dialogue.capabilities is not None
+
+
+def test_a_session_the_server_closed_is_said_on_switching_back(tmp_path: Path) -> None:
+    lines = ["USER student", "QUIT", ":smtp", "NOOP", ":pop3", "STAT"]
+    out, _console, _ = asyncio.run(on_sandbox(tmp_path, lines, first="pop3"))
+    back = out.split(":pop3", 1)[1]
+    assert "the server has closed it — type :reconnect" in back
+    assert "not connected" in back.split("STAT", 1)[1]
+
+
+def test_a_pop3_port_that_does_not_answer_keeps_typed_lines_off_smtp(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        dead = probe.getsockname()[1]
+    lines = ["EHLO me.example", ":pop3", "NOOP", ":smtp", "NOOP"]
+    out, console, _ = asyncio.run(on_sandbox(tmp_path, lines, pop3_port=dead))
+    failed = out.split(":pop3", 1)[1].split(":smtp", 1)[0]
+    assert "✗" in failed and ":reconnect" in failed
+    assert "not connected" in failed  # the NOOP typed for POP3 went nowhere
+    assert isinstance(console, Console)
+    sent = [line for line in console.recorder.render("text").splitlines() if line[:2] == "C:"]
+    assert sent == ["C: EHLO me.example", "C: NOOP"]  # only the NOOP typed after :smtp
+
+
+def test_help_and_completion_list_the_switch_commands(tmp_path: Path) -> None:
+    out, _console, _ = asyncio.run(on_sandbox(tmp_path, [":help", ":pop3", ":help", ":smtp x"]))
+    pop3_opened = out.index("connecting to", 1)  # the second connection: POP3
+    smtp_help, pop3_help = out[:pop3_opened], out[pop3_opened:]
+    assert ":pop3 [PORT]" in smtp_help and "switch to a POP3 session" in smtp_help
+    assert ":smtp [PORT]" in pop3_help and "switch to an SMTP session" in pop3_help
+    assert ":smtp [PORT]" in pop3_help.split(":smtp x", 1)[1]  # the usage of a bad port
+    from prompt_toolkit.completion import CompleteEvent
+    from prompt_toolkit.document import Document
+
+    from smtp_tutor.console.pop3_console import Pop3Protocol
+
+    completer = Pop3Protocol().completer(lambda: None, "zh")
+    texts = [c.text for c in completer.get_completions(Document(":sm"), CompleteEvent())]
+    assert texts == [":smtp"]
+
+
+def test_sibling_paths() -> None:
+    assert sibling_path(Path("a/session.smtp"), "pop3") == Path("a/session.pop3")
+    assert sibling_path(Path("log.jsonl"), "pop3") == Path("log.pop3.jsonl")
+    assert sibling_path(Path("notes"), "smtp") == Path("notes.smtp")
+
+
+test_sibling_paths = pytest.mark.pure(test_sibling_paths)
