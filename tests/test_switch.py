@@ -8,6 +8,7 @@ that does not answer is one line, and the lines typed for POP3 never reach the S
 from __future__ import annotations
 
 import asyncio
+import signal
 import base64
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +21,10 @@ from smtp_tutor.console.pop3_console import Pop3Console
 from smtp_tutor.console.switch import sibling_path
 from smtp_tutor.core.pop3.transcript import script_protocol
 from smtp_tutor.sandbox import Sandbox, SandboxConfig
+from tests import test_cli
 from tests.consoles import run_console, screen_text
+
+env = test_cli.env  # the fixture: a private home, an English locale, no colour
 
 PASSWORD = "s3cret-pw"
 PLAIN = base64.b64encode(f"\0student\0{PASSWORD}".encode()).decode()
@@ -230,3 +234,26 @@ def test_sibling_paths() -> None:
 
 
 test_sibling_paths = pytest.mark.pure(test_sibling_paths)
+
+
+def test_a_serve_sandbox_names_its_pop3_port_in_ehlo_and_pop3_finds_it(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    """`serve --pop3 0`: EHLO says `XSMTPTUTOR-POP3 PORT`; `:pop3` alone opens POP3 there."""
+    import re
+
+    from tests.test_cli import serving
+
+    with serving(env, "--pop3", "0", "--mailbox", str(tmp_path / "Maildir")) as served:
+        where = re.search(r"POP3 listening on 127\.0\.0\.1:(\d+)", "".join(served.seen))
+        assert where, served.seen
+        target = Target(served.host, served.port)
+        options = ConsoleOptions(color=False, toolbar=False)
+        lines = ["EHLO me.example", ":pop3", "CAPA"]
+        code, out, console = asyncio.run(run_console(target, lines, options))
+        served.stop(signal.SIGTERM)
+    assert code == 0, out
+    assert f"XSMTPTUTOR-POP3 {where[1]}" in out
+    assert f"connecting to 127.0.0.1:{where[1]}" in out
+    pop3 = console.switchboard.consoles["pop3"]
+    assert pop3.session.dialogue.capabilities is not None  # CAPA answered over POP3

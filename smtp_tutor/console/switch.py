@@ -129,10 +129,9 @@ class Switchboard:
 
     def _make(self, old: Any, protocol: str, port: int | None) -> Any:
         """The other protocol's console, on the same host and terminal as `old`."""
+        known = self.ports.get(protocol) or _advertised_pop3_port(old, protocol)
         target = replace(
-            old.target,
-            port=port or self.ports.get(protocol) or DEFAULT_PORTS[protocol],
-            implicit_tls=None,
+            old.target, port=port or known or DEFAULT_PORTS[protocol], implicit_tls=None
         )
         options: ConsoleOptions = replace(
             old.options,
@@ -185,6 +184,17 @@ class Switchboard:
                 other.save_transcript(other_path)
                 saved.append(other_path)
         return saved
+
+
+def _advertised_pop3_port(console: Any, protocol: str) -> int | None:
+    """The POP3 port a `serve` sandbox names in EHLO (`XSMTPTUTOR-POP3 PORT`), if any."""
+    if protocol != "pop3" or console.session is None:
+        return None
+    caps = getattr(console.session.dialogue, "capabilities", None)
+    params = caps.params("XSMTPTUTOR-POP3") if caps is not None else ()
+    if params and params[0].isdigit() and 0 < int(params[0]) < 65536:
+        return int(params[0])
+    return None
 
 
 def _history_path(protocol: str, current: Path | None) -> Path | None:
