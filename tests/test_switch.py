@@ -8,11 +8,12 @@ that does not answer is one line, and the lines typed for POP3 never reach the S
 from __future__ import annotations
 
 import asyncio
-import signal
 import base64
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
+import pexpect
 import pytest
 
 from smtp_tutor.client.session import Target
@@ -257,3 +258,42 @@ def test_a_serve_sandbox_names_its_pop3_port_in_ehlo_and_pop3_finds_it(
     assert f"connecting to 127.0.0.1:{where[1]}" in out
     pop3 = console.switchboard.consoles["pop3"]
     assert pop3.session.dialogue.capabilities is not None  # CAPA answered over POP3
+
+
+def test_in_a_terminal_the_embedded_sandbox_switches_both_ways(tmp_path: Path) -> None:
+    """`smtp-tutor` in a pty, as a student starts it: mail sent, `:pop3`, RETR, `:smtp`."""
+    from tests.test_terminal import Terminal
+
+    plain = base64.b64encode(b"\0student\0secret").decode()
+    term = Terminal([], tmp_path)
+    term.expect(r"student / secret")
+    term.expect(r"220 ")
+    term.type("EHLO me.example", r"250 [^\n]*\n")
+    term.type(f"AUTH PLAIN {plain}", r"235 ")
+    term.type("MAIL FROM:<student@example.com>", r"250 ")
+    term.type("RCPT TO:<student@example.com>", r"250 ")
+    term.type("DATA", r"354 ")
+    term.type("Subject: over the switch", r"data>")
+    term.type("", r"data>")
+    term.type("typed in one terminal", r"data>")
+    term.type(".", r"250 ")
+    term.type(":pop3", r"POP3 ready")
+    term.type("USER student", r"send PASS")
+    term.type("PASS secret", r"Logged in")
+    term.type("RETR 1", r"typed in one terminal")
+    term.type(":smtp", r"back to the SMTP session")
+    term.type("NOOP", r"250 ")
+    term.type(":pop3", r"back to the POP3 session")
+    term.type("STAT", r"pop3 trans>")
+    term.type(":quit", pexpect.EOF)
+    assert term.close() == 0
+    screen = term.screen
+    assert "PASS secret" not in screen and plain not in screen  # masked as typed
+    assert "+OK 1 " in screen.split("back to the POP3 session")[-1]  # STAT, still logged in
+    assert "250" in screen.split("back to the SMTP session")[-1].split("NOOP")[-1]
+    state = tmp_path / "state" / "smtp-tutor"
+    smtp_history = (state / "history").read_text("utf-8")
+    pop3_history = (state / "pop3-history").read_text("utf-8")
+    assert "NOOP" in smtp_history and "RETR" not in smtp_history
+    assert "RETR 1" in pop3_history and "NOOP" not in pop3_history
+    assert "secret" not in smtp_history + pop3_history and plain not in smtp_history
