@@ -297,3 +297,17 @@ def test_in_a_terminal_the_embedded_sandbox_switches_both_ways(tmp_path: Path) -
     assert "NOOP" in smtp_history and "RETR" not in smtp_history
     assert "RETR 1" in pop3_history and "NOOP" not in pop3_history
     assert "secret" not in smtp_history + pop3_history and plain not in smtp_history
+
+
+def test_a_line_typed_ahead_of_the_pop3_prompt_goes_to_pop3(tmp_path: Path) -> None:
+    """`:pop3` and the next line typed at once (Enter, then more keys before the POP3
+    prompt exists): the keys wait for the POP3 prompt, none reach the SMTP server."""
+    lines = ["EHLO me.example", ":pop3\rUSER student", f"PASS {PASSWORD}", ":smtp", "NOOP"]
+    out, console, _ = asyncio.run(on_sandbox(tmp_path, lines))
+    assert isinstance(console, Console)
+    smtp_sent = [line for line in console.recorder.render("text").splitlines() if line[:2] == "C:"]
+    assert smtp_sent == ["C: EHLO me.example", "C: NOOP"]
+    pop3 = console.switchboard.consoles["pop3"]  # type: ignore[union-attr]
+    pop3_sent = [line for line in pop3.recorder.render("text").splitlines() if line[:2] == "C:"]
+    assert pop3_sent == ["C: USER student", "C: PASS {password}"]
+    assert "Logged in" in out and PASSWORD not in out
