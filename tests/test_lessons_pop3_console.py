@@ -259,3 +259,10 @@ def test_a_broken_pop3_solution_fails_with_its_file_and_line(tmp_path: Path) -> 
     first = result.stdout.splitlines()[0]
     assert first.startswith(f"{broken}:{line}: solution replay: step 9 ('retr'): "), first
     assert "solution line 'RETR 7'" in first and "got -ERR" in first, first
+
+
+def test_a_lesson_keeps_its_protocol_smtp_is_refused_in_one_line(tmp_path: Path) -> None:
+    lesson = lesson_of("pop3-login")
+    runner, screen = asyncio.run(drive(lesson, [":smtp", *solution(lesson)], tmp_path))
+    assert "a lesson speaks one protocol" in screen
+    assert runner.finished, screen[-2000:]

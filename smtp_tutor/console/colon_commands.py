@@ -140,11 +140,11 @@ def request_switch(console: Any, protocol: str, args: list[str]) -> None:
     if len(args) > 1 or (port is not None and not (port.isdigit() and 0 < int(port) < 65536)):
         console.say("usage", "class:finding.error", usage=f":{protocol} [PORT]")
         return
-    if console.switchboard is None:
-        console.say("switch_unavailable", "class:finding.error", protocol=protocol.upper())
-        return
     if console.lesson is not None:
         console.say("switch_in_lesson", "class:finding.error")
+        return
+    if console.switchboard is None:
+        console.say("switch_unavailable", "class:finding.error", protocol=protocol.upper())
         return
     console.switch = (protocol, int(port) if port is not None else None)
 

@@ -32,8 +32,9 @@ from smtp_tutor.client.connection import ConnectionFailed
 from smtp_tutor.client.pop3_session import POP3_PORT
 from smtp_tutor.client.session import Target
 from smtp_tutor.console.app import Console, ConsoleOptions
-from smtp_tutor.console.pop3_console import Pop3Console, default_pop3_history_path
-from smtp_tutor.console.pop3_history import masked_echo
+
+# The POP3 console (and the message lint under it, with the email package) loads with the
+# first `:pop3`: an SMTP console that never switches starts as fast as before.
 
 if TYPE_CHECKING:
     from smtp_tutor.sandbox import Sandbox
@@ -45,7 +46,7 @@ NAMES = {"smtp": "SMTP", "pop3": "POP3"}
 
 
 def protocol_of(console: Any) -> str:
-    return "pop3" if isinstance(console, Pop3Console) else "smtp"
+    return "smtp" if isinstance(console, Console) else "pop3"
 
 
 def sibling_path(path: Path, protocol: str) -> Path:
@@ -124,6 +125,8 @@ class Switchboard:
             suffix = f"; its transcript: {path}" if path is not None else ""
             console._record(console.recorder.comment, text + suffix)
         if new.reader.plain is not None:
+            from smtp_tutor.console.pop3_history import masked_echo
+
             new.reader.plain.mask = masked_echo if protocol_of(new) == "pop3" else None
         self.active = new
 
@@ -145,7 +148,11 @@ class Switchboard:
             ),
             lesson_dirs=list(old.options.lesson_dirs),
         )
-        maker: Callable[..., Any] = Pop3Console if protocol == "pop3" else Console
+        maker: Callable[..., Any] = Console
+        if protocol == "pop3":
+            from smtp_tutor.console.pop3_console import Pop3Console
+
+            maker = Pop3Console
         new = maker(target, options, input=old.input, output=old.output, errors=old.errors)
         # One terminal: the same pipe reader (lines read ahead stay in order), one "waiting".
         new.reader.plain = old.reader.plain
@@ -202,6 +209,8 @@ def _history_path(protocol: str, current: Path | None) -> Path | None:
     if current is None:
         return None
     if protocol == "pop3":
+        from smtp_tutor.console.pop3_console import default_pop3_history_path
+
         return default_pop3_history_path()
     from smtp_tutor.console.history import default_history_path
 
