@@ -134,6 +134,24 @@ def test_a_wrong_password_gets_the_steps_failure_then_the_right_one_passes(
     assert "PASS wrong" not in screen  # the password, masked as typed
 
 
+@pytest.mark.parametrize("key", ["pop3-login", "pop3-mailbox"])
+def test_user_again_after_a_wrong_password_restarts_the_login_unjudged(
+    tmp_path: Path, key: str
+) -> None:
+    """After -ERR to PASS the student starts the login again with USER, as RFC 1939 wants:
+    the PASS step lets that USER through (its +OK shown), only the PASS lines are judged."""
+    lesson = lesson_of(key)
+    ids = [step.id for step in lesson.steps]
+    upto_pass = solution(lesson, slice(0, ids.index("pass")))
+    lines = [*upto_pass, "PASS wrong", "USER student", "PASS secret"]
+    runner, screen = asyncio.run(drive(lesson, lines, tmp_path))
+    judged = [(r.step_id, r.ok, r.reason) for r in runner.results if r.step_id == "pass"]
+    assert judged == [("pass", False, "wrong_code"), ("pass", True, "")], screen[-2000:]
+    after_user = screen.split("USER student")[-1]
+    assert "✗" not in after_user.split("PASS")[0]  # the USER line drew no failure
+    assert runner.step is not None and runner.step.id == ids[ids.index("pass") + 1]
+
+
 def test_restart_files_the_mail_lesson_16_deleted_again(tmp_path: Path) -> None:
     lesson = lesson_of("pop3-leaving")
     ids = [step.id for step in lesson.steps]
@@ -241,3 +259,10 @@ def test_a_broken_pop3_solution_fails_with_its_file_and_line(tmp_path: Path) -> 
     first = result.stdout.splitlines()[0]
     assert first.startswith(f"{broken}:{line}: solution replay: step 9 ('retr'): "), first
     assert "solution line 'RETR 7'" in first and "got -ERR" in first, first
+
+
+def test_a_lesson_keeps_its_protocol_smtp_is_refused_in_one_line(tmp_path: Path) -> None:
+    lesson = lesson_of("pop3-login")
+    runner, screen = asyncio.run(drive(lesson, [":smtp", *solution(lesson)], tmp_path))
+    assert "a lesson speaks one protocol" in screen
+    assert runner.finished, screen[-2000:]

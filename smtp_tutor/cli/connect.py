@@ -149,10 +149,11 @@ def run_connect(args: argparse.Namespace, options: ConsoleOptions) -> int:
     if args.quit_after:
         return asyncio.run(_probe(args, targets, options))
     from smtp_tutor.console.app import Console
+    from smtp_tutor.console.switch import run_switching
 
     console = Console(targets[0], options)
     console.fallbacks = targets[1:]
-    return asyncio.run(console.run())
+    return asyncio.run(run_switching(console))
 
 
 def _run_pop3(args: argparse.Namespace, options: ConsoleOptions) -> int:
@@ -185,7 +186,9 @@ def _run_pop3(args: argparse.Namespace, options: ConsoleOptions) -> int:
     if options.history_path is not None:
         options.history_path = default_pop3_history_path()
     target = _target(args, args.host, None, port, context)
-    return asyncio.run(Pop3Console(target, options).run())
+    from smtp_tutor.console.switch import run_switching
+
+    return asyncio.run(run_switching(Pop3Console(target, options)))
 
 
 def _usage(key: str, lang: str, **params: object) -> int:

@@ -697,7 +697,7 @@ def _sandbox_console(args: argparse.Namespace) -> int:
 
 
 async def _run_sandbox_console(args: argparse.Namespace) -> int:
-    from smtp_tutor.console.app import run_on_sandbox
+    from smtp_tutor.console.switch import run_on_sandbox
     from smtp_tutor.sandbox import Sandbox, SandboxConfig
 
     web = getattr(args, "web", None)

@@ -72,6 +72,7 @@ from smtp_tutor.core.safe_text import visible
 
 if TYPE_CHECKING:
     from smtp_tutor.console.lesson import LessonRunner
+    from smtp_tutor.console.switch import Switchboard
     from smtp_tutor.core.message_lint import LintFinding  # imported when a message is linted
     from smtp_tutor.sandbox import Sandbox
 
@@ -126,6 +127,12 @@ class Console:
         # Every successful EHLO, labelled (clear text / TLS / after AUTH), for :caps diffs.
         self.caps_history: list[tuple[str, Capabilities]] = []
         self.quit_requested = False
+        self.ended = False  # Ctrl-D: the whole console ends, whichever protocol is active
+        # `:pop3`/`:smtp` under a switchboard: (protocol, port or None) and the lines of the
+        # same paste typed after it, which belong to the other protocol.
+        self.switch: tuple[str, int | None] | None = None
+        self.switch_rest: list[str] = []
+        self.switchboard: Switchboard | None = None
         self.addresses = AddressBook()
         self.header_block = HeaderBlock()
         # The message typed after DATA, and lines held back by confirm_on_warning: what the
@@ -184,7 +191,19 @@ class Console:
     # -- running -----------------------------------------------------------------------
 
     async def run(self) -> int:
-        """Connect, then loop until :quit or Ctrl-D; 0 on a normal exit, 3 if never connected."""
+        """Connect, then loop until :quit or Ctrl-D; 0 on a normal exit, 3 if never connected.
+
+        Alone, a console ignores `:pop3`; `console.switch.Switchboard` runs it beside a POP3
+        console (the CLI does)."""
+        code = await self.start()
+        if code is not None:
+            return code
+        await self.loop()
+        await self.finish()
+        return 0
+
+    async def start(self) -> int | None:
+        """Banner, transcript, connection, prompts; an exit code if the console cannot start."""
         if self.options.banner:
             self.print_text(self.options.banner, "class:banner")
         for notice in self.options.notices:
@@ -215,23 +234,30 @@ class Console:
         self._open_reader()
         if self.lesson is not None:
             self.lesson.begin()
+        return None
+
+    async def loop(self) -> None:
+        """Read and handle lines until :quit, Ctrl-D (`ended`) or a `:pop3`/`:smtp` switch."""
         with patch_stdout(raw=True) if self.reader.plain is None else contextlib.nullcontext():
-            while not self.quit_requested:
+            while not self.quit_requested and self.switch is None:
                 try:
                     text = await self._read()
                 except KeyboardInterrupt:
                     await self._interrupted()
                     continue
                 except EOFError:
+                    self.ended = True
                     break
                 try:
                     await self._handle_input(text)
                 except Exception as error:  # a bug must not cost the student the session
                     self.report_failure(error, "handling a typed line")
+
+    async def finish(self) -> None:
+        """Close the session and the transcript file."""
         if self.session is not None:
             await self.session.close()
         self._close_transcript()
-        return 0
 
     def report_failure(self, error: BaseException, context: str) -> None:
         """A bug: one line on screen, the traceback in the debug log (on screen with --debug)."""
@@ -419,7 +445,10 @@ class Console:
         self._grouping = pipelining
         first_pasted: int | None = None
         try:
-            for line in lines:
+            for index, line in enumerate(lines):
+                if self.switch is not None:  # typed for the other protocol: not sent here
+                    self.switch_rest = lines[index:]
+                    break
                 dialogue = self._dialogue()
                 in_data = dialogue is not None and dialogue.sending_data
                 if in_data and first_pasted is None:
@@ -792,11 +821,13 @@ async def run_on_sandbox(
     options: ConsoleOptions,
     prepare: Callable[[Any], None] | None = None,
     console_class: Callable[..., Any] | None = None,
+    runner: Callable[[Any], Coroutine[Any, Any, int]] | None = None,
 ) -> int:
     """A console on a started sandbox, with its banner; the sandbox stops when it ends.
 
     `console_class`: the POP3 console's class (`console.pop3_console`) connects it to the
-    sandbox's POP3 port instead of its SMTP one (a POP3 lesson)."""
+    sandbox's POP3 port instead of its SMTP one (a POP3 lesson). `runner` runs the console
+    (`console.switch.run_on_sandbox` passes one with `:pop3`/`:smtp`); else `console.run()`."""
     from smtp_tutor import __version__
 
     options.mailbox = sandbox.mailbox_path
@@ -821,7 +852,7 @@ async def run_on_sandbox(
     if prepare is not None:
         prepare(console)
     try:
-        return await console.run()
+        return await (runner(console) if runner is not None else console.run())
     finally:
         await sandbox.stop()
 

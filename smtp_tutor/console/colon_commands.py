@@ -12,7 +12,7 @@ import shlex
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from prompt_toolkit.utils import get_cwidth
 
@@ -129,6 +129,32 @@ async def _open(console: Console, target: object) -> None:
         await console.connect(target)  # type: ignore[arg-type]
     except ConnectionFailed as error:
         console.say("connect_failed", "class:finding.error", error=str(error))
+
+
+def request_switch(console: Any, protocol: str, args: list[str]) -> None:
+    """`:pop3 [PORT]` / `:smtp [PORT]`: ask the switchboard for the other protocol's session.
+
+    Only a request: the console's loop ends after this line, and lines pasted after it are
+    kept for the other protocol (`switch_rest`), never sent here."""
+    port = args[0] if len(args) == 1 else None
+    if len(args) > 1 or (port is not None and not (port.isdigit() and 0 < int(port) < 65536)):
+        console.say("usage", "class:finding.error", usage=f":{protocol} [PORT]")
+        return
+    if console.lesson is not None:
+        console.say("switch_in_lesson", "class:finding.error")
+        return
+    if console.switchboard is None:
+        console.say("switch_unavailable", "class:finding.error", protocol=protocol.upper())
+        return
+    console.switch = (protocol, int(port) if port is not None else None)
+
+
+async def _pop3(console: Console, args: list[str]) -> None:
+    request_switch(console, "pop3", args)
+
+
+async def _smtp(console: Console, args: list[str]) -> None:
+    console.say("switch_already", "class:explain", protocol="SMTP")
 
 
 async def _headers(console: Console, args: list[str]) -> None:
@@ -271,13 +297,20 @@ async def _save(console: Console, args: list[str]) -> None:
     if len(args) != 1:
         console.say("usage", "class:finding.error", usage=":save FILE")
         return
-    path = Path(args[0]).expanduser()
+    save_both(console, Path(args[0]).expanduser())
+
+
+def save_both(console: Any, path: Path) -> None:
+    """`:save FILE`, and under a switchboard the other protocol's part in FILE's sibling."""
+    board = console.switchboard
     try:
-        console.save_transcript(path)
+        saved = board.save(console, path) if board is not None else [console.save_transcript(path)]
     except OSError as error:
-        console.say("save_failed", "class:finding.error", path=path, error=error.strerror or error)
+        name = getattr(error, "filename", None) or path
+        console.say("save_failed", "class:finding.error", path=name, error=error.strerror or error)
         return
-    console.say("saved", path=path)
+    for done in saved if board is not None else [path]:
+        console.say("saved", path=done)
 
 
 async def _diagram(console: Console, args: list[str]) -> None:
@@ -382,6 +415,8 @@ COMMANDS: dict[str, Handler] = {
     "explain": _explain,
     "connect": _connect,
     "reconnect": _reconnect,
+    "pop3": _pop3,
+    "smtp": _smtp,
     "headers": _headers,
     "mailbox": _mailbox,
     "manual": _manual,

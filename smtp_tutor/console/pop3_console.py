@@ -45,7 +45,14 @@ from smtp_tutor.client.pop3_session import (
 from smtp_tutor.client.session import SessionEvent, Target
 from smtp_tutor.console import pop3_render, render
 from smtp_tutor.console.app import ConsoleOptions
-from smtp_tutor.console.colon_commands import _back, _lesson_or_say, _lessons, _skip
+from smtp_tutor.console.colon_commands import (
+    _back,
+    _lesson_or_say,
+    _lessons,
+    _skip,
+    request_switch,
+    save_both,
+)
 from smtp_tutor.console.debuglog import format_failure, write_failure
 from smtp_tutor.console.files import open_private, write_private
 from smtp_tutor.console.history import LineKind
@@ -78,6 +85,7 @@ from smtp_tutor.paths import state_dir
 
 if TYPE_CHECKING:
     from smtp_tutor.console.lesson import LessonRunner
+    from smtp_tutor.console.switch import Switchboard
 
 CATALOGUE = "pop3_console"
 
@@ -135,6 +143,10 @@ class Pop3Console:
         self.held: list[str] = []
         self.last: Outcome | None = None  # the last response, for :explain
         self.quit_requested = False
+        self.ended = False
+        self.switch: tuple[str, int | None] | None = None  # see app.Console
+        self.switch_rest: list[str] = []
+        self.switchboard: Switchboard | None = None
         self.recorder = Pop3Recorder(timing=True)
         self._transcript_file: TextIO | None = None
         self.lesson: LessonRunner | None = None  # set by `smtp-tutor lesson` (lessons 14-16)
@@ -171,6 +183,15 @@ class Pop3Console:
 
     async def run(self) -> int:
         """Connect, then loop until :quit or Ctrl-D; 0 on a normal exit, 3 if never connected."""
+        code = await self.start()
+        if code is not None:
+            return code
+        await self.loop()
+        await self.finish()
+        return 0
+
+    async def start(self) -> int | None:
+        """Banner, transcript, connection, prompts; an exit code if the console cannot start."""
         if self.options.banner:
             self.print_text(self.options.banner, "class:banner")
         for notice in self.options.notices:
@@ -196,22 +217,29 @@ class Pop3Console:
         self._open_reader()
         if self.lesson is not None:
             self.lesson.begin()
+        return None
+
+    async def loop(self) -> None:
+        """Read and handle lines until :quit, Ctrl-D (`ended`) or a `:smtp`/`:pop3` switch."""
         with patch_stdout(raw=True) if self.reader.plain is None else contextlib.nullcontext():
-            while not self.quit_requested:
+            while not self.quit_requested and self.switch is None:
                 try:
                     text = await self._read()
                 except KeyboardInterrupt:
                     continue
                 except EOFError:
+                    self.ended = True
                     break
                 try:
                     await self._handle_input(text)
                 except Exception as error:  # a bug must not cost the student the session
                     self.report_failure(error, "handling a typed line")
+
+    async def finish(self) -> None:
+        """Close the session and the transcript file."""
         if self.session is not None:
             await self.session.close()
         self._close_transcript()
-        return 0
 
     def report_failure(self, error: BaseException, context: str) -> None:
         redact = self.tracker.redact
@@ -306,7 +334,10 @@ class Pop3Console:
         pipelining = caps is not None and caps.has("PIPELINING")
         key = "pipelining_group" if pipelining else "pipelining_one_by_one"
         self.say(key, count=len(lines))
-        for line in lines:
+        for index, line in enumerate(lines):
+            if self.switch is not None:  # typed for the other protocol: not sent here
+                self.switch_rest = lines[index:]
+                break
             wait = not pipelining or ends_group(parse_command(line).keyword)
             await self._line(line, wait=wait or line.startswith(":"))
         if self.session is not None:
@@ -601,13 +632,7 @@ async def _save(console: Console_, args: list[str]) -> None:
             usage=message(CATALOGUE, "commands.save.usage", console.lang),
         )
         return
-    path = Path(args[0]).expanduser()
-    try:
-        console.save_transcript(path)
-    except OSError as error:
-        console.say("save_failed", "class:finding.error", path=path, error=error.strerror or error)
-        return
-    console.say("saved", path=path)
+    save_both(console, Path(args[0]).expanduser())
 
 
 async def _reconnect(console: Console_, args: list[str]) -> None:
@@ -636,6 +661,14 @@ async def _restart(console: Console_, args: list[str]) -> None:
     lesson.restart()
 
 
+async def _smtp(console: Console_, args: list[str]) -> None:
+    request_switch(console, "smtp", args)
+
+
+async def _pop3(console: Console_, args: list[str]) -> None:
+    console.say("switch_already", "class:explain", protocol="POP3")
+
+
 async def _quit(console: Console_, args: list[str]) -> None:
     console.quit_requested = True
 
@@ -652,6 +685,8 @@ COMMANDS: dict[str, Handler] = {
     "hex": _hex,
     "save": _save,
     "reconnect": _reconnect,
+    "smtp": _smtp,
+    "pop3": _pop3,
     "hint": _hint,
     "skip": _skip,  # type: ignore[dict-item]
     "back": _back,  # type: ignore[dict-item]

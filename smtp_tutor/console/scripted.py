@@ -36,10 +36,12 @@ async def run_console(
     errors: TextIO | None = None,
     prepare: Callable[[Console], None] | None = None,
     console_class: Callable[..., Any] = Console,
+    ports: dict[str, int] | None = None,
 ) -> tuple[int, str, Any]:
     """Type `lines` one at a time, each when the console waits at a prompt; then Ctrl-D.
 
-    `console_class` makes the console (the POP3 console's class drives the same way)."""
+    `console_class` makes the console (the POP3 console's class drives the same way); it
+    runs under a switchboard, `ports` its other protocol's port (`:pop3`/`:smtp`)."""
     buffer = io.StringIO()
     with create_pipe_input() as pipe:
         console = console_class(
@@ -51,7 +53,9 @@ async def run_console(
         )
         if prepare is not None:
             prepare(console)
-        task = asyncio.create_task(console.run())
+        from smtp_tutor.console.switch import run_switching
+
+        task = asyncio.create_task(run_switching(console, ports))
         for line in lines:
             await _wait_for_prompt(console, task, timeout)
             pipe.send_text(line + "\r")

@@ -332,6 +332,9 @@ async def serve_forever(
     if setup is not None:
         setup(sandbox)
     await sandbox.start()
+    if sandbox.pop3_port is not None and not config.pop3_host:
+        # The console's :pop3 finds the POP3 port here (on the host it speaks SMTP to).
+        sandbox.ehlo_keywords.append(f"XSMTPTUTOR-POP3 {sandbox.pop3_port}")
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
     installed = []

@@ -354,6 +354,14 @@ class Pop3CommandKind(StepKind):
     def reason(self, reason: str) -> str:
         return self._reasons.get(reason, reason)
 
+    def decisive(self, step: Step, answer: Answer, kept: str | None) -> str | None:
+        """As for a command step, except that a step asking for PASS lets USER through:
+        after -ERR to PASS the login starts again with USER (RFC 1939), which is the way
+        to the step, not a wrong answer to it."""
+        if _verb(answer.line) == "USER" and "PASS" in step.verbs and "USER" not in step.verbs:
+            return None
+        return super().decisive(step, answer, kept)
+
     def extra_reason(self, step: Step, multiline: bool | None) -> str | None:
         wanted = step.extra.get("multiline")
         if wanted is None or multiline is None or wanted == multiline:
