@@ -8,7 +8,7 @@ import random
 
 import pytest
 
-from smtp_tutor.sandbox import activity
+from smtp_tutor.sandbox import activity, storage
 
 pytestmark = pytest.mark.pure  # no socket, no process: `pytest -m pure`
 
@@ -52,3 +52,24 @@ def test_what_the_fast_path_leaves_to_the_parser() -> None:
     ):
         assert activity._plain_subject(head) is None, head
     assert activity.subject_of(b"Subject: =?utf-8?q?caf=C3=A9?=\r\n\r\n") == "café"
+
+
+def test_a_plain_message_id_has_no_defects_as_the_parser_says() -> None:
+    policy = email.policy.default
+    rnd = random.Random(1939)
+    pieces = ["<", ">", "@", ".", "a", "b9", "x.y", "!#$", "  ", "\t", "(c)", '"q"', "[1.2.3.4]",
+              "é", ",", "\\", " <a@b>", "..", "-", "_"]  # fmt: skip
+    plain = 0
+    for _ in range(30_000):
+        value = "".join(rnd.choice(pieces) for _ in range(rnd.randint(1, 9)))
+        try:
+            parsed = tuple(getattr(policy.header_fetch_parse("Message-ID", value), "defects", ()))
+        except Exception:  # the parser itself gives up: the fast path never claims such a one
+            assert not storage._PLAIN_MSG_ID.fullmatch(value), value
+            continue
+        if storage._PLAIN_MSG_ID.fullmatch(value):
+            plain += 1
+            assert parsed == (), value
+        found = storage.header_defects(policy, "Message-ID", value)
+        assert [repr(d) for d in found] == [repr(d) for d in parsed], value
+    assert plain > 100
