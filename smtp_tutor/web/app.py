@@ -55,7 +55,7 @@ STUCK = 60.0  # seconds a subscriber may read nothing, with a resync pending, be
 PING = 15.0  # seconds between keep-alive comments on the stream
 #: Seconds a new message's event waits, so that the events of that time go to each subscriber
 #: as one write of bytes joined once for all the teacher's streams.
-FLUSH = 0.025
+FLUSH = 0.05
 #: Seconds a session's changes (opened, auth, error, closed) are gathered: they go out as one
 #: `session` event with its latest summary (the dashboard refreshes at most every 250 ms
 #: anyway). A stored message is told by its own `message` event, which names its session.
