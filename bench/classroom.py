@@ -251,13 +251,21 @@ def run(accounts: int, messages: int, web: bool) -> dict:
                 assert subscribers.stdout is not None
                 if subscribers.stdout.readline().strip() != "ready":
                     raise SystemExit("the subscribers did not start")
+            server_cpu = cpu_seconds(server.pid)
+            subscribers_cpu = cpu_seconds(subscribers.pid) if subscribers is not None else 0.0
             sender = helper("_send", str(smtp_port), str(accounts_file), str(messages))
             out, _ = sender.communicate()
+            # CPU spent while the clients sent (startup left out): what web on costs.
+            server_window = cpu_seconds(server.pid) - server_cpu
+            subscribers_window = (
+                cpu_seconds(subscribers.pid) - subscribers_cpu if subscribers is not None else None
+            )
             sent = json.loads(out)
             acked: dict[str, float] = sent["acked"]
             elapsed = sent["end"] - sent["start"]
             result: dict = {
                 "server_cpu_s": cpu_seconds(server.pid),
+                "server_cpu_sending_s": server_window,
                 "smtp_clients_cpu_s": sent["cpu"],
                 "throughput": len(acked) / elapsed,
                 "elapsed_s": elapsed,
@@ -270,6 +278,7 @@ def run(accounts: int, messages: int, web: bool) -> dict:
                 out, _ = subscribers.communicate("stop\n")
                 got = json.loads(out)
                 result["subscribers_cpu_s"] = got["cpu"]
+                result["subscribers_cpu_sending_s"] = subscribers_window
                 delays: list[float] = []
                 missing = 0
                 for n, seen in enumerate(got["seen"]):
@@ -373,6 +382,13 @@ def main() -> None:
     print(f"accounts {args.accounts} x {args.messages} messages, {args.rounds} round(s)")
     print(f"web off: {off_t:.0f} msg/s; web on: {on_t:.0f} msg/s (medians)")
     print(f"ratio on/off: {on_t / off_t:.2f} (target >= 0.9)")
+    cpu_off = statistics.median(r["off"]["server_cpu_sending_s"] for r in rounds)
+    cpu_on = statistics.median(r["on"]["server_cpu_sending_s"] for r in rounds)
+    cpu_subs = statistics.median(r["on"]["subscribers_cpu_sending_s"] for r in rounds)
+    print(
+        f"CPU s while sending (medians): server off {cpu_off:.2f}, on {cpu_on:.2f}; "
+        f"subscribers {cpu_subs:.2f}"
+    )
     print(
         f"p99 250 -> subscriber: {worst['p99_event_ms']:.0f} ms worst round "
         f"(last: p50 {on['p50_event_ms']:.0f}, max {on['max_event_ms']:.0f}) (target < 250)"

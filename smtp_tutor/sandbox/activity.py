@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import email.parser
 import email.policy
+import re
 import ssl
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -45,9 +46,29 @@ def addresses(items: Iterable[str]) -> str:
     return ", ".join(f"<{printable(item)}>" for item in items)
 
 
+#: A header section read without the email parser: printable ASCII (and tabs) in lines split
+#: by CRLF only, the first a field "Name:value", each other a field or a continuation.
+_SIMPLE_HEAD = re.compile(rb"[!-9;-~]+:[\t -~]*(?:\r\n(?:[!-9;-~]+:|[\t ])[\t -~]*)*\Z")
+_SUBJECT_FIELD = re.compile(rb"(?:\A|\r\n)subject:([\t -~]*(?:\r\n[\t ][\t -~]*)*)", re.I)
+
+
+def _plain_subject(head: bytes) -> str | None:
+    """The Subject of a plain header section, as the parser would give it; None for any other
+    (non-ASCII, an encoded word, a bare CR or LF, a line that is no field) or none found."""
+    if not _SIMPLE_HEAD.match(head):
+        return None
+    found = _SUBJECT_FIELD.search(head)
+    if found is None or b"=?" in found[1]:
+        return None
+    return found[1].decode("ascii").lstrip(" \t").replace("\r\n", "")
+
+
 def subject_of(message: bytes) -> str:
     """The message's Subject as a reader sees it (RFC 2047 decoded), safe and short."""
     head = message[:HEADER_LIMIT].split(b"\r\n\r\n", 1)[0]
+    plain = _plain_subject(head)  # a class's usual mail: no parser (~30 us a message)
+    if plain is not None:
+        return printable(plain, SUBJECT_LIMIT)
     try:
         parsed = email.parser.BytesHeaderParser(policy=email.policy.default).parsebytes(head)
         subject = parsed.get("subject")

@@ -116,7 +116,15 @@ def header_defects(policy: Any, name: str, value: str) -> tuple[MessageDefect, .
         return ()
     if len(value) > _CACHED_HEADER or policy is not email.policy.default:
         return tuple(getattr(policy.header_fetch_parse(name, value), "defects", ()))
+    if name.lower() == "message-id" and _PLAIN_MSG_ID.fullmatch(value):
+        return ()  # new in every message, so never cached: ~30 us saved a message
     return _default_header_defects(name, value)
+
+
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_DOT_ATOM = rf"{_ATOM}(?:\.{_ATOM})*"
+#: A Message-ID the parser finds no defect in: <dot-atom@dot-atom>, spaces or tabs around it.
+_PLAIN_MSG_ID = re.compile(rf"[ \t]*<{_DOT_ATOM}@{_DOT_ATOM}>[ \t]*")
 
 
 @functools.lru_cache(maxsize=4096)

@@ -53,6 +53,13 @@ MAX_STREAMS = 2000  # live-update subscribers at once
 STREAM_QUEUE = 2048  # events waiting for one slow subscriber before it is told to resync
 STUCK = 60.0  # seconds a subscriber may read nothing, with a resync pending, before it is let go
 PING = 15.0  # seconds between keep-alive comments on the stream
+#: Seconds a new message's event waits, so that the events of that time go to each subscriber
+#: as one write of bytes joined once for all the teacher's streams.
+FLUSH = 0.05
+#: Seconds a session's changes (opened, auth, error, closed) are gathered: they go out as one
+#: `session` event with its latest summary (the dashboard refreshes at most every 250 ms
+#: anyway). A stored message is told by its own `message` event, which names its session.
+SESSION_FLUSH = 0.2
 LIST_LIMIT = 5000  # messages listed at most by one request
 STATIC = {"app.js": "application/javascript", "app.css": "text/css"}
 
@@ -103,31 +110,34 @@ RESYNC = b"event: resync\ndata: {}\n\n"
 class _Subscriber:
     """One live stream: the events waiting to be written, as bytes shared with the others.
 
-    Offering is an append (the event is serialised once, for every subscriber); the
-    stream's task writes whatever is waiting in one piece. Nothing is dropped silently: when
-    more than `STREAM_QUEUE` events wait, they are replaced by one `resync` event, and the
-    events after it follow as usual.
+    Offering is an append of bytes made once for every subscriber (`count` events joined);
+    the stream's task writes whatever is waiting in one piece. Nothing is dropped silently:
+    when more than `STREAM_QUEUE` events would wait, they are replaced by one `resync`
+    event, and the events after it follow as usual.
     """
 
-    __slots__ = ("closed", "last_write", "resyncs", "viewer", "waiting", "wake")
+    __slots__ = ("closed", "count", "last_write", "resyncs", "viewer", "waiting", "wake")
 
     def __init__(self, viewer: Viewer) -> None:
         self.viewer = viewer
         self.waiting: list[bytes] = []
+        self.count = 0  # events waiting
         self.wake = asyncio.Event()
         self.closed = False
         self.resyncs = 0
         self.last_write = time.monotonic()
 
-    def offer(self, data: bytes) -> None:
+    def offer(self, data: bytes, count: int = 1) -> None:
         waiting = self.waiting
-        if len(waiting) >= STREAM_QUEUE:
+        if waiting and self.count + count > STREAM_QUEUE:
             if waiting[0] is RESYNC and time.monotonic() - self.last_write > STUCK:
                 self.close()  # reads nothing at all: let it go (it reconnects if alive)
                 return
             self.waiting = waiting = [RESYNC]
+            self.count = 1
             self.resyncs += 1
         waiting.append(data)
+        self.count += count
         self.wake.set()
 
     def close(self) -> None:
@@ -136,6 +146,7 @@ class _Subscriber:
 
     def take(self) -> bytes:
         waiting, self.waiting = self.waiting, []
+        self.count = 0
         self.wake.clear()
         return b"".join(waiting)
 
@@ -177,6 +188,11 @@ class WebView:
         self._teachers: set[_Subscriber] = set()  # the teacher's streams: see everything
         self._students: dict[str, set[_Subscriber]] = {}  # a student's streams, by name
         self.resyncs = 0  # resync events sent (of subscribers gone)
+        #: Message events not yet offered: the bytes and the accounts that may see them.
+        self._messages: list[tuple[bytes, tuple[str, ...]]] = []
+        #: Sessions changed since their last event: the record and what happened, in order.
+        self._changed: dict[str, tuple[SessionRecord, list[str]]] = {}
+        self._timers: dict[str, asyncio.TimerHandle] = {}
         self._runner: web.AppRunner | None = None
         self._static = {
             name: resources.files("smtp_tutor.web").joinpath("static", name).read_bytes()
@@ -225,6 +241,11 @@ class WebView:
         runner, self._runner = self._runner, None
         with contextlib.suppress(ValueError):
             self.sessions.listeners.remove(self._on_session_event)
+        for timer in self._timers.values():
+            timer.cancel()
+        self._timers.clear()
+        self._flush_messages()
+        self._flush_sessions()
         for subscriber in self._all():
             subscriber.close()
         if runner is not None:
@@ -279,19 +300,83 @@ class WebView:
             for subscriber in self._students.get(name, ()) if name is not None else ():
                 subscriber.offer(data)
 
+    def _fan_out(self, pending: list[tuple[bytes, tuple[str | None, ...]]]) -> None:
+        """Events to their subscribers: joined once for all the teacher's streams, once per
+        student for theirs, and offered as one piece to each stream."""
+        if self._teachers:
+            batch = b"".join(data for data, _ in pending)
+            for subscriber in self._teachers:
+                subscriber.offer(batch, len(pending))
+        students = self._students
+        if not students:
+            return
+        theirs: dict[str, list[bytes]] = {}
+        for data, names in pending:
+            for name in names:
+                if name is not None and name in students:
+                    theirs.setdefault(name, []).append(data)
+        for name, events in theirs.items():
+            batch = b"".join(events)
+            for subscriber in students[name]:
+                subscriber.offer(batch, len(events))
+
+    def _soon(self, which: str, delay: float, flush: Callable[[], None]) -> None:
+        if which in self._timers:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # told outside the loop (never by the sandbox): at once
+            flush()
+            return
+        self._timers[which] = loop.call_later(delay, flush)
+
+    def _flush_messages(self) -> None:
+        timer = self._timers.pop("messages", None)
+        if timer is not None:
+            timer.cancel()
+        pending, self._messages = self._messages, []
+        if pending:
+            self._fan_out(pending)
+
+    def _flush_sessions(self) -> None:
+        timer = self._timers.pop("sessions", None)
+        if timer is not None:
+            timer.cancel()
+        changed, self._changed = self._changed, {}
+        if not changed:
+            return
+        self._fan_out(
+            [
+                (
+                    _event("session", {"event": events[-1], "events": events, **record.summary()}),
+                    (record.auth_user,),
+                )
+                for record, events in changed.values()
+            ]
+        )
+
     def _on_session_event(
         self, event: str, record: SessionRecord, fields: Mapping[str, Any]
     ) -> None:
         if event == "stored":
             entry = self.index.add(fields["key"], fields["envelope"], fields.get("raw"))
             if self._teachers or self._students:
-                self._send(entry.event(self.index.mailbox), set(entry.accounts))
+                self._messages.append((entry.event(self.index.mailbox), tuple(entry.accounts)))
+                self._soon("messages", FLUSH, self._flush_messages)
         self.classroom.seen(event, record)
+        if event == "stored":  # told by the message's event, which names its session
+            return
         if not self._teachers and record.auth_user not in self._students:
             return
-        self._send(_event("session", {"event": event, **record.summary()}), (record.auth_user,))
+        changed = self._changed.get(record.id)
+        if changed is None:
+            self._changed[record.id] = (record, [event])
+        else:
+            changed[1].append(event)
+        self._soon("sessions", SESSION_FLUSH, self._flush_sessions)
 
     def tell(self, event: str, payload: Mapping[str, Any], teacher_only: bool = True) -> None:
+        self._flush_messages()  # what happened before goes first
         data = _event(event, payload)
         self._send(data, () if teacher_only else list(self._students))
 
