@@ -745,7 +745,7 @@ class WebView:
             raise _Problem(415, "error_bad_request")
         body = await _json_body(request)
         try:
-            update = self.classroom.progress(viewer.name, body)
+            update = self.classroom.progress(viewer.name, body, request.remote)
         except ValueError as error:
             raise _Problem(400, "error_bad_request") from error
         self.tell("progress", update)
