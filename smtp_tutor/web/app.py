@@ -109,7 +109,7 @@ class _Subscriber:
     events after it follow as usual.
     """
 
-    __slots__ = ("closed", "last_write", "resyncs", "viewer", "waiting", "wake")
+    __slots__ = ("closed", "last_write", "resyncs", "transport", "viewer", "waiting", "wake")
 
     def __init__(self, viewer: Viewer) -> None:
         self.viewer = viewer
@@ -118,12 +118,15 @@ class _Subscriber:
         self.closed = False
         self.resyncs = 0
         self.last_write = time.monotonic()
+        self.transport: asyncio.BaseTransport | None = None  # to cut a stuck one off
 
     def offer(self, data: bytes) -> None:
         waiting = self.waiting
         if len(waiting) >= STREAM_QUEUE:
             if waiting[0] is RESYNC and time.monotonic() - self.last_write > STUCK:
                 self.close()  # reads nothing at all: let it go (it reconnects if alive)
+                if self.transport is not None:  # its task waits in a write that never ends
+                    self.transport.abort()
                 return
             self.waiting = waiting = [RESYNC]
             self.resyncs += 1
@@ -650,6 +653,7 @@ class WebView:
         )
         await response.prepare(request)
         subscriber = _Subscriber(viewer)
+        subscriber.transport = request.transport
         self._subscribe(subscriber)
         try:
             await response.write(b"retry: 2000\n: ready\n\n")
