@@ -1,4 +1,4 @@
-"""The live stream's back-pressure, on a real sandbox and web view over 127.0.0.1.
+"""The live stream's back-pressure (resync, a stuck subscriber), on a real sandbox and web view.
 
 A subscriber that stops reading while the class keeps working must not silently miss
 events: once more than `STREAM_QUEUE` wait for it, they are replaced by one `resync` event
