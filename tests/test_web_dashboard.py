@@ -6,7 +6,7 @@ import json
 import smtplib
 from pathlib import Path
 
-from tests.web import PASSWORDS, TIMEOUT, classroom, credentials
+from tests.web import PASSWORDS, TIMEOUT, Classroom, classroom, credentials
 
 
 def test_the_dashboard_shows_rows_errors_and_lesson_steps(tmp_path: Path) -> None:
@@ -45,3 +45,48 @@ def test_the_dashboard_shows_rows_errors_and_lesson_steps(tmp_path: Path) -> Non
             headers={"Content-Type": "application/json"},
         )
         assert forged.status == 403  # progress is a student's own
+
+
+def _report(room: Classroom, who: str, **extra: object) -> int:
+    body = {"lesson": "greeting", "title": "1. Greeting", "steps": 4, "step": 1, "passed": False}
+    reply = room.request(
+        "POST",
+        "/api/lessons/progress",
+        auth=credentials(who),
+        body=json.dumps({**body, **extra}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    return int(reply.status)
+
+
+def _row(room: Classroom, name: str) -> dict[str, object]:
+    data = room.get("/api/dashboard", "teacher").json()
+    return next(row for row in data["students"] if row["name"] == name)
+
+
+def test_a_lesson_runs_session_is_linked_to_the_student_by_its_port(tmp_path: Path) -> None:
+    """`client_port`: the open session from the report's address on that port is theirs,
+    unless someone else logged in on it; a closed one or a bad port is not taken."""
+    with classroom(tmp_path) as room:
+        with smtplib.SMTP(room.sandbox.host, room.sandbox.port, timeout=TIMEOUT) as plain:
+            plain.ehlo("lesson.test")
+            assert plain.docmd("NOPE")[0] == 500
+            port = plain.sock.getsockname()[1]
+            assert _row(room, "alice")["sessions"] == 0  # no AUTH: nobody's yet
+            assert _report(room, "alice", client_port=port) == 200
+            alice = _row(room, "alice")
+            assert alice["connected"] and alice["sessions"] == 1
+            assert str(alice["last_error"]).startswith("500") and alice["explanation"]
+            assert alice["last_command"] == "NOPE"
+            with smtplib.SMTP(room.sandbox.host, room.sandbox.port, timeout=TIMEOUT) as bobs:
+                bobs.ehlo("bob.test")
+                bobs.login("bob", PASSWORDS["bob"])
+                bobs.docmd("RCPT TO:<x@example.org>")
+                bob_port = bobs.sock.getsockname()[1]
+                assert _report(room, "alice", client_port=bob_port) == 200
+                assert _row(room, "alice")["sessions"] == 1  # bob's stays bob's
+                assert _row(room, "bob")["sessions"] == 1
+        for bad in ("1234", 0, 70000, True, 1.5):
+            assert _report(room, "alice", client_port=bad) == 400
+        assert _report(room, "bob", client_port=port) == 200  # closed now: not taken
+        assert _row(room, "bob")["sessions"] == 1 and _row(room, "alice")["sessions"] == 1

@@ -156,12 +156,20 @@ class RemoteLesson:
             "step": min(number, total + 1),
             "passed": passed,
         }
+        port = self._client_port()
+        if port is not None:  # the class sandbox links its session to this student
+            body["client_port"] = port
         loop = asyncio.get_running_loop()
         future = loop.run_in_executor(
             self._worker, post_progress, self.base, self.user, self._password, body
         )
         self._pending.add(future)
         future.add_done_callback(lambda done: self._reported(done, number))
+
+    def _client_port(self) -> int | None:
+        session = self.console.session if self.console is not None else None
+        connection = session.connection if session is not None else None
+        return connection.local_port if connection is not None else None
 
     def _reported(self, done: asyncio.Future[None], number: int) -> None:
         from smtp_tutor.client.sandbox_api import SandboxApiError

@@ -267,6 +267,12 @@ class Connection:
             pass
 
     @property
+    def local_port(self) -> int | None:
+        """The port this end of the connection has (the server sees the client by it)."""
+        name = self._writer.get_extra_info("sockname")
+        return int(name[1]) if isinstance(name, tuple) and len(name) >= 2 else None
+
+    @property
     def is_closed(self) -> bool:
         return self._eof
 

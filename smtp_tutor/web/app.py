@@ -116,7 +116,16 @@ class _Subscriber:
     event, and the events after it follow as usual.
     """
 
-    __slots__ = ("closed", "count", "last_write", "resyncs", "viewer", "waiting", "wake")
+    __slots__ = (
+        "closed",
+        "count",
+        "last_write",
+        "resyncs",
+        "transport",
+        "viewer",
+        "waiting",
+        "wake",
+    )
 
     def __init__(self, viewer: Viewer) -> None:
         self.viewer = viewer
@@ -126,12 +135,15 @@ class _Subscriber:
         self.closed = False
         self.resyncs = 0
         self.last_write = time.monotonic()
+        self.transport: asyncio.BaseTransport | None = None  # to cut a stuck one off
 
     def offer(self, data: bytes, count: int = 1) -> None:
         waiting = self.waiting
         if waiting and self.count + count > STREAM_QUEUE:
             if waiting[0] is RESYNC and time.monotonic() - self.last_write > STUCK:
                 self.close()  # reads nothing at all: let it go (it reconnects if alive)
+                if self.transport is not None:  # its task waits in a write that never ends
+                    self.transport.abort()
                 return
             self.waiting = waiting = [RESYNC]
             self.count = 1
@@ -735,6 +747,7 @@ class WebView:
         )
         await response.prepare(request)
         subscriber = _Subscriber(viewer)
+        subscriber.transport = request.transport
         self._subscribe(subscriber)
         try:
             await response.write(b"retry: 2000\n: ready\n\n")
@@ -830,7 +843,7 @@ class WebView:
             raise _Problem(415, "error_bad_request")
         body = await _json_body(request)
         try:
-            update = self.classroom.progress(viewer.name, body)
+            update = self.classroom.progress(viewer.name, body, request.remote)
         except ValueError as error:
             raise _Problem(400, "error_bad_request") from error
         self.tell("progress", update)

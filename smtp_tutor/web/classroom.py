@@ -53,15 +53,27 @@ class Classroom:
         self._progress: dict[str, dict[str, _Progress]] = {}  # student → lesson → progress
         self._lessons: dict[str, tuple[str, int]] = {}  # lesson → (title, steps)
         self._current: dict[str, str] = {}  # student → the lesson they ran last
+        # session id → student: sessions without AUTH that a lesson run said were its own
+        self._linked: dict[str, str] = {}
 
     def seen(self, event: str, record: SessionRecord) -> None:
         """A session event: nothing to keep (the rows are computed from the log)."""
 
     # Lessons ----------------------------------------------------------------------------
 
-    def progress(self, student: str, body: Mapping[str, Any]) -> dict[str, Any]:
-        """Take one report: {lesson, title, steps, step, passed}; ValueError if malformed."""
+    def progress(
+        self, student: str, body: Mapping[str, Any], remote: str | None = None
+    ) -> dict[str, Any]:
+        """Take one report: {lesson, title, steps, step, passed[, client_port]}; ValueError
+        if malformed. With `client_port`, the open session from `remote` (the report's own
+        address) on that port, if it has no AUTH user or this one, counts as the student's:
+        `lesson --server` does not log in over SMTP, yet its row shows its commands."""
         lesson, title = body.get("lesson"), body.get("title", "")
+        port = body.get("client_port")
+        if port is not None and (
+            not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536
+        ):
+            raise ValueError("client_port")
         steps, step, passed = body.get("steps"), body.get("step"), body.get("passed")
         if not isinstance(lesson, str) or not 0 < len(lesson) <= 100:
             raise ValueError("lesson")
@@ -86,15 +98,31 @@ class Classroom:
         else:
             record.step = step
         self._current[student] = lesson
+        if port is not None and remote is not None:
+            self._link(student, remote, port)
         return {"student": student, "lesson": lesson, "step": record.step, "passed": passed}
+
+    def _link(self, student: str, remote: str, port: int) -> None:
+        for record in reversed(self.sessions.sessions()):
+            if record.open and record.client == (remote, port):
+                if record.auth_user in (None, student):
+                    self._linked[record.id] = student
+                break
+        if len(self._linked) > 2 * len(self.sessions):  # forget sessions the log dropped
+            self._linked = {k: v for k, v in self._linked.items() if self.sessions.get(k)}
+
+    def student_of(self, record: SessionRecord) -> str | None:
+        """Whose session it is: the AUTH user, else the student whose lesson run it is."""
+        return record.auth_user or self._linked.get(record.id)
 
     # Rows -------------------------------------------------------------------------------
 
     def rows(self, lang: str) -> list[dict[str, Any]]:
         by_user: dict[str, list[SessionRecord]] = {}
         for record in self.sessions.sessions():
-            if record.auth_user is not None:
-                by_user.setdefault(record.auth_user, []).append(record)
+            student = self.student_of(record)
+            if student is not None:
+                by_user.setdefault(student, []).append(record)
         rows = []
         for name in sorted(self._accounts()):
             records = by_user.get(name, [])
