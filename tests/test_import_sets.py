@@ -177,6 +177,8 @@ def test_replay_against_a_server_runs_without_an_event_loop(
     assert "smtp_tutor.replay.runner" in modules
     heavy = ("asyncio", "prompt_toolkit", "cryptography", "aiosmtpd", "pygments", "wcwidth")
     assert packages(modules, *heavy) == set()
+    # Clear text all the way: no TLS module, no POP3 module, no other subcommand's options.
+    assert packages(modules, "ssl", "_ssl", "smtp_tutor.core.pop3", "smtp_tutor.sandbox") == set()
 
 
 def test_the_blocking_replay_stops_on_ctrl_c_with_130_and_no_traceback(tmp_path: Path) -> None:
