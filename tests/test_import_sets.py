@@ -214,3 +214,14 @@ def test_the_blocking_replay_stops_on_ctrl_c_with_130_and_no_traceback(tmp_path:
             connection.close()
     assert child.exitstatus == 130, child.before
     assert "Traceback" not in (child.before or "")
+
+
+def test_version_builds_no_subcommand_and_loads_no_knowledge(tmp_path: Path) -> None:
+    modules = loaded_by_command(tmp_path, "--version")
+    assert "smtp_tutor.cli.main" in modules
+    ours = {m for m in modules if m.startswith("smtp_tutor.")}
+    # The language is all it needs of the core: no knowledge base, and no subcommand's
+    # options were built (connect's live in cli.connect, serve's defaults in the sandbox).
+    assert "smtp_tutor.core.language" in ours
+    assert ours.isdisjoint({"smtp_tutor.core.knowledge", "smtp_tutor.cli.connect"})
+    assert packages(modules, "smtp_tutor.sandbox", "asyncio", "prompt_toolkit") == set()

@@ -134,7 +134,7 @@ def build_parser(
     module). `strict` makes a usage error raise `_NeedFullParser` instead of exiting, so
     `main` can parse again with the whole parser and say what it would have said.
     """
-    from smtp_tutor.core.knowledge import language_from_env
+    from smtp_tutor.core.language import language_from_env
 
     attributes: dict[str, object] = {"lang": lang or language_from_env()}
     if strict:
@@ -600,7 +600,7 @@ def _seconds(text: str) -> float:
 
 def _language_option(text: str) -> str:
     """An explicit --lang we have no texts for is a mistake, not a silent fall-back to English."""
-    from smtp_tutor.core.knowledge import LANGUAGES, normalise_language
+    from smtp_tutor.core.language import LANGUAGES, normalise_language
 
     if not cli_text.known_language(text):
         choices = ", ".join(LANGUAGES)
@@ -687,7 +687,7 @@ def _discard_stdout() -> None:
 
 
 def _language(args: argparse.Namespace) -> str:
-    from smtp_tutor.core.knowledge import language_from_env
+    from smtp_tutor.core.language import language_from_env
 
     return str(args.lang) if args.lang else language_from_env()
 
@@ -701,7 +701,7 @@ def _console_options(args: argparse.Namespace, **extra: object) -> ConsoleOption
     from smtp_tutor.console.app import ConsoleOptions
     from smtp_tutor.console.config import config_path, load_config
     from smtp_tutor.core.catalogue import message
-    from smtp_tutor.core.knowledge import normalise_language
+    from smtp_tutor.core.language import normalise_language
     from smtp_tutor.paths import state_dir
 
     config = load_config()
