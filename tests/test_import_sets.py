@@ -179,6 +179,8 @@ def test_replay_against_a_server_runs_without_an_event_loop(
     assert packages(modules, *heavy) == set()
     # Clear text all the way: no TLS module, no POP3 module, no other subcommand's options.
     assert packages(modules, "ssl", "_ssl", "smtp_tutor.core.pop3", "smtp_tutor.sandbox") == set()
+    # A text script with no AUTH: no JSON, no OpenSSL digests (CRAM-MD5 and APOP load them).
+    assert packages(modules, "json", "hashlib", "hmac", "smtp_tutor.core.knowledge") == set()
 
 
 def test_the_blocking_replay_stops_on_ctrl_c_with_130_and_no_traceback(tmp_path: Path) -> None:
