@@ -177,6 +177,10 @@ def test_replay_against_a_server_runs_without_an_event_loop(
     assert "smtp_tutor.replay.runner" in modules
     heavy = ("asyncio", "prompt_toolkit", "cryptography", "aiosmtpd", "pygments", "wcwidth")
     assert packages(modules, *heavy) == set()
+    # Clear text all the way: no TLS module, no POP3 module, no other subcommand's options.
+    assert packages(modules, "ssl", "_ssl", "smtp_tutor.core.pop3", "smtp_tutor.sandbox") == set()
+    # A text script with no AUTH: no JSON, no OpenSSL digests (CRAM-MD5 and APOP load them).
+    assert packages(modules, "json", "hashlib", "hmac", "smtp_tutor.core.knowledge") == set()
 
 
 def test_the_blocking_replay_stops_on_ctrl_c_with_130_and_no_traceback(tmp_path: Path) -> None:
@@ -212,3 +216,14 @@ def test_the_blocking_replay_stops_on_ctrl_c_with_130_and_no_traceback(tmp_path:
             connection.close()
     assert child.exitstatus == 130, child.before
     assert "Traceback" not in (child.before or "")
+
+
+def test_version_builds_no_subcommand_and_loads_no_knowledge(tmp_path: Path) -> None:
+    modules = loaded_by_command(tmp_path, "--version")
+    assert "smtp_tutor.cli.main" in modules
+    ours = {m for m in modules if m.startswith("smtp_tutor.")}
+    # The language is all it needs of the core: no knowledge base, and no subcommand's
+    # options were built (connect's live in cli.connect, serve's defaults in the sandbox).
+    assert "smtp_tutor.core.language" in ours
+    assert ours.isdisjoint({"smtp_tutor.core.knowledge", "smtp_tutor.cli.connect"})
+    assert packages(modules, "smtp_tutor.sandbox", "asyncio", "prompt_toolkit") == set()

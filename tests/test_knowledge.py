@@ -557,7 +557,7 @@ def test_works_from_a_zip_without_asyncio_or_prompt_toolkit(tmp_path: Path) -> N
     with zipfile.ZipFile(archive, "w") as zf:
         zf.write(package / "__init__.py", "smtp_tutor/__init__.py")
         zf.writestr("smtp_tutor/core/__init__.py", "")
-        for module in ("knowledge.py", "verbs.py", "phases.py"):  # the verb table: CONTEXTS
+        for module in ("knowledge.py", "language.py", "verbs.py", "phases.py"):  # verbs: CONTEXTS
             zf.write(package / "core" / module, f"smtp_tutor/core/{module}")
         zf.write(package / "data" / "__init__.py", "smtp_tutor/data/__init__.py")
         for name in (*knowledge.DATA_FILES, "verbs.toml"):

@@ -120,11 +120,26 @@ def _triggers_help() -> str:
     return TRIGGERS_HELP
 
 
-def build_parser(lang: str | None = None) -> argparse.ArgumentParser:
-    """The whole command line; help and errors in `lang` (default: the environment's)."""
-    from smtp_tutor.core.knowledge import language_from_env
+class _NeedFullParser(Exception):
+    """A parser built for one subcommand met what only the whole command line can answer."""
 
-    parser_class = type("_Parser", (_Parser,), {"lang": lang or language_from_env()})
+
+def build_parser(
+    lang: str | None = None, only: str | None = None, *, strict: bool = False
+) -> argparse.ArgumentParser:
+    """The whole command line; help and errors in `lang` (default: the environment's).
+
+    With `only` (a subcommand's name, or "" for none) just that subcommand is added: the
+    others' options are not built (the serve command's alone costs a data file and a
+    module). `strict` makes a usage error raise `_NeedFullParser` instead of exiting, so
+    `main` can parse again with the whole parser and say what it would have said.
+    """
+    from smtp_tutor.core.language import language_from_env
+
+    attributes: dict[str, object] = {"lang": lang or language_from_env()}
+    if strict:
+        attributes["error"] = _raise_need_full_parser
+    parser_class = type("_Parser", (_Parser,), attributes)
     parser = parser_class(
         prog="smtp-tutor",
         description="Type raw SMTP like telnet, with explanations, TLS and base64 done for you. "
@@ -135,13 +150,35 @@ def build_parser(lang: str | None = None) -> argparse.ArgumentParser:
     _add_common(parser, top=True)
     _add_web_option(parser)
     commands = parser.add_subparsers(dest="command", parser_class=parser_class, metavar="COMMAND")
-    _add_connect_command(commands)
-    _add_serve_command(commands)
-    _add_explain_command(commands)
-    _add_lesson_commands(commands)
-    _add_diagram_command(commands)
-    _add_replay_command(commands)
+    for names, add in _COMMANDS:
+        if only is None or only in names:
+            add(commands)
     return parser
+
+
+def _raise_need_full_parser(self: argparse.ArgumentParser, message: str) -> NoReturn:
+    raise _NeedFullParser(message)
+
+
+def _wants_help(argv: Sequence[str]) -> bool:
+    """-h, --help, an abbreviation of it or a cluster with h (-qh): the whole parser shows it."""
+    return any(arg.startswith("-") and "h" in arg for arg in argv if arg != "--")
+
+
+def parse_command_line(argv: Sequence[str], lang: str) -> argparse.Namespace:
+    """`argv` parsed as the whole parser would, building only the subcommand it names.
+
+    A parser with fewer subcommands accepts no more than the whole one and reads what it
+    accepts the same way, so its answer is kept; anything else (help, a usage error, a
+    command it lacks) is parsed again by the whole parser, which says what it always said.
+    """
+    if not _wants_help(argv):
+        named = next((arg for arg in argv if arg in _COMMAND_NAMES), "")
+        try:
+            return build_parser(lang, only=named, strict=True).parse_args(argv)
+        except _NeedFullParser:
+            pass
+    return build_parser(lang).parse_args(argv)
 
 
 def _add_connect_command(commands: argparse._SubParsersAction[_Parser]) -> None:
@@ -563,7 +600,7 @@ def _seconds(text: str) -> float:
 
 def _language_option(text: str) -> str:
     """An explicit --lang we have no texts for is a mistake, not a silent fall-back to English."""
-    from smtp_tutor.core.knowledge import LANGUAGES, normalise_language
+    from smtp_tutor.core.language import LANGUAGES, normalise_language
 
     if not cli_text.known_language(text):
         choices = ", ".join(LANGUAGES)
@@ -573,11 +610,21 @@ def _language_option(text: str) -> str:
     return normalise_language(text)
 
 
+_COMMANDS: tuple[tuple[tuple[str, ...], Callable[[Any], None]], ...] = (
+    (("connect",), _add_connect_command),
+    (("serve",), _add_serve_command),
+    (("explain",), _add_explain_command),
+    (("lesson", "lessons"), _add_lesson_commands),
+    (("diagram",), _add_diagram_command),
+    (("replay",), _add_replay_command),
+)
+_COMMAND_NAMES = frozenset(name for names, _ in _COMMANDS for name in names)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     # --help and usage errors come before anything runs: find --lang in the raw arguments.
-    parser = build_parser(cli_text.argv_language(argv))
-    args = parser.parse_args(argv)
+    args = parse_command_line(argv, cli_text.argv_language(argv))
     _tolerate_unprintable()
     try:
         status = _run(args)
@@ -640,7 +687,7 @@ def _discard_stdout() -> None:
 
 
 def _language(args: argparse.Namespace) -> str:
-    from smtp_tutor.core.knowledge import language_from_env
+    from smtp_tutor.core.language import language_from_env
 
     return str(args.lang) if args.lang else language_from_env()
 
@@ -654,7 +701,7 @@ def _console_options(args: argparse.Namespace, **extra: object) -> ConsoleOption
     from smtp_tutor.console.app import ConsoleOptions
     from smtp_tutor.console.config import config_path, load_config
     from smtp_tutor.core.catalogue import message
-    from smtp_tutor.core.knowledge import normalise_language
+    from smtp_tutor.core.language import normalise_language
     from smtp_tutor.paths import state_dir
 
     config = load_config()

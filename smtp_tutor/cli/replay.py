@@ -257,6 +257,10 @@ def run_replay(args: argparse.Namespace, lang: str) -> int:
 
 
 def _speaks_pop3(text: str) -> bool:
+    lines = text.removeprefix("\ufeff").splitlines()
+    first = next((line for line in lines if line.strip()), "")
+    if "protocol" not in first.lower():  # no `# protocol:` line or record: SMTP, and the
+        return False  # POP3 modules stay unloaded (a one-message replay is mostly start-up)
     from smtp_tutor.core.pop3.transcript import script_protocol
 
     return script_protocol(text) == "pop3"

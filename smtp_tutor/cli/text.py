@@ -3,7 +3,7 @@
 `--help` and usage errors come before anything else runs, so the language must be known
 before the arguments are parsed: `argv_language` looks for `--lang X` / `--lang=X` in the
 raw arguments, and otherwise takes the language the rest of the UI takes from the
-environment (`knowledge.language_from_env`: LANGUAGE, LC_ALL, LC_MESSAGES, LANG, as gettext
+environment (`language.language_from_env`: LANGUAGE, LC_ALL, LC_MESSAGES, LANG, as gettext
 does). An unknown `--lang` value falls back to the environment, and argparse then says what
 is wrong with it in that language.
 
@@ -34,7 +34,7 @@ import unicodedata
 from collections.abc import Iterator, Mapping, Sequence
 
 from smtp_tutor.core.catalogue import load_catalogue, message
-from smtp_tutor.core.knowledge import LANGUAGES, language_from_env, normalise_language
+from smtp_tutor.core.language import LANGUAGES, language_from_env, normalise_language
 
 CATALOGUE = "cli"
 _parsing = contextvars.ContextVar[str]("cli_parsing_language", default="en")

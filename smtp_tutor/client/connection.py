@@ -12,7 +12,7 @@ from __future__ import annotations
 import errno
 import re
 import socket
-import ssl
+import sys
 import time
 from collections import deque
 from collections.abc import Callable
@@ -20,12 +20,14 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from smtp_tutor.client.tls import TLSInfo, client_context, describe
 from smtp_tutor.core.command_line import wire_bytes
 from smtp_tutor.core.replies import Reply, ReplyParser
 
 if TYPE_CHECKING:
     import asyncio
+    import ssl
+
+    from smtp_tutor.client.tls import TLSInfo
 
 IMPLICIT_TLS_PORT = 465
 READ_SIZE = 65536
@@ -302,7 +304,11 @@ class Connection:
                         f"TLS handshake with {where} failed: the server sent plain text "
                         f"({_preview(self.discarded)}) — does it expect STARTTLS instead?"
                     )
-                await self._writer.start_tls(context or client_context(), server_hostname=sni)
+                if context is None:
+                    from smtp_tutor.client.tls import client_context
+
+                    context = client_context()
+                await self._writer.start_tls(context, server_hostname=sni)
         except TimeoutError:
             self._handshake_failed = True
             self._mark_closed("the TLS handshake timed out")
@@ -347,6 +353,8 @@ class Connection:
         ssl_object = self._writer.get_extra_info("ssl_object")
         if ssl_object is None:  # pragma: no cover - only after a successful handshake
             raise ConnectionFailed("TLS is not active on this connection")
+        from smtp_tutor.client.tls import describe
+
         return describe(ssl_object, sni or self.host, self.cafile)
 
 
@@ -398,7 +406,8 @@ def _refused(error: OSError) -> bool:
 
 
 def _ssl_reason(error: BaseException) -> str:
-    if isinstance(error, ssl.SSLCertVerificationError):
+    ssl = sys.modules.get("ssl")  # a certificate error comes from it, if it is loaded
+    if ssl is not None and isinstance(error, ssl.SSLCertVerificationError):
         return error.verify_message or str(error)
     reason = getattr(error, "reason", None)
     if reason:

@@ -15,9 +15,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
-import hmac
-import json
 import re
 from dataclasses import dataclass
 from typing import Literal
@@ -336,6 +333,9 @@ def login_responses(user: str, password: str) -> tuple[str, str]:
 
 def cram_md5_answer(user: str, password: str, challenge: bytes) -> str:
     """RFC 2195 on the decoded challenge: base64 of ``user SP hex(HMAC-MD5(password))``."""
+    import hashlib  # here: OpenSSL's digests load only for CRAM-MD5 and APOP
+    import hmac
+
     key = credential_bytes(password, "password", forbid="")
     digest = hmac.new(key, challenge, hashlib.md5).hexdigest()
     return b64encode_bytes(credential_bytes(user, "user name", forbid="") + b" " + digest.encode())
@@ -343,6 +343,8 @@ def cram_md5_answer(user: str, password: str, challenge: bytes) -> str:
 
 def apop_digest(timestamp: str, secret: str) -> str:
     """RFC 1939 §7: MD5 of a POP3 greeting's ``<timestamp>`` followed by the secret, lower hex."""
+    import hashlib
+
     data = timestamp.encode("utf-8") + credential_bytes(secret, "secret", forbid="")
     return hashlib.md5(data).hexdigest()
 
@@ -395,6 +397,8 @@ def decode_xoauth2_error(b64: str) -> dict[str, object]:
         raw = b64decode_bytes(payload, allow_missing_padding=True)
     except AuthError:
         return {"raw": display_text(payload.encode("utf-8", errors="replace"))}
+    import json
+
     try:
         value = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from smtp_tutor.core.knowledge import normalise_language
+from smtp_tutor.core.language import normalise_language
 from smtp_tutor.data import load_toml
 
 

@@ -20,16 +20,16 @@ How to think about it:
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from functools import cache
 from typing import Any
 
+# Their home is smtp_tutor.core.language; `knowledge.language_from_env` and co. still work.
+from smtp_tutor.core.language import LANGUAGES, language_from_env, normalise_language  # noqa: F401
 from smtp_tutor.data import load_toml
 
-LANGUAGES = ("en", "zh")
 DATA_PACKAGE = "smtp_tutor.data"
 DATA_FILES = ("replies.toml", "enhanced.toml", "keywords.toml", "explain.toml")
 
@@ -59,39 +59,7 @@ _COMMAND_ALIASES = {
     "BANNER": "GREETING",
 }
 
-# --- Language --------------------------------------------------------------------------
-
-
-def _match_language(tag: str) -> str | None:
-    """Map a locale or BCP 47 tag to a language we have, or None."""
-    base = tag.strip().split(".")[0].split("@")[0].replace("_", "-").lower()
-    primary = base.split("-")[0]
-    return primary if primary in LANGUAGES else None
-
-
-def normalise_language(tag: str | None) -> str:
-    """'zh-CN', 'zh_TW.UTF-8', 'ZH' → 'zh'; anything we lack → 'en'.
-
-    Only Simplified Chinese is written, so zh-TW readers get it rather than English.
-    """
-    if not tag:
-        return "en"
-    return _match_language(tag) or "en"
-
-
-def language_from_env(environ: Mapping[str, str] | None = None) -> str:
-    """Pick 'en' or 'zh' the way gettext does: LANGUAGE first, then LC_ALL, LC_MESSAGES, LANG.
-
-    As in gettext, an explicit C/POSIX locale means English whatever LANGUAGE says.
-    """
-    env = os.environ if environ is None else environ
-    locale = next((env[v] for v in ("LC_ALL", "LC_MESSAGES", "LANG") if env.get(v)), "")
-    if locale.split(".")[0] in ("C", "POSIX"):
-        return "en"
-    for item in env.get("LANGUAGE", "").split(":"):
-        if item and (found := _match_language(item)):
-            return found
-    return normalise_language(locale)
+# --- Language: smtp_tutor.core.language (re-exported here) --------------------------
 
 
 def normalise_command(command: str | None) -> str | None:

@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import re
 import time
@@ -259,5 +258,7 @@ _LINE_BREAKERS = str.maketrans({"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029"
 
 def _json_line(record: dict[str, Any]) -> str:
     """One JSON object on one line, even for readers that split on Unicode line breaks."""
+    import json  # only for a JSON Lines transcript
+
     text = json.dumps(record, ensure_ascii=False, separators=(",", ":"))
     return text.translate(_LINE_BREAKERS) + "\n"

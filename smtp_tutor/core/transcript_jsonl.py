@@ -19,7 +19,6 @@ Lines"); `smtp-tutor replay` and `smtp-tutor diagram` read either form. Theory o
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Callable
@@ -126,7 +125,15 @@ def _renumbered(item: Item, origin: list[int]) -> Item:
     return Directive(line_no, item.name, item.args, item.rest)
 
 
+def _json_text(value: object) -> str:
+    import json
+
+    return json.dumps(value)
+
+
 def _record(raw: str) -> dict[str, Any]:
+    import json  # a text script, the usual kind, never loads it
+
     try:
         record = json.loads(raw)
     except ValueError as exc:
@@ -180,7 +187,7 @@ def _render(record: dict[str, Any], server: ServerRenderer) -> list[str]:
             raise _Bad(str(exc)) from None
     if direction == "event":
         return _event(record)
-    raise _Bad(f'\'dir\' must be "C", "S" or "event", not {json.dumps(direction)[:20]}')
+    raise _Bad(f'\'dir\' must be "C", "S" or "event", not {_json_text(direction)[:20]}')
 
 
 def _client(record: dict[str, Any]) -> str:
@@ -233,4 +240,4 @@ def _event(record: dict[str, Any]) -> list[str]:
         reason = _field(record, "reason", (str, type(None)), "a closed record")
         return [f"@closed {' '.join(_visible(reason or '').split())}".rstrip()]
     known = ", ".join(_EVENTS)
-    raise _Bad(f"an event record's 'event' must be one of {known}, not {json.dumps(event)[:20]}")
+    raise _Bad(f"an event record's 'event' must be one of {known}, not {_json_text(event)[:20]}")

@@ -13,12 +13,11 @@ from __future__ import annotations
 import contextlib
 import functools
 import socket
-import ssl
 import struct
 import sys
 import time
 from collections import deque
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from smtp_tutor.client.connection import (
     Closed,
@@ -30,6 +29,9 @@ from smtp_tutor.client.connection import (
     connect_failure,
 )
 from smtp_tutor.core.replies import REPLY_LINE_LIMIT, Reply, ReplyParser, parse_enhanced
+
+if TYPE_CHECKING:
+    import ssl
 
 #: Bytes asked of the socket per read: a pipelined group's replies arrive in one.
 RECV_SIZE = 65536
@@ -109,8 +111,10 @@ class Link:
         self.tls: tuple[str, str] | None = None  # TLS version and cipher, once up
         self.injected = False  # clear text followed the 220 to STARTTLS (thrown away)
         self._tls: ssl.SSLObject | None = None
-        self._incoming = ssl.MemoryBIO()
-        self._outgoing = ssl.MemoryBIO()
+        # TLS's memory buffers, made with the ssl module when a handshake starts: a clear
+        # text replay (most of them) never loads it.
+        self._incoming: ssl.MemoryBIO | None = None
+        self._outgoing: ssl.MemoryBIO | None = None
         self._parser = ReplyParser()
         self._clean = True  # the parser holds nothing: the next line may take the fast path
         self._ready: deque[Reply] = deque()
@@ -190,6 +194,7 @@ class Link:
 
     def _flush(self) -> None:
         """Send what TLS has to say (records, handshake messages)."""
+        assert self._outgoing is not None
         pending = self._outgoing.read()
         if pending:
             self._sendall(pending)
@@ -227,6 +232,9 @@ class Link:
         """Some bytes from the server (decrypted under TLS); b"" at its end."""
         if self._tls is None:
             return self._recv_raw(deadline)
+        import ssl
+
+        assert self._incoming is not None
         while True:
             try:
                 return self._tls.read(RECV_SIZE)
@@ -314,8 +322,11 @@ class Link:
         self._handshake(context, timeout)
 
     def _handshake(self, context: ssl.SSLContext, timeout: float, implicit: bool = False) -> None:
+        import ssl
+
         where = f"{self.host}:{self.port}"
         deadline = time.monotonic() + timeout
+        self._incoming, self._outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
         try:
             tls = context.wrap_bio(
                 self._incoming, self._outgoing, server_hostname=self.host.strip("[]")

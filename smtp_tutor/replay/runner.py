@@ -28,13 +28,12 @@ Exit statuses: 0 every reply matched, 1 a mismatch, 2 a script error, 3 connecti
 
 from __future__ import annotations
 
-import ssl
 import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NoReturn, TextIO
+from typing import TYPE_CHECKING, NoReturn, TextIO
 
 from smtp_tutor.client.connection import (
     Closed,
@@ -50,6 +49,9 @@ from smtp_tutor.core.safe_text import visible as _visible
 from smtp_tutor.core.transcript import Directive, Expect, Script, Send, resolve, wire_bytes
 from smtp_tutor.core.transcript_dialogue import TranscriptDialogue, dialogue_line
 from smtp_tutor.replay.link import CUT_SHORT, Link
+
+if TYPE_CHECKING:
+    import ssl
 
 EXIT_OK = 0
 EXIT_MISMATCH = 1
