@@ -3,17 +3,18 @@
 A subscriber that stops reading while the class keeps working must not silently miss
 events: once more than `STREAM_QUEUE` wait for it, they are replaced by one `resync` event
 (the page fetches its list again) and the events after it follow as usual. The queue is
-made small for the test, the subscriber's receive buffer too, and the events are real:
-each refused SMTP command is a `session` event, numbered by the HELO name just before it
-(the event's `helo` is set when HELO is answered; `last_command` runs ahead, as it is the
-last line received of a pipelined batch).
+made small for the test, and so are the buffers between the web view and the subscriber
+(its receive buffer, and the web view's send buffer of that one connection), so that a
+class's burst fills them. The events are real: each message stored by one of several
+SMTP sessions at once is a `message` event (gathered for `FLUSH` seconds, but one event
+a message); their order is the order the messages were stored, as /api/messages lists them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
-import re
 import smtplib
 import socket
 import threading
@@ -27,9 +28,6 @@ from smtp_tutor.web import app
 from tests.web import TOKEN, Classroom, classroom
 
 TIMEOUT = 20
-COMMANDS = 3000
-PAD = "x" * 150
-_NUMBER = re.compile(r"n(\d+)-x+\Z")
 
 
 @pytest.fixture
@@ -39,8 +37,8 @@ def room(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Classroom]
         yield room
 
 
-def _slow_stream(room: Classroom) -> http.client.HTTPResponse:
-    """GET /api/stream as the teacher on a socket with a small receive buffer."""
+def _slow_stream(room: Classroom) -> tuple[http.client.HTTPResponse, socket.socket]:
+    """GET /api/stream as the teacher with small buffers on both ends of its connection."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     sock.settimeout(TIMEOUT)
@@ -53,46 +51,44 @@ def _slow_stream(room: Classroom) -> http.client.HTTPResponse:
     assert response.headers["Content-Type"].startswith("text/event-stream")
     while response.readline().strip() != b": ready":
         pass
-    return response
+    # Loopback's send buffer grows to megabytes: fixed small, a burst of a few hundred
+    # events fills it (the web view's own transport still buffers 64 KiB above it).
+    (subscriber,) = room.web._teachers
+    assert subscriber.transport is not None
+    server_side = subscriber.transport.get_extra_info("socket")
+    server_side.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    return response, sock
 
 
-def _refused_commands(room: Classroom, count: int, batch: int = 100, paced: bool = False) -> None:
-    """`count` times HELO nNNNNN then RCPT before MAIL, pipelined: each RCPT gets a 503.
+def _class_sends(room: Classroom, sessions: int, each: int, pause: float = 0.0) -> None:
+    """`sessions` SMTP sessions at once, each storing `each` messages (`pause` between)."""
 
-    Paced: each batch waits for its replies (and a moment) before the next goes."""
-    with socket.create_connection((room.sandbox.host, room.sandbox.port), TIMEOUT) as smtp:
-        replies = smtp.makefile("rb")
-        assert replies.readline().startswith(b"220")
-        answered = [0]
+    def one(session: int) -> None:
+        with smtplib.SMTP(room.sandbox.host, room.sandbox.port, timeout=TIMEOUT) as client:
+            client.ehlo(f"student{session}.test")
+            for n in range(each):
+                message = f"Subject: s{session} n{n}\r\n\r\nhi\r\n".encode()
+                client.sendmail("a@example.org", ["b@example.org"], message)
+                time.sleep(pause)
 
-        def read() -> None:
-            while answered[0] < count:
-                line = replies.readline()
-                if not line:
-                    return
-                if line[:1] == b"5" and line[3:4] == b" ":
-                    answered[0] += 1
-
-        reader = threading.Thread(target=read, daemon=True)
-        reader.start()
-        for start in range(0, count, batch):
-            lines = "".join(
-                f"HELO n{n:05d}-{PAD}\r\nRCPT TO:<someone@example.org>\r\n"
-                for n in range(start, min(count, start + batch))
-            )
-            smtp.sendall(lines.encode("ascii"))
-            while paced and answered[0] < min(count, start + batch) and reader.is_alive():
-                time.sleep(0.005)
-            if paced:
-                time.sleep(0.01)
-        reader.join(TIMEOUT)
-        assert answered[0] == count
-        smtp.sendall(b"QUIT\r\n")
+    threads = [threading.Thread(target=one, args=(s,)) for s in range(sessions)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(TIMEOUT * 3)
+    assert not any(thread.is_alive() for thread in threads)
 
 
-def _events(response: http.client.HTTPResponse, last: int) -> list[tuple[str, int | None]]:
-    """The events read until the one for command `last`: (name, its command's number)."""
-    found: list[tuple[str, int | None]] = []
+def _stored(room: Classroom, count: int) -> list[str]:
+    """The ids of the `count` messages stored, oldest first."""
+    ids = [m["id"] for m in room.wait_for(count)][::-1]
+    assert len(ids) == count
+    return ids
+
+
+def _events(response: http.client.HTTPResponse, last: str) -> list[tuple[str, str | None]]:
+    """The events read until the message `last`'s: (name, the message's id or None)."""
+    found: list[tuple[str, str | None]] = []
     name, deadline = "message", time.monotonic() + TIMEOUT
     while time.monotonic() < deadline:
         line = response.readline().decode("utf-8").rstrip("\r\n")
@@ -100,53 +96,73 @@ def _events(response: http.client.HTTPResponse, last: int) -> list[tuple[str, in
             name = line[len("event: ") :]
         elif line.startswith("data: "):
             data = json.loads(line[len("data: ") :])
-            number = _NUMBER.search(data.get("helo") or "")
-            found.append((name, int(number[1]) if number else None))
-            if number and int(number[1]) == last:
+            found.append((name, data["id"] if name == "message" else None))
+            if name == "message" and data["id"] == last:
                 return found
             name = "message"
-    raise AssertionError(f"command {last} never came; {len(found)} events read")
+    raise AssertionError(f"message {last} never came; {len(found)} events read")
 
 
 def test_a_subscriber_that_falls_behind_gets_a_resync_and_then_the_newer_events(
     room: Classroom,
 ) -> None:
-    response = _slow_stream(room)
+    response, _sock = _slow_stream(room)
     try:
-        _refused_commands(room, COMMANDS)  # the subscriber reads nothing meanwhile
-        events = _events(response, COMMANDS - 1)
+        _class_sends(room, sessions=8, each=150)  # the subscriber reads nothing meanwhile
+        stored = _stored(room, 1200)
+        events = _events(response, stored[-1])
     finally:
         response.close()
-    names = [name for name, _n in events]
-    assert "resync" in names, "the subscriber fell behind yet was never told to resync"
-    numbers = [(name, n) for name, n in events if n is not None or name == "resync"]
-    seen = [n for _name, n in numbers if n is not None]
-    assert seen == sorted(seen), "events out of order"
-    # Every event missed lies just before a resync: none is lost without one.
+    assert "resync" in [name for name, _id in events], "fell behind, never told to resync"
+    position = {key: n for n, key in enumerate(stored)}
+    told = [(name, position[key] if key else None) for name, key in events]
+    told = [(name, n) for name, n in told if name in ("message", "resync")]
+    seen = [n for _name, n in told if n is not None]
+    assert seen == sorted(seen) and len(seen) == len(set(seen)), "out of order or twice"
+    # Every message missed lies just before a resync: none is lost without one.
     previous, resynced = -1, False
-    for name, number in numbers:
+    for name, number in told:
         if name == "resync":
             resynced = True
             continue
         assert number is not None
         assert number == previous + 1 or resynced, f"{previous} → {number} without a resync"
         previous, resynced = number, False
-    assert previous == COMMANDS - 1
-    assert len(seen) < COMMANDS  # it did fall behind: some were replaced by the resync
+    assert previous == len(stored) - 1
+    assert len(seen) < len(stored)  # it did fall behind: some were replaced by the resync
 
 
 def test_a_subscriber_that_keeps_up_gets_every_event_and_no_resync(room: Classroom) -> None:
-    response = _slow_stream(room)
+    response, sock = _slow_stream(room)
+    events: list[tuple[str, str | None]] = []
+    reading = threading.Thread(target=_read_all, args=(response, events))
+    reading.start()
     try:
-        events: list[tuple[str, int | None]] = []
-        reading = threading.Thread(target=lambda: events.extend(_events(response, 199)))
-        reading.start()
-        _refused_commands(room, 200, batch=4, paced=True)
-        reading.join(TIMEOUT)
+        _class_sends(room, sessions=4, each=50, pause=0.03)  # ~130 messages a second
+        stored = _stored(room, 200)
+        deadline = time.monotonic() + TIMEOUT
+        while (stored[-1] not in [key for _name, key in events]) and time.monotonic() < deadline:
+            time.sleep(0.02)
     finally:
+        sock.shutdown(socket.SHUT_RDWR)  # the reading thread sees the end at once
+        reading.join(TIMEOUT)
         response.close()
-    assert "resync" not in [name for name, _n in events]
-    assert [n for _name, n in events if n is not None] == list(range(200))
+    assert "resync" not in [name for name, _id in events]
+    assert [key for name, key in events if name == "message"] == stored
+
+
+def _read_all(response: http.client.HTTPResponse, events: list[tuple[str, str | None]]) -> None:
+    """Reads events as they come, until the stream ends."""
+    name = "message"
+    with contextlib.suppress(OSError, http.client.HTTPException):
+        while raw := response.readline():
+            line = raw.decode("utf-8").rstrip("\r\n")
+            if line.startswith("event: "):
+                name = line[len("event: ") :]
+            elif line.startswith("data: "):
+                data = json.loads(line[len("data: ") :])
+                events.append((name, data["id"] if name == "message" else None))
+                name = "message"
 
 
 def test_a_subscriber_that_reads_nothing_at_all_is_let_go(
@@ -154,21 +170,16 @@ def test_a_subscriber_that_reads_nothing_at_all_is_let_go(
 ) -> None:
     """Its stream's task waits in a write that never ends: the connection is cut off.
 
-    One session stores 700 messages; each `session` event lists the session's messages so
-    far, so the events grow until every buffer between the web view and the subscriber is
-    full and the queue overflows; once nothing has been written for `STUCK` seconds with a
-    resync waiting, the next events let the subscriber go."""
+    A burst fills every buffer between the web view and the subscriber and the queue
+    overflows (a resync waits); once nothing has been written for `STUCK` seconds, the
+    next overflow lets the subscriber go: its connection is aborted."""
     monkeypatch.setattr(app, "STUCK", 0.5)
-    response = _slow_stream(room)
+    response, _sock = _slow_stream(room)
     try:
         assert room.web.subscribers == 1
-        with smtplib.SMTP(room.sandbox.host, room.sandbox.port, timeout=TIMEOUT) as client:
-            client.ehlo("stuck.test")
-            for _ in range(700):
-                client.sendmail("a@example.org", ["b@example.org"], b"Subject: s\r\n\r\nhi\r\n")
-            time.sleep(1.0)  # nothing read for longer than STUCK
-            for _ in range(40):
-                client.docmd("RCPT TO:<b@example.org>")  # 503: more events for it
+        _class_sends(room, sessions=4, each=100)
+        time.sleep(1.0)  # nothing read for longer than STUCK
+        _class_sends(room, sessions=1, each=40)  # 40 more events: the queue overflows again
         deadline = time.monotonic() + TIMEOUT
         while room.web.subscribers and time.monotonic() < deadline:
             time.sleep(0.05)
