@@ -1,13 +1,16 @@
 """The classroom under load: N accounts each connect, AUTH PLAIN and send M messages to one
 `smtp-tutor serve` sandbox, while N subscribers listen on the web view's live stream.
 
-    python bench/classroom.py [--accounts 200] [--messages 5] [--rounds 1] [--json FILE]
+    python bench/classroom.py [--accounts 200] [--messages 5] [--rounds 1] [--teachers T]
+                              [--json FILE]
 
 Three kinds of process, so the bench client is not what is measured: the sandbox
 (`smtp-tutor serve --class N [--web]`, its own process), one process of SMTP clients and
-one of stream subscribers (half with the teacher's token, who sees every message, half
-signed in as a student, who sees their own). Each round runs web off and web on side by
-side (the order alternating), on a fresh Maildir.
+one of N stream subscribers: T with the teacher's token, who see every message (default
+N / 2, a stress case: every teacher stream carries the whole class's mail), the rest signed
+in as one student each, who see their own (`--teachers 1`: a class, its teacher and each
+student's page). Each round runs web off and web on side by side (the order alternating),
+on a fresh Maildir - on tmpfs where there is one, so the disk's mood is not measured.
 
 Reports: SMTP throughput with the web view off and on (target: on >= 0.9 x off); the p99
 time from the final dot's 250 to the `message` event reaching a subscriber (< 250 ms; the
@@ -41,6 +44,9 @@ from benchlib import bench_env, load_average, smtp_tutor_command  # noqa: E402
 
 TOKEN = "bench-teacher-token"
 now = time.monotonic  # CLOCK_MONOTONIC: comparable across the processes
+# The Maildir on tmpfs where there is one: what is measured is the web view, not the disk
+# (file creation on this machine's ext4 varies twentyfold from hour to hour).
+MAILDIR_PARENT = "/dev/shm" if os.path.isdir("/dev/shm") else None
 
 
 def free_port() -> int:
@@ -170,6 +176,14 @@ async def subscribe_all(url: str, auths: list[str]) -> None:
 # The orchestra ---------------------------------------------------------------------------
 
 
+def is_teacher(n: int, teachers: int, subscribers: int) -> bool:
+    """Subscriber n signs in with the teacher's token: `teachers` of them, spread evenly."""
+    if teachers <= 0:
+        return False
+    step = max(1, subscribers // teachers)
+    return n % step == 0 and n // step < teachers
+
+
 def wait_port(port: int, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -211,19 +225,21 @@ async def list_latencies(url: str, rounds: int) -> tuple[list[float], dict]:
     return latencies, body
 
 
-def run(accounts: int, messages: int, web: bool) -> dict:
-    with tempfile.TemporaryDirectory() as tmp:
+def run(accounts: int, messages: int, web: bool, teachers: int) -> dict:
+    with tempfile.TemporaryDirectory(dir=MAILDIR_PARENT) as tmp:
         smtp_port, web_port = free_port(), free_port()
         accounts_file = Path(tmp) / "accounts.csv"
         command = _serve_args(smtp_port, tmp, accounts, accounts_file, web_port if web else None)
-        profile = os.environ.get("CLASSROOM_PROFILE")  # a cProfile of the web-on sandbox
-        if profile and web:
+        # CLASSROOM_PROFILE=F: a cProfile of the web-on sandbox in F.on (with
+        # CLASSROOM_PROFILE_OFF=1, of the web-off one too, in F.off)
+        profile = os.environ.get("CLASSROOM_PROFILE")
+        if profile and (web or os.environ.get("CLASSROOM_PROFILE_OFF")):
             command = [
                 sys.executable,
                 "-m",
                 "cProfile",
                 "-o",
-                profile,
+                f"{profile}.{'on' if web else 'off'}",
                 "-m",
                 "smtp_tutor",
                 *command,
@@ -243,7 +259,7 @@ def run(accounts: int, messages: int, web: bool) -> dict:
             if web:
                 auths = [
                     f"Bearer {TOKEN}"
-                    if n % 2 == 0
+                    if is_teacher(n, teachers, len(names))
                     else "Basic " + base64.b64encode(f"{name}:{users[name]}".encode()).decode()
                     for n, name in enumerate(names)
                 ]
@@ -285,7 +301,7 @@ def run(accounts: int, messages: int, web: bool) -> dict:
                     name = names[n]
                     wanted = (
                         acked
-                        if n % 2 == 0
+                        if is_teacher(n, teachers, len(names))
                         else {s: t for s, t in acked.items() if s.startswith(name + "-")}
                     )
                     for subject, at in wanted.items():
@@ -361,13 +377,21 @@ def main() -> None:
     parser.add_argument("--accounts", type=int, default=200)
     parser.add_argument("--messages", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument(
+        "--teachers",
+        type=int,
+        default=None,
+        help="subscribers with the teacher's token (default: half of them); the rest are "
+        "students, each signed in as one account",
+    )
     parser.add_argument("--json", type=Path, help="write the figures to this file")
     args = parser.parse_args()
     load_before = load_average()
+    teachers = args.accounts // 2 if args.teachers is None else args.teachers
     rounds = []
     for n in range(args.rounds):
         order = (False, True) if n % 2 == 0 else (True, False)
-        pair = {web: run(args.accounts, args.messages, web) for web in order}
+        pair = {web: run(args.accounts, args.messages, web, teachers) for web in order}
         rounds.append({"off": pair[False], "on": pair[True]})
         off, on = pair[False], pair[True]
         print(f"round {n + 1}: web off {off['throughput']:.0f} msg/s, on {on['throughput']:.0f}")
@@ -379,7 +403,10 @@ def main() -> None:
         k: max(r["on"][k] for r in rounds)
         for k in ("p99_event_ms", "p99_list_ms", "events_missing", "acked_not_listed")
     }
-    print(f"accounts {args.accounts} x {args.messages} messages, {args.rounds} round(s)")
+    print(
+        f"accounts {args.accounts} x {args.messages} messages, {args.rounds} round(s); "
+        f"subscribers: {teachers} teacher, {args.accounts - teachers} student"
+    )
     print(f"web off: {off_t:.0f} msg/s; web on: {on_t:.0f} msg/s (medians)")
     print(f"ratio on/off: {on_t / off_t:.2f} (target >= 0.9)")
     cpu_off = statistics.median(r["off"]["server_cpu_sending_s"] for r in rounds)
@@ -415,6 +442,7 @@ def main() -> None:
             "cpus": os.cpu_count(),
             "accounts": args.accounts,
             "messages": args.messages,
+            "teacher_streams": teachers,
             "load_before": load_before,
             "load_after": load_after,
             "throughput_off": off_t,
