@@ -36,7 +36,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from email.errors import MessageDefect, NonASCIILocalPartDefect, UndecodableBytesDefect
-from email.headerregistry import UnstructuredHeader
+from email.headerregistry import AddressHeader, UnstructuredHeader
 from email.message import EmailMessage
 from functools import cached_property
 from pathlib import Path
@@ -121,6 +121,8 @@ def header_defects(policy: Any, name: str, value: str) -> tuple[MessageDefect, .
         return tuple(getattr(policy.header_fetch_parse(name, value), "defects", ()))
     if name.lower() == "message-id" and _PLAIN_MSG_ID.fullmatch(value):
         return ()  # new in every message, so never cached: ~30 us saved a message
+    if issubclass(kind, AddressHeader) and _PLAIN_ADDRESS.fullmatch(value):
+        return ()  # a class has as many senders as students: the first of each costs ~0.1 ms
     return _default_header_defects(name, value)
 
 
@@ -165,6 +167,8 @@ _ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
 _DOT_ATOM = rf"{_ATOM}(?:\.{_ATOM})*"
 #: A Message-ID the parser finds no defect in: <dot-atom@dot-atom>, spaces or tabs around it.
 _PLAIN_MSG_ID = re.compile(rf"[ \t]*<{_DOT_ATOM}@{_DOT_ATOM}>[ \t]*")
+#: One address the parser finds no defect in: dot-atom@dot-atom, bare or in angle brackets.
+_PLAIN_ADDRESS = re.compile(rf"[ \t]*(?:<{_DOT_ATOM}@{_DOT_ATOM}>|{_DOT_ATOM}@{_DOT_ATOM})[ \t]*")
 
 
 @functools.lru_cache(maxsize=4096)
