@@ -38,6 +38,7 @@ from smtp_tutor.console.app import Console, ConsoleOptions
 
 if TYPE_CHECKING:
     from smtp_tutor.sandbox import Sandbox
+    from smtp_tutor.sandbox.process import SandboxProcess
 
 SMTP_PORT = 25
 PROTOCOLS = ("smtp", "pop3")
@@ -223,7 +224,7 @@ async def run_switching(console: Any, ports: dict[str, int] | None = None) -> in
 
 
 async def run_on_sandbox(
-    sandbox: Sandbox,
+    sandbox: Sandbox | SandboxProcess,
     options: ConsoleOptions,
     prepare: Callable[[Any], None] | None = None,
     console_class: Callable[..., Any] | None = None,
