@@ -20,6 +20,7 @@ session of its own, so Ctrl-C and Ctrl-Z at the terminal are the console's alone
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -187,10 +188,8 @@ def main(argv: list[str]) -> int:
 
         asyncio.run(_serve(link))
     except Exception as error:  # a bug: one line to the console, which says it
-        try:
+        with contextlib.suppress(OSError):
             _report(link, "error", 0, f"{type(error).__name__}: {error}", "")
-        except OSError:
-            pass
         return 1
     finally:
         link.close()
