@@ -6,8 +6,8 @@ interpreter — the console in a pseudo-terminal, against a real server on 127.0
 reads `sys.modules` as the process exits, so what a session imported on its way to the
 first prompt and out again is all there:
 
-* the console on the embedded sandbox, once its certificate exists, loads no
-  `cryptography` (made once, then read with the ssl module);
+* the console on the embedded sandbox loads neither `aiosmtpd` nor `cryptography` (its
+  sandbox runs in a process of its own) nor any POP3 module before `:pop3`;
 * `connect` to a server loads neither `cryptography` (only a TLS chain needs it) nor
   `aiosmtpd` (only a sandbox runs it);
 * `explain` and `--version` load no prompt_toolkit, asyncio, cryptography or aiosmtpd.
@@ -124,15 +124,24 @@ def tiny_server() -> Iterator[int]:
         listener.close()
 
 
-def test_the_sandbox_console_reads_its_kept_certificate_without_cryptography(
+def test_the_sandbox_console_leaves_the_sandbox_and_pop3_to_others(
     tmp_path: Path,
 ) -> None:
-    first = loaded_by_console(tmp_path)  # makes the certificate: cryptography is needed
+    first = loaded_by_console(tmp_path)  # its sandbox process makes the certificate
     assert (tmp_path / "data" / "smtp-tutor" / "sandbox" / "cert.pem").exists()
-    assert "cryptography" in packages(first, "cryptography")
+    # The sandbox runs in a process of its own (sandbox/process.py): the console's process
+    # loads neither aiosmtpd nor cryptography, and no POP3 module before `:pop3`.
+    assert "prompt_toolkit" in packages(first, "prompt_toolkit")
+    assert packages(first, "cryptography", "aiosmtpd", "attr") == set()
     again = loaded_by_console(tmp_path, typed=("EHLO me.example",))
-    assert packages(again, "cryptography") == set()
-    assert packages(again, "aiosmtpd", "prompt_toolkit") == {"aiosmtpd", "prompt_toolkit"}
+    assert "smtp_tutor.console.app" in again
+    assert packages(again, "cryptography", "aiosmtpd", "smtp_tutor.sandbox.server") == set()
+    pop3 = (
+        "smtp_tutor.client.pop3_session",
+        "smtp_tutor.core.pop3",
+        "smtp_tutor.console.pop3_console",
+    )
+    assert packages(again, *pop3) == set()
 
 
 def test_connect_loads_no_cryptography_and_no_sandbox(tmp_path: Path, tiny_server: int) -> None:

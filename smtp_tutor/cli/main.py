@@ -22,6 +22,7 @@ from smtp_tutor.data import save_cache
 
 if TYPE_CHECKING:
     from smtp_tutor.console.app import ConsoleOptions
+    from smtp_tutor.sandbox.process import SandboxProcess
 
 
 class _Parser(argparse.ArgumentParser):
@@ -738,9 +739,54 @@ def _connect(args: argparse.Namespace) -> int:
 
 
 def _sandbox_console(args: argparse.Namespace) -> int:
+    if getattr(args, "web", None) is None:
+        # The sandbox starts in its own process first, and the console is built meanwhile
+        # (sandbox/process.py); the web view lives in the sandbox's loop, so it keeps both
+        # in this process.
+        from smtp_tutor.sandbox.process import SandboxProcess
+
+        try:
+            child = SandboxProcess()
+        except OSError as error:
+            print(f"smtp-tutor: cannot start the sandbox: {os_reason(error)}", file=sys.stderr)
+            return EXIT_CONNECTION
+        try:
+            import asyncio
+
+            return asyncio.run(_run_sandbox_process_console(args, child))
+        finally:
+            child.kill()
     import asyncio
 
     return asyncio.run(_run_sandbox_console(args))
+
+
+async def _run_sandbox_process_console(args: argparse.Namespace, child: SandboxProcess) -> int:
+    from smtp_tutor.console.switch import run_on_sandbox
+    from smtp_tutor.sandbox.process import SandboxStartError
+
+    options = _console_options(args)
+    try:
+        child.wait_ready()
+    except SandboxStartError as error:
+        return _sandbox_start_failed(error)
+    return await run_on_sandbox(child, options)
+
+
+def _sandbox_start_failed(error: OSError) -> int:
+    """Say why the sandbox did not start, in one line; the exit code."""
+    address = getattr(error, "address", None)  # the web view's port: WebBindError
+    if address is not None:
+        print(
+            f"smtp-tutor: cannot serve the web view on {address}: {os_reason(error)}",
+            file=sys.stderr,
+        )
+        return EXIT_CONNECTION
+    if error.filename:  # the certificate or the Maildir in the data directory
+        print(f"smtp-tutor: cannot use {error.filename}: {os_reason(error)}", file=sys.stderr)
+        return 1
+    print(f"smtp-tutor: cannot start the sandbox: {os_reason(error)}", file=sys.stderr)
+    return EXIT_CONNECTION
 
 
 async def _run_sandbox_console(args: argparse.Namespace) -> int:
@@ -756,18 +802,7 @@ async def _run_sandbox_console(args: argparse.Namespace) -> int:
     try:
         await sandbox.start()
     except OSError as error:
-        address = getattr(error, "address", None)  # the web view's port: WebBindError
-        if address is not None:
-            print(
-                f"smtp-tutor: cannot serve the web view on {address}: {os_reason(error)}",
-                file=sys.stderr,
-            )
-            return EXIT_CONNECTION
-        if error.filename:  # the certificate or the Maildir in the data directory
-            print(f"smtp-tutor: cannot use {error.filename}: {os_reason(error)}", file=sys.stderr)
-            return 1
-        print(f"smtp-tutor: cannot start the sandbox: {os_reason(error)}", file=sys.stderr)
-        return EXIT_CONNECTION
+        return _sandbox_start_failed(error)
     for companion in sandbox.companions:  # the web view: its address and the teacher's URL
         for line in companion.summary():
             print(line, flush=True)

@@ -75,6 +75,7 @@ if TYPE_CHECKING:
     from smtp_tutor.console.switch import Switchboard
     from smtp_tutor.core.message_lint import LintFinding  # imported when a message is linted
     from smtp_tutor.sandbox import Sandbox
+    from smtp_tutor.sandbox.process import SandboxProcess
 
 
 @dataclass
@@ -817,7 +818,7 @@ def _smtputf8(dialogue: Dialogue | None) -> bool:
 
 
 async def run_on_sandbox(
-    sandbox: Sandbox,
+    sandbox: Sandbox | SandboxProcess,
     options: ConsoleOptions,
     prepare: Callable[[Any], None] | None = None,
     console_class: Callable[..., Any] | None = None,

@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from smtp_tutor.client.connection import ConnectionFailed
-from smtp_tutor.client.pop3_session import POP3_PORT
 from smtp_tutor.client.session import Target
 from smtp_tutor.console.app import Console, ConsoleOptions
 
@@ -38,8 +37,10 @@ from smtp_tutor.console.app import Console, ConsoleOptions
 
 if TYPE_CHECKING:
     from smtp_tutor.sandbox import Sandbox
+    from smtp_tutor.sandbox.process import SandboxProcess
 
 SMTP_PORT = 25
+POP3_PORT = 110  # client.pop3_session's, without loading the POP3 client at start
 PROTOCOLS = ("smtp", "pop3")
 DEFAULT_PORTS = {"smtp": SMTP_PORT, "pop3": POP3_PORT}
 NAMES = {"smtp": "SMTP", "pop3": "POP3"}
@@ -223,7 +224,7 @@ async def run_switching(console: Any, ports: dict[str, int] | None = None) -> in
 
 
 async def run_on_sandbox(
-    sandbox: Sandbox,
+    sandbox: Sandbox | SandboxProcess,
     options: ConsoleOptions,
     prepare: Callable[[Any], None] | None = None,
     console_class: Callable[..., Any] | None = None,

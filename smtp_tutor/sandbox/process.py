@@ -1,0 +1,200 @@
+"""The console's sandbox in a process of its own, started before the console is built.
+
+`smtp-tutor` (no subcommand) needs a running sandbox and a console; each costs about as
+much to import and start as the other, and they need nothing of each other but the
+sandbox's addresses. So the CLI spawns this module (`python -m smtp_tutor.sandbox.process
+FD PPID`) before it imports the console, builds the console meanwhile on the other core,
+and connects once the child has said where it listens.
+
+The parent's side, `SandboxProcess`, imports none of the sandbox: only os, socket and
+subprocess. The two talk over one socket pair, one line from the child:
+
+    ready TAB host TAB port TAB pop3_host TAB pop3_port TAB mailbox
+    error TAB errno TAB reason TAB filename
+
+The child never outlives the console: it stops when its end of the pair reads EOF (the
+console closed it, or the console's process is gone and the kernel closed it), and on
+Linux the kernel also kills it when the parent dies (PR_SET_PDEATHSIG). It runs in a
+session of its own, so Ctrl-C and Ctrl-Z at the terminal are the console's alone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+#: How long the console waits for the sandbox to report, and for it to exit when stopped.
+START_TIMEOUT = 30.0
+STOP_TIMEOUT = 6.0  # the sandbox's own stop waits up to 5 s for its clients
+
+
+class SandboxStartError(OSError):
+    """The child could not start the sandbox (errno, reason and filename as it said them)."""
+
+
+class SandboxProcess:
+    """A started sandbox in a child process: what a console needs of a `Sandbox`."""
+
+    def __init__(self) -> None:
+        ours, theirs = socket.socketpair()
+        self._socket = ours
+        ours.set_inheritable(False)
+        command = [
+            sys.executable,
+            "-m",
+            "smtp_tutor.sandbox.process",
+            str(theirs.fileno()),
+            str(os.getpid()),
+        ]
+        try:
+            self._process = subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                pass_fds=(theirs.fileno(),),
+                start_new_session=True,
+            )
+        except OSError:
+            ours.close()
+            raise
+        finally:
+            theirs.close()
+        self.host = "127.0.0.1"
+        self.port = 0
+        self.pop3_host: str | None = None
+        self.pop3_port: int | None = None
+        self.mailbox_path = Path()
+        self._ready = False
+
+    def wait_ready(self, timeout: float = START_TIMEOUT) -> None:
+        """Block until the child listens; `SandboxStartError` if it cannot (and it is gone)."""
+        if self._ready:
+            return
+        self._socket.settimeout(timeout)
+        data = b""
+        try:
+            while not data.endswith(b"\n"):
+                chunk = self._socket.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+        except TimeoutError:
+            self.kill()
+            raise SandboxStartError(0, f"no answer within {timeout:.0f} s") from None
+        fields = data.decode("utf-8", "surrogateescape").rstrip("\n").split("\t")
+        if fields[0] == "ready" and len(fields) == 6:
+            self.host, port, pop3_host, pop3_port, mailbox = fields[1:]
+            self.port = int(port)
+            self.pop3_host = pop3_host or None
+            self.pop3_port = int(pop3_port) if pop3_port else None
+            self.mailbox_path = Path(mailbox)
+            self._ready = True
+            return
+        self.kill()
+        if fields[0] == "error" and len(fields) == 4:
+            number, reason, filename = fields[1:]
+            raise SandboxStartError(int(number), reason, filename or None)
+        status = self._process.returncode
+        raise SandboxStartError(0, f"its process ended (status {status})")
+
+    async def stop(self) -> None:
+        """Tell the child to stop (EOF on its socket) and wait until it has."""
+        self._socket.close()
+        try:
+            self._process.wait(STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+    def kill(self) -> None:
+        self._socket.close()
+        if self._process.poll() is None:
+            self._process.kill()
+        self._process.wait()
+
+
+# -- the child ---------------------------------------------------------------------------
+
+
+def _die_with_parent(parent: int) -> None:
+    """Linux: SIGKILL when the console's process ends, even if our loop is stuck."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import signal
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent:  # it ended before prctl took effect
+        os._exit(0)
+
+
+def _report(link: socket.socket, *fields: object) -> None:
+    line = "\t".join(str(field).replace("\t", " ").replace("\n", " ") for field in fields)
+    link.sendall(line.encode("utf-8", "surrogateescape") + b"\n")
+
+
+async def _serve(link: socket.socket) -> None:
+    import asyncio
+
+    from smtp_tutor.sandbox.config import SandboxConfig
+    from smtp_tutor.sandbox.server import Sandbox
+
+    try:
+        sandbox = Sandbox(SandboxConfig(port=0, pop3_port=0))
+        await sandbox.start()
+    except OSError as error:
+        address = getattr(error, "address", None)
+        filename = "" if address is not None else (error.filename or "")
+        _report(link, "error", error.errno or 0, error.strerror or error, filename)
+        return
+    pop3_host = sandbox.pop3_host or ""
+    pop3_port = sandbox.pop3_port or ""
+    _report(link, "ready", sandbox.host, sandbox.port, pop3_host, pop3_port, sandbox.mailbox_path)
+    loop = asyncio.get_running_loop()
+    closed = loop.create_future()
+
+    def readable() -> None:
+        try:
+            data = link.recv(4096)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data and not closed.done():
+            closed.set_result(None)
+
+    link.setblocking(False)
+    loop.add_reader(link.fileno(), readable)
+    try:
+        await closed
+    finally:
+        loop.remove_reader(link.fileno())
+        await sandbox.stop()
+
+
+def main(argv: list[str]) -> int:
+    fd, parent = int(argv[0]), int(argv[1])
+    _die_with_parent(parent)
+    link = socket.socket(fileno=fd)
+    try:
+        import asyncio
+
+        asyncio.run(_serve(link))
+    except Exception as error:  # a bug: one line to the console, which says it
+        with contextlib.suppress(OSError):
+            _report(link, "error", 0, f"{type(error).__name__}: {error}", "")
+        return 1
+    finally:
+        link.close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
