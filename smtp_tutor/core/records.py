@@ -188,8 +188,13 @@ def fields(item: object) -> tuple[str, ...]:
 
 
 def replace(item: _T, /, **changes: Any) -> _T:
-    """A copy of the record `item` with `changes` (as `dataclasses.replace`)."""
+    """A copy of the record `item` with `changes` (as `dataclasses.replace`, which a
+    dataclass is handed to: code that copies either kind calls this one)."""
     names = fields(item)
+    if not names and hasattr(item, "__dataclass_fields__"):
+        import dataclasses
+
+        return dataclasses.replace(item, **changes)  # type: ignore[type-var]
     unknown = set(changes) - set(names)
     if unknown:
         raise TypeError(f"{type(item).__qualname__} has no field {sorted(unknown)[0]!r}")
