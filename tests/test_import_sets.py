@@ -190,6 +190,10 @@ def test_replay_against_a_server_runs_without_an_event_loop(
     assert packages(modules, "ssl", "_ssl", "smtp_tutor.core.pop3", "smtp_tutor.sandbox") == set()
     # A text script with no AUTH: no JSON, no OpenSSL digests (CRAM-MD5 and APOP load them).
     assert packages(modules, "json", "hashlib", "hmac", "smtp_tutor.core.knowledge") == set()
+    # Its value classes are core.records, not dataclasses: no dataclasses, so no inspect
+    # (and its ast, dis, tokenize) either.
+    assert "smtp_tutor.core.records" in modules
+    assert packages(modules, "dataclasses", "inspect") == set()
 
 
 def test_the_blocking_replay_stops_on_ctrl_c_with_130_and_no_traceback(tmp_path: Path) -> None:

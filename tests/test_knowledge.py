@@ -557,7 +557,8 @@ def test_works_from_a_zip_without_asyncio_or_prompt_toolkit(tmp_path: Path) -> N
     with zipfile.ZipFile(archive, "w") as zf:
         zf.write(package / "__init__.py", "smtp_tutor/__init__.py")
         zf.writestr("smtp_tutor/core/__init__.py", "")
-        for module in ("knowledge.py", "language.py", "verbs.py", "phases.py"):  # verbs: CONTEXTS
+        # verbs: CONTEXTS; records: its value classes
+        for module in ("knowledge.py", "language.py", "verbs.py", "phases.py", "records.py"):
             zf.write(package / "core" / module, f"smtp_tutor/core/{module}")
         zf.write(package / "data" / "__init__.py", "smtp_tutor/data/__init__.py")
         for name in (*knowledge.DATA_FILES, "verbs.toml"):

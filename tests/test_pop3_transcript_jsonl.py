@@ -7,7 +7,6 @@ transcript keeps `{apop password=password}` and replay computes it from the new 
 from __future__ import annotations
 
 import io
-from dataclasses import replace
 
 import pytest
 
@@ -17,6 +16,7 @@ from smtp_tutor.core.pop3.transcript import (
     parse_pop3_script,
     parse_pop3_transcript,
 )
+from smtp_tutor.core.records import replace  # a record (Directive) or a dataclass
 from smtp_tutor.core.transcript import Send, TranscriptError, resolve
 from tests.test_pop3_replay import Pop3Recorder, Status, _multiline, make_response
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from smtp_tutor.core import records  # its items are records
 from smtp_tutor.core.placeholders import Placeholder
 from smtp_tutor.core.recorder import TranscriptRecorder
 from smtp_tutor.core.replies import ReplyParser, make_reply
@@ -37,9 +37,7 @@ def unnumbered(script: Script) -> list[Item]:
     """The items without their line numbers (which name a line of each file)."""
     fields = {"line_no": 0}
     return [
-        dataclasses.replace(
-            item, **fields, **({"end_line_no": 0} if isinstance(item, Expect) else {})
-        )
+        records.replace(item, **fields, **({"end_line_no": 0} if isinstance(item, Expect) else {}))
         for item in script.items
     ]
 

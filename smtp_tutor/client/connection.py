@@ -16,11 +16,11 @@ import sys
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from smtp_tutor.core.command_line import wire_bytes
+from smtp_tutor.core.records import record
 from smtp_tutor.core.replies import Reply, ReplyParser
 
 if TYPE_CHECKING:
@@ -43,7 +43,7 @@ class ConnectionFailed(Exception):
         super().__init__(" ".join(message.split()))
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class WireEvent:
     """Bytes that crossed the wire, for transcripts and the raw view."""
 
@@ -53,14 +53,14 @@ class WireEvent:
     tls: bool
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Closed:
     """The server closed the connection (or it broke); no more replies will come."""
 
     reason: str
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class TimedOut:
     """No complete reply within the timeout; the connection is still open."""
 
@@ -324,6 +324,8 @@ class Connection:
             raise ConnectionFailed(f"TLS handshake with {where} failed: {reason}") from None
         info = self._describe_tls(sni)
         if self.discarded:
+            from dataclasses import replace  # the TLS report is a dataclass (tls.py)
+
             info = replace(info, discarded_cleartext=len(self.discarded))
         self.tls = info
         return info

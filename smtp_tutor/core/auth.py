@@ -16,8 +16,9 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from dataclasses import dataclass
 from typing import Literal
+
+from smtp_tutor.core.records import record
 
 __all__ = [
     "AuthError",
@@ -170,7 +171,7 @@ def _challenge_payload(reply_text: str) -> str:
     return text.strip()
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class DecodedChallenge:
     """A server's 334 challenge, decoded as far as possible."""
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 
+from smtp_tutor.core.records import field, record
 from smtp_tutor.core.verbs import verb as verb_row
 from smtp_tutor.core.verbs import verbs
 
@@ -47,7 +47,7 @@ def wire_bytes(line: str) -> bytes:
         return line.encode("utf-8", errors="replace") + b"\r\n"
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Command:
     """One client command line, split into verb and argument."""
 
@@ -60,7 +60,7 @@ class Command:
         return self.verb in KNOWN_VERBS
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class PathArgument:
     """The argument of MAIL FROM / RCPT TO, with what is wrong in it."""
 

@@ -23,12 +23,12 @@ from __future__ import annotations
 import base64
 import binascii
 import collections
-from dataclasses import dataclass, field
 
 from smtp_tutor.core.auth import user_in_answer
 from smtp_tutor.core.catalogue import Said
 from smtp_tutor.core.command_line import Command, parse_command, parse_path_argument, wire_bytes
 from smtp_tutor.core.phases import Phase
+from smtp_tutor.core.records import field, record
 from smtp_tutor.core.replies import Reply
 from smtp_tutor.core.verbs import verbs
 
@@ -93,7 +93,7 @@ def ends_group(verb: str) -> bool:
     return verb.upper() in GROUP_ENDERS
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Capabilities:
     """What one EHLO reply advertised: keywords with their parameters."""
 
@@ -135,7 +135,7 @@ class Capabilities:
         return tuple(p.upper() for p in self.params("AUTH"))
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Sent:
     """A line on the wire still waiting for its reply."""
 
@@ -144,7 +144,7 @@ class Sent:
     wire: bytes = b""  # exactly what goes on the wire for this line, CRLF included
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Outcome:
     """What one reply did to the session; the console and replayer render it."""
 

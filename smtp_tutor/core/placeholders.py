@@ -14,7 +14,6 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Literal
 
 from smtp_tutor.core.auth import (
@@ -25,6 +24,7 @@ from smtp_tutor.core.auth import (
     plain_response,
     xoauth2_string,
 )
+from smtp_tutor.core.records import record
 
 __all__ = [
     "ENCODINGS",
@@ -74,7 +74,7 @@ class MissingVariable(ResolveError):
 # --------------------------------------------------------------------------- placeholders
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Variable:
     """A reference to a value given at replay time (``--var NAME=VALUE``, env, prompt)."""
 
@@ -115,7 +115,7 @@ def _render_value(value: Value) -> str:
     return value.name if isinstance(value, Variable) else quote(value)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Placeholder:
     """How a line (or part of one) is built at replay time, in place of what was sent.
 

@@ -14,11 +14,11 @@ import math
 import re
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from typing import Any, Literal, TextIO, overload
 
 from smtp_tutor.core.auth import b64encode_bytes
 from smtp_tutor.core.placeholders import Placeholder, escape_line, needs_escape, quote
+from smtp_tutor.core.records import record
 from smtp_tutor.core.replies import Reply
 from smtp_tutor.core.transcript import wire_bytes
 
@@ -60,7 +60,7 @@ def _duration(seconds: float) -> str:
     return f"{ms / 1000:.1f}s"
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class _Event:
     text: str  # the chunk of the text transcript, lines ending in "\n"
     record: dict[str, Any]  # the JSON object

@@ -10,9 +10,9 @@ kept, so a console can show exactly what the server did wrong.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 
 from smtp_tutor.core.catalogue import Said
+from smtp_tutor.core.records import field, record
 
 #: RFC 5321 §4.5.3.1.5: a reply line is at most 512 octets including the CRLF.
 REPLY_LINE_LIMIT = 512
@@ -47,7 +47,7 @@ def _problem(key: str, params: dict[str, object]) -> Problem:
     return Problem(key, **params)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Reply:
     """One complete server reply: one line, or several that share a code."""
 
@@ -107,7 +107,7 @@ def make_reply(code: int, *lines: str) -> Reply:
     return Reply(code=code, lines=tuple(texts), raw=raw, enhanced=parse_enhanced(texts[0]))
 
 
-@dataclass
+@record
 class _Pending:
     """The lines of a multiline reply collected so far."""
 

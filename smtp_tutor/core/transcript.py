@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 from smtp_tutor.core.command_line import wire_bytes
 from smtp_tutor.core.placeholders import (
@@ -29,6 +28,7 @@ from smtp_tutor.core.placeholders import (
     parse_template,
     snippet,
 )
+from smtp_tutor.core.records import record
 from smtp_tutor.core.replies import Reply
 
 __all__ = [
@@ -74,7 +74,7 @@ class _Problem(Exception):
 # --------------------------------------------------------------------------- script items
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Send:
     """A ``C:`` line: what to send (after resolving its placeholders), without CRLF."""
 
@@ -110,7 +110,7 @@ class Send:
         return wire_bytes(resolve(self, {}))[: self.chunk]
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Expect:
     """One server reply (one or more ``S:`` lines) and what replay checks about it.
 
@@ -149,7 +149,7 @@ class Expect:
         return self.mismatch(reply) is None
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Directive:
     """A connection event: ``@connect HOST PORT [tls]``, ``@tls``, ``@time``, ``@closed``."""
 
@@ -162,7 +162,7 @@ class Directive:
 Item = Send | Expect | Directive
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Script:
     source: str
     items: tuple[Item, ...]
@@ -219,7 +219,7 @@ def parse_duration(text: str) -> float:
 # --------------------------------------------------------------------------- parser
 
 
-@dataclass
+@record
 class _OpenReply:
     first_line: int
     last_line: int

@@ -20,11 +20,11 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Literal, NoReturn, cast
 
 from smtp_tutor.core.phases import Phase
+from smtp_tutor.core.records import field, record
 from smtp_tutor.data import load_toml
 
 __all__ = [
@@ -64,7 +64,7 @@ class VerbTableError(ValueError):
     """`data/verbs.toml` is broken; the message names the key."""
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Text:
     """One text in every language of the file."""
 
@@ -75,7 +75,7 @@ class Text:
         return self.translations.get(lang or "en") or self.translations["en"]
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Offer:
     """A value completion offers after `NAME=`."""
 
@@ -83,7 +83,7 @@ class Offer:
     hint: Text
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Parameter:
     """An ESMTP parameter of MAIL or RCPT and the EHLO keyword that defines it."""
 
@@ -97,7 +97,7 @@ class Parameter:
     offers: tuple[Offer, ...] = ()
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Verb:
     """One row of the verb table."""
 

@@ -31,7 +31,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn, TextIO
 
@@ -44,6 +43,7 @@ from smtp_tutor.client.connection import (
 from smtp_tutor.core.dialogue import AUTH_RESPONSE, END_OF_DATA, Capabilities, ends_group
 from smtp_tutor.core.dialogue import GREETING as DIALOGUE_GREETING
 from smtp_tutor.core.placeholders import ResolveError
+from smtp_tutor.core.records import field, record
 from smtp_tutor.core.replies import Reply
 from smtp_tutor.core.safe_text import visible as _visible
 from smtp_tutor.core.transcript import Directive, Expect, Script, Send, resolve, wire_bytes
@@ -67,7 +67,7 @@ GREETING = "GREETING"
 StepInput = Callable[[], Awaitable[bool]]
 
 
-@dataclass
+@record
 class ReplayOptions:
     """How to replay; the server itself is given to `replay` (the CLI may start a sandbox)."""
 
@@ -84,7 +84,7 @@ class ReplayOptions:
     lang: str = "en"
 
 
-@dataclass
+@record
 class ReplayResult:
     status: int
     commands: int  # command lines sent (message content lines are not commands)
@@ -112,7 +112,7 @@ class _Aborted(Exception):
 # --------------------------------------------------------------------------- the plan
 
 
-@dataclass(slots=True)
+@record(slots=True)
 class _Out:
     send: Send
     wire: bytes | None  # None: placeholders are computed when the line is sent
@@ -121,7 +121,7 @@ class _Out:
     content: bool  # a message line: the server answers nothing until the final "."
 
 
-@dataclass(slots=True)
+@record(slots=True)
 class _In:
     expect: Expect
     answers: str  # the command this reply answers: a verb, ".", AUTH or GREETING

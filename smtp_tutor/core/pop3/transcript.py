@@ -20,13 +20,14 @@ console or replay. `Pop3Recorder` writes the format; secrets are placeholders, a
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from smtp_tutor.core.placeholders import Placeholder, escape_line, snippet
 from smtp_tutor.core.pop3.dialogue import Dialogue
 from smtp_tutor.core.pop3.responses import Expect, Response, Status, body_lines, make_response
 from smtp_tutor.core.recorder import TranscriptRecorder, _visible
+from smtp_tutor.core.records import replace  # its items may be core.transcript records
 from smtp_tutor.core.transcript import (
     DIRECTIVES,
     Directive,
