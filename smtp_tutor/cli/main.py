@@ -59,8 +59,26 @@ class _Parser(argparse.ArgumentParser):
         with cli_text.argparse_words(self.lang):
             return super().format_usage()
 
+    _adding = False  # within add_argument: the formatter only checks the metavar
+
+    def add_argument(self, *args: Any, **kwargs: Any) -> argparse.Action:
+        self._adding = True
+        try:
+            return super().add_argument(*args, **kwargs)
+        finally:
+            self._adding = False
+
+    def add_subparsers(self, **kwargs: Any) -> Any:
+        self._adding = True  # the formatter only makes the subcommands' prog: no help drawn
+        try:
+            return super().add_subparsers(**kwargs)
+        finally:
+            self._adding = False
+
     def _get_formatter(self) -> argparse.HelpFormatter:
         formatter = cli_text.translating_formatter(self.formatter_class, self.lang)
+        if self._adding:  # no help is drawn: no need to ask the terminal (or import shutil)
+            return formatter(prog=self.prog, width=80)
         return formatter(prog=self.prog)
 
 

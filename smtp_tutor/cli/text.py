@@ -173,6 +173,7 @@ def wrap_wide(text: str, width: int) -> list[str]:
 
 
 @functools.cache
+@functools.cache  # one class per base and language, not one per argument added
 def translating_formatter(
     base: type[argparse.HelpFormatter], lang: str
 ) -> type[argparse.HelpFormatter]:
