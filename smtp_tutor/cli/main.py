@@ -793,16 +793,9 @@ async def _run_sandbox_process_console(args: argparse.Namespace, child: SandboxP
 
 def _sandbox_start_failed(error: OSError) -> int:
     """Say why the sandbox did not start, in one line; the exit code."""
-    address = getattr(error, "address", None)  # the web view's port: WebBindError
-    if address is not None:
-        print(
-            f"smtp-tutor: cannot serve the web view on {address}: {os_reason(error)}",
-            file=sys.stderr,
-        )
-        return EXIT_CONNECTION
-    if error.filename:  # the certificate or the Maildir in the data directory
-        print(f"smtp-tutor: cannot use {error.filename}: {os_reason(error)}", file=sys.stderr)
-        return 1
+    code = cli_text.start_failed("smtp-tutor", error)
+    if code is not None:
+        return code
     print(f"smtp-tutor: cannot start the sandbox: {os_reason(error)}", file=sys.stderr)
     return EXIT_CONNECTION
 

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from smtp_tutor.cli.text import EXIT_CONNECTION, EXIT_USAGE, os_reason
+from smtp_tutor.cli.text import EXIT_CONNECTION, EXIT_USAGE, os_reason, start_failed
 
 
 def run_serve(args: argparse.Namespace, lang: str) -> int:
@@ -66,19 +66,9 @@ def run_serve(args: argparse.Namespace, lang: str) -> int:
             )
         )
     except OSError as error:
-        address = getattr(error, "address", None)  # the web view's port: WebBindError
-        if address is not None:
-            print(
-                f"smtp-tutor serve: cannot serve the web view on {address}: {os_reason(error)}",
-                file=sys.stderr,
-            )
-            return EXIT_CONNECTION
-        if error.filename:  # the certificate or the Maildir, not the socket
-            print(
-                f"smtp-tutor serve: cannot use {error.filename}: {os_reason(error)}",
-                file=sys.stderr,
-            )
-            return 1
+        code = start_failed("smtp-tutor serve", error)
+        if code is not None:
+            return code
         where = f"{args.host}:{args.port}"
         from smtp_tutor.sandbox.pop3.server import Pop3BindError
 

@@ -30,6 +30,7 @@ import contextvars
 import functools
 import os
 import re
+import sys
 import unicodedata
 from collections.abc import Iterator, Mapping, Sequence
 
@@ -219,3 +220,19 @@ def os_reason(error: OSError) -> str:
     if isinstance(error, socket.gaierror) or not error.errno or error.errno < 0:
         return error.strerror or str(error)
     return os.strerror(error.errno)
+
+
+def start_failed(prog: str, error: OSError) -> int | None:
+    """Say in one line why a sandbox did not start, if the web view's port or a file of
+    its own (the certificate, the Maildir) is why; the exit code, or None for the caller's
+    own case (its SMTP or POP3 socket)."""
+    address = getattr(error, "address", None)  # the web view's port: WebBindError
+    if address is not None:
+        print(
+            f"{prog}: cannot serve the web view on {address}: {os_reason(error)}", file=sys.stderr
+        )
+        return EXIT_CONNECTION
+    if error.filename:
+        print(f"{prog}: cannot use {error.filename}: {os_reason(error)}", file=sys.stderr)
+        return 1
+    return None
