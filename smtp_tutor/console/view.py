@@ -9,8 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from prompt_toolkit.application import get_app_or_none, run_in_terminal
+from prompt_toolkit.application.current import get_app_session
 from prompt_toolkit.output import ColorDepth, Output
-from prompt_toolkit.shortcuts import print_formatted_text
+from prompt_toolkit.renderer import print_formatted_text
+from prompt_toolkit.styles import default_ui_style, merge_styles
 
 from smtp_tutor.client.connection import WireEvent
 from smtp_tutor.console import render, wrap
@@ -24,6 +27,9 @@ class View:
     ) -> None:
         self.output = output
         self.style = render.console_style(style)
+        # What prompt_toolkit's print_formatted_text prints with, merged once: it merges
+        # anew on every call, and a new merge parses every style rule again (ms a reply).
+        self._printing_style = merge_styles([default_ui_style(), self.style])
         self.depth = ColorDepth.MONOCHROME if not color else None
         self._lang = lang
         self.raw = False  # :raw on: every byte, CR and LF visible
@@ -32,15 +38,22 @@ class View:
     def show(self, fragments: render.Fragments) -> None:
         """Print, wrapped to the terminal's width (replies and raw bytes are left as sent)."""
         fragments = wrap.wrap_fragments(fragments, render.terminal_columns(self.output))
-        if fragments:
+        if not fragments:
+            return
+        output = self.output or get_app_session().output
+        depth = self.depth or output.get_default_color_depth()
+
+        def draw() -> None:
             print_formatted_text(
-                render.as_text(fragments),
-                end="",
-                style=self.style,
-                output=self.output,
-                color_depth=self.depth,
-                include_default_pygments_style=False,
+                output, render.as_text(fragments), self._printing_style, color_depth=depth
             )
+
+        # As prompt_toolkit's own print_formatted_text: above a running prompt, if any.
+        app = get_app_or_none()
+        if app is not None and app.loop is not None:
+            app.loop.call_soon_threadsafe(lambda: run_in_terminal(draw))
+        else:
+            draw()
 
     def say(self, key: str, style: str = "class:notice", /, **params: object) -> None:
         self.show(render.say(key, self._lang(), style, **params))
