@@ -194,6 +194,12 @@ def test_replay_against_a_server_runs_without_an_event_loop(
     # (and its ast, dis, tokenize) either.
     assert "smtp_tutor.core.records" in modules
     assert packages(modules, "dataclasses", "inspect") == set()
+    # Nothing waits on the abort flag without --delay: no threading module.
+    assert "threading" not in modules
+    delayed = loaded_by_command(
+        tmp_path, "replay", str(script), "--server", server, "-q", "--delay", "10"
+    )
+    assert "threading" in delayed  # --delay waits on an Event that abort() can cut short
 
 
 def test_the_blocking_replay_stops_on_ctrl_c_with_130_and_no_traceback(tmp_path: Path) -> None:

@@ -28,7 +28,6 @@ Exit statuses: 0 every reply matched, 1 a mismatch, 2 a script error, 3 connecti
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
@@ -52,6 +51,24 @@ from smtp_tutor.replay.link import CUT_SHORT, Link
 
 if TYPE_CHECKING:
     import ssl
+    import threading
+
+
+class _Flag:
+    """A replay's "aborted" flag when nothing waits on it: set by `abort` from another
+    thread, read by the replay's own (a plain attribute; no `threading` import)."""
+
+    __slots__ = ("_set",)
+
+    def __init__(self) -> None:
+        self._set = False
+
+    def set(self) -> None:
+        self._set = True
+
+    def is_set(self) -> bool:
+        return self._set
+
 
 EXIT_OK = 0
 EXIT_MISMATCH = 1
@@ -234,7 +251,11 @@ class Replayer:
         self.show = not options.quiet
         self.pacing = self.show or options.step or options.delay > 0
         self.shown_content = 0
-        self._aborted = threading.Event()
+        self._aborted: _Flag | threading.Event = _Flag()
+        if options.delay > 0:  # only --delay waits on it: a replay without one loads no threading
+            import threading
+
+            self._aborted = threading.Event()
 
     # -- running -------------------------------------------------------------------------
 
