@@ -324,7 +324,7 @@ class Connection:
             raise ConnectionFailed(f"TLS handshake with {where} failed: {reason}") from None
         info = self._describe_tls(sni)
         if self.discarded:
-            from dataclasses import replace  # the TLS report is a dataclass (tls.py)
+            from smtp_tutor.core.records import replace  # the TLS report is a record (tls.py)
 
             info = replace(info, discarded_cleartext=len(self.discarded))
         self.tls = info

@@ -59,7 +59,7 @@ class ResponseEvent:
 
 def pop3_target(target: Target) -> Target:
     """Port 995 means TLS from the first byte unless the caller chose (465 is SMTP's)."""
-    from dataclasses import replace
+    from smtp_tutor.core.records import replace
 
     if target.implicit_tls is None:
         return replace(target, implicit_tls=target.port == POP3S_PORT)

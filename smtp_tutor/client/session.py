@@ -17,7 +17,6 @@ import socket
 import ssl
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 from smtp_tutor.client.connection import (
@@ -31,12 +30,13 @@ from smtp_tutor.client.tls import TLSInfo
 from smtp_tutor.core.checker import Finding, check
 from smtp_tutor.core.dialogue import DATA_LINE, END_OF_DATA, Dialogue, Outcome, Phase, Sent
 from smtp_tutor.core.message_data import stuff_line
+from smtp_tutor.core.records import record
 
 #: How long one background read waits; silence is the watchdog's business, not the reader's.
 _IDLE_READ = 3600.0
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class ReplyEvent:
     """A reply arrived; `latency` is seconds since the command it answers was sent."""
 
@@ -44,22 +44,22 @@ class ReplyEvent:
     latency: float | None
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class TLSEvent:
     info: TLSInfo
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class TLSFailed:
     reason: str
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class ClosedEvent:
     reason: str
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class SilenceEvent:
     """Nothing came back for a command within the reply timeout; the session goes on."""
 
@@ -70,7 +70,7 @@ SessionEvent = ReplyEvent | TLSEvent | TLSFailed | ClosedEvent | SilenceEvent
 Listener = Callable[[SessionEvent], None]
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Target:
     """Where to connect and how; `cafile` is trusted when the certificate is verified."""
 

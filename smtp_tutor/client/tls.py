@@ -19,11 +19,11 @@ import re
 import ssl
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from smtp_tutor.core.catalogue import Said
+from smtp_tutor.core.records import field, record
 
 if TYPE_CHECKING:
     from cryptography import x509
@@ -35,7 +35,7 @@ _PEM_BLOCK = re.compile(
 )
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class CertificateInfo:
     subject: str
     issuer: str
@@ -48,7 +48,7 @@ class CertificateInfo:
         return self.subject == self.issuer
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class TLSInfo:
     """What a finished handshake established, for the console's TLS report."""
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-from dataclasses import dataclass
 
 from smtp_tutor.core.auth import (
     AuthError,
@@ -22,11 +21,12 @@ from smtp_tutor.core.auth import (
 from smtp_tutor.core.auth_exchange import AuthExchange, AuthStep
 from smtp_tutor.core.dialogue import AUTH_RESPONSE, Outcome
 from smtp_tutor.core.placeholders import Placeholder
+from smtp_tutor.core.records import record
 from smtp_tutor.core.redaction import SecretTracker
 from smtp_tutor.core.replies import Reply
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class AuthLine:
     """A line the helper wants sent now, and how the transcript records it."""
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Awaitable, Callable
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +22,7 @@ from smtp_tutor.core.auth import AuthError, b64decode_text, b64encode_text
 from smtp_tutor.core.catalogue import message
 from smtp_tutor.core.hints import next_step
 from smtp_tutor.core.knowledge import explain, format_explanation
+from smtp_tutor.core.records import replace
 
 if TYPE_CHECKING:
     from smtp_tutor.console.app import Console

@@ -13,14 +13,15 @@ Pure bookkeeping: the console does the sending and the talking.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
+
+from smtp_tutor.core.records import field, record
 
 if TYPE_CHECKING:  # the lint (and the email package under it) loads with the first message
     from smtp_tutor.core.message_lint import LintFinding
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Rewrite:
     """What `:fix` would do to one held line of the message."""
 
@@ -30,7 +31,7 @@ class Rewrite:
     finding: LintFinding
 
 
-@dataclass
+@record
 class Composer:
     """The lines of the message being typed and how many of them have gone out."""
 

@@ -24,13 +24,13 @@ protocol's part in FILE and the other's part in the sibling.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from smtp_tutor.client.connection import ConnectionFailed
 from smtp_tutor.client.session import Target
 from smtp_tutor.console.app import Console, ConsoleOptions
+from smtp_tutor.core.records import replace
 
 # The POP3 console (and the message lint under it, with the email package) loads with the
 # first `:pop3`: an SMTP console that never switches starts as fast as before.

@@ -8,16 +8,15 @@ so every piece is shown through `core.safe_text.visible`: nothing in it steers t
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from smtp_tutor.console.render import Fragments, phase_name
 from smtp_tutor.core.catalogue import message
 from smtp_tutor.core.dialogue import Dialogue
 from smtp_tutor.core.hints import next_step
+from smtp_tutor.core.records import record
 from smtp_tutor.core.safe_text import visible
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class ToolbarState:
     server: str  # host:port
     dialogue: Dialogue | None

@@ -7,7 +7,6 @@ scripted probe and the tests drive the same steps without a socket.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from smtp_tutor.core.auth import (
@@ -23,6 +22,7 @@ from smtp_tutor.core.auth import (
     xoauth2_string,
 )
 from smtp_tutor.core.catalogue import Said
+from smtp_tutor.core.records import record
 
 __all__ = ["SUPPORTED_MECHANISMS", "AuthExchange", "AuthStep", "SecretKind"]
 
@@ -33,7 +33,7 @@ SUPPORTED_MECHANISMS: tuple[str, ...] = ("PLAIN", "LOGIN", "CRAM-MD5", "XOAUTH2"
 SecretKind = Literal["username", "password", "token"]
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class AuthStep:
     """What the console should do next in an AUTH exchange.
 

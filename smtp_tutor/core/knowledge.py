@@ -22,12 +22,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
 from functools import cache
 from typing import Any
 
 # Their home is smtp_tutor.core.language; `knowledge.language_from_env` and co. still work.
 from smtp_tutor.core.language import LANGUAGES, language_from_env, normalise_language  # noqa: F401
+from smtp_tutor.core.records import record, replace
 from smtp_tutor.data import load_toml
 
 DATA_PACKAGE = "smtp_tutor.data"
@@ -74,7 +74,7 @@ def normalise_command(command: str | None) -> str | None:
 # --- Results ---------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class CodeInfo:
     """One reply or enhanced code explained in one language.
 
@@ -94,7 +94,7 @@ class CodeInfo:
     related: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class KeywordInfo:
     """An EHLO keyword (or SASL mechanism); ``args``/``detail`` describe one advertised line."""
 
@@ -107,7 +107,7 @@ class KeywordInfo:
     known: bool = True
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Explanation:
     """What ``explain()`` found in a query; ``text`` is the human-readable rest of the line."""
 

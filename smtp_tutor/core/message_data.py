@@ -11,7 +11,8 @@ never sends a bare CR or LF: everything goes through `encode_message_for_data`.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+
+from smtp_tutor.core.records import record
 
 __all__ = [
     "CRLF",
@@ -97,7 +98,7 @@ def encode_message_for_data(message: bytes | str) -> bytes:
     return body + b".\r\n"
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class EndOfData:
     """A complete message as a server sees it once the terminator arrived."""
 

@@ -8,13 +8,12 @@ server's responses and the notes shown to the student.
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from smtp_tutor.core.auth import AuthError, apop_digest
 from smtp_tutor.core.auth_exchange import SUPPORTED_MECHANISMS, AuthExchange, AuthStep
 from smtp_tutor.core.catalogue import Said
 from smtp_tutor.core.pop3.dialogue import apop_timestamp
 from smtp_tutor.core.pop3.responses import Response
+from smtp_tutor.core.records import replace
 
 __all__ = [
     "SUPPORTED_MECHANISMS",
