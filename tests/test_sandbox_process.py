@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -47,8 +48,15 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-def test_it_serves_smtp_and_pop3_where_it_says_and_stops_when_told(home: Path) -> None:
-    child = SandboxProcess()
+def _how(fork: bool) -> None:
+    if fork and threading.active_count() > 1:  # as SandboxProcess itself would decide
+        pytest.skip("a fork beside other threads is what _may_fork refuses")
+
+
+@pytest.mark.parametrize("fork", [True, False], ids=["forked", "exec"])
+def test_it_serves_smtp_and_pop3_where_it_says_and_stops_when_told(home: Path, fork: bool) -> None:
+    _how(fork)
+    child = SandboxProcess(fork=fork)
     child.wait_ready()
     assert child.host == "127.0.0.1" and child.port > 0 and child.pop3_port
     assert child.mailbox_path == home / "data" / "smtp-tutor" / "sandbox" / "Maildir"
@@ -66,10 +74,14 @@ def test_it_serves_smtp_and_pop3_where_it_says_and_stops_when_told(home: Path) -
         socket.create_connection((child.host, child.port), timeout=5).close()
 
 
-def test_a_sandbox_that_cannot_start_says_why(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("fork", [True, False], ids=["forked", "exec"])
+def test_a_sandbox_that_cannot_start_says_why(
+    home: Path, monkeypatch: pytest.MonkeyPatch, fork: bool
+) -> None:
+    _how(fork)
     (home / "file").write_text("")
     monkeypatch.setenv("XDG_DATA_HOME", str(home / "file"))
-    child = SandboxProcess()
+    child = SandboxProcess(fork=fork)
     with pytest.raises(SandboxStartError) as raised:
         child.wait_ready()
     assert raised.value.filename == str(home / "file" / "smtp-tutor" / "sandbox")
@@ -85,10 +97,12 @@ def test_a_sandbox_that_cannot_start_says_why(home: Path, monkeypatch: pytest.Mo
 
 
 def _sandbox_child(console: int) -> int:
+    """The console's one child: a fork of it (same command line) named for `ps`."""
     found = Path(f"/proc/{console}/task/{console}/children").read_text().split()
     assert len(found) == 1, found
+    assert Path(f"/proc/{found[0]}/comm").read_text() == "smtp-tutor-sbox\n"
     command = Path(f"/proc/{found[0]}/cmdline").read_bytes()
-    assert b"smtp_tutor.sandbox.process" in command
+    assert command == Path(f"/proc/{console}/cmdline").read_bytes()  # forked, not exec'd
     return int(found[0])
 
 
