@@ -6,7 +6,6 @@ scripted probe and the tests drive the same steps without a socket.
 
 from __future__ import annotations
 
-import json
 from typing import Literal, Protocol
 
 from smtp_tutor.core.auth import (
@@ -324,6 +323,8 @@ class AuthExchange:
             return self._finish(False, "the server sent another challenge after '*'")
         mech = self.mechanism
         if mech == "XOAUTH2" and self._responses == 1:
+            import json  # only for a refused XOAUTH2: not on every console's start
+
             error = decode_xoauth2_error(challenge.payload)
             self._responses += 1
             self._phase = "wait"
