@@ -139,7 +139,9 @@ class Link:
         observer: WireObserver | None,
     ) -> Link:
         """Connect (and with `tls`, handshake at once); failures worded as `Connection`'s."""
-        address = host.strip("[]")  # "[192.0.2.1]" is how SMTP writes an address literal
+        address: str | bytes = host.strip("[]")  # "[192.0.2.1]": SMTP's address literal
+        if address.isascii():  # getaddrinfo runs a str through the idna codec, whose import
+            address = address.encode()  # (stringprep, unicodedata) costs a replay 1-2 ms
         try:
             sock = socket.create_connection((address, port), timeout=timeout)
         except (OSError, UnicodeError, ValueError) as error:
