@@ -10,8 +10,9 @@ after asyncio is imported (both need it): no second interpreter to start, no sec
 import, about 40 ms less before the child listens. Elsewhere it is a fresh interpreter
 (`python -m smtp_tutor.sandbox.process FD PPID`). Either way the child runs `main`.
 
-The parent's side, `SandboxProcess`, imports none of the sandbox: only os, socket and
-subprocess. The two talk over one socket pair, one line from the child:
+The parent's side, `SandboxProcess`, imports none of the sandbox: only the standard
+library (and asyncio before a fork). The two talk over one socket pair, one line from the
+child:
 
     ready TAB host TAB port TAB pop3_host TAB pop3_port TAB mailbox
     error TAB errno TAB reason TAB filename
