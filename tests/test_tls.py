@@ -193,6 +193,32 @@ def test_client_context_defaults() -> None:
     assert strict.minimum_version == ssl.TLSVersion.TLSv1_3
 
 
+def test_a_context_that_verifies_nothing_does_not_load_the_system_store() -> None:
+    """The system's authorities cost ~45 ms on `connect`'s way to its first prompt."""
+    assert client_context().cert_store_stats()["x509_ca"] == 0
+    system = ssl.create_default_context().cert_store_stats()
+    assert client_context(verify=True).cert_store_stats() == system
+
+
+def test_a_cafile_is_read_at_once_verifying_or_not(tmp_path: Path) -> None:
+    certs = certificates()
+    for verify in (False, True):
+        assert client_context(verify, cafile=certs.ca.cert_path).cert_store_stats()["x509_ca"] == 1
+    broken = tmp_path / "broken.pem"
+    broken.write_text("not a certificate\n")
+    with pytest.raises(ssl.SSLError):
+        client_context(cafile=broken)
+
+
+def test_sslkeylogfile_is_honoured_as_by_create_default_context(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    keylog = tmp_path / "keys.log"
+    monkeypatch.setenv("SSLKEYLOGFILE", str(keylog))
+    assert client_context().keylog_filename == str(keylog)
+    assert client_context(verify=True).keylog_filename == str(keylog)
+
+
 def test_the_tls_report_carries_the_alpn_the_handshake_agreed() -> None:
     """:tls used to read a field TLSInfo lacked and always said "ALPN: -"."""
     certs = certificates()
