@@ -17,27 +17,22 @@ from collections.abc import Callable, Iterable
 from typing import Any, Literal, TextIO, overload
 
 from smtp_tutor.core.auth import b64encode_bytes
-from smtp_tutor.core.placeholders import Placeholder, escape_line, needs_escape, quote
+from smtp_tutor.core.placeholders import Placeholder, escape_line
 from smtp_tutor.core.records import record
 from smtp_tutor.core.replies import Reply
-from smtp_tutor.core.transcript import wire_bytes
+from smtp_tutor.core.transcript import (
+    directive_word,
+    format_duration,
+    tls_directive,
+    visible,
+    wire_bytes,
+)
 
 __all__ = ["TranscriptRecorder"]
 
 Format = Literal["text", "jsonl"]
 
 _AUTH_HEAD = re.compile(r"^(\s*AUTH[ \t]+\S+)(?:[ \t]|$)", re.IGNORECASE)
-
-
-def _visible(text: str) -> str:
-    """Text for a comment, an S: line or a directive: one line, nothing an editor mangles."""
-    return "".join(quote(ch)[1:-1] if needs_escape(ch) and ch != "\t" else ch for ch in text)
-
-
-def _word(text: str | None) -> str:
-    """One word for a directive argument; "?" when unknown."""
-    shown = "".join("_" if ch.isspace() else ch for ch in _visible(text or ""))
-    return shown or "?"
 
 
 @overload
@@ -49,15 +44,6 @@ def _clean(text: str | None) -> str | None:
     if text is None:
         return None
     return text.encode("utf-8", errors="replace").decode("utf-8")
-
-
-def _duration(seconds: float) -> str:
-    ms = max(seconds, 0.0) * 1000
-    if ms < 10:
-        return f"{ms:.1f}ms"
-    if ms < 10_000:
-        return f"{ms:.0f}ms"
-    return f"{ms / 1000:.1f}s"
 
 
 @record(frozen=True)
@@ -87,17 +73,16 @@ class TranscriptRecorder:
 
     def comment(self, text: str) -> None:
         lines = text.splitlines() or [""]
-        chunk = "".join(f"# {_visible(line)}".rstrip() + "\n" for line in lines)
+        chunk = "".join(f"# {visible(line)}".rstrip() + "\n" for line in lines)
         self._add(chunk, "event", event="comment", text=_clean(text))
 
     def connected(self, host: str, port: int, implicit_tls: bool = False) -> None:
         tls = " tls" if implicit_tls else ""
-        chunk = f"@connect {_word(host)} {int(port)}{tls}\n"
+        chunk = f"@connect {directive_word(host)} {int(port)}{tls}\n"
         self._add(chunk, "event", event="connect", host=_clean(host), port=port, tls=implicit_tls)
 
     def tls_started(self, version: str | None, cipher: str | None) -> None:
-        words = [_word(version), _word(cipher)] if cipher else [_word(version)] if version else []
-        chunk = " ".join(["@tls", *words]) + "\n"
+        chunk = tls_directive(version, cipher) + "\n"
         self._add(chunk, "event", event="tls", version=_clean(version), cipher=_clean(cipher))
 
     def sent(self, line: str, secret: Placeholder | None = None) -> None:
@@ -159,15 +144,15 @@ class TranscriptRecorder:
     def received(self, reply: Reply, latency: float | None = None) -> None:
         chunk: list[str] = []
         if reply.problems:
-            chunk.append(f"# malformed reply: {_visible('; '.join(reply.problems))}\n")
+            chunk.append(f"# malformed reply: {visible('; '.join(reply.problems))}\n")
         if latency is not None and not math.isfinite(latency):
             latency = None
         if self.timing and latency is not None:
-            chunk.append(f"@time {_duration(latency)}\n")
+            chunk.append(f"@time {format_duration(latency)}\n")
         code = f"{reply.code:03d}" if reply.code is not None and 0 <= reply.code <= 999 else "*"
         lines = reply.lines or ("",)
         for index, text in enumerate(lines):
-            shown = _visible(text)
+            shown = visible(text)
             if shown.startswith(("/", "\\")):
                 shown = "\\" + shown
             separator = "-" if index < len(lines) - 1 else " "
@@ -185,7 +170,7 @@ class TranscriptRecorder:
         )
 
     def closed(self, reason: str | None = None) -> None:
-        shown = " ".join(_visible(reason or "").split())
+        shown = " ".join(visible(reason or "").split())
         self._add(
             f"@closed {shown}".rstrip() + "\n", "event", event="closed", reason=_clean(reason)
         )

@@ -25,7 +25,9 @@ from smtp_tutor.core.placeholders import (
     MissingVariable,
     Placeholder,
     ResolveError,
+    needs_escape,
     parse_template,
+    quote,
     snippet,
 )
 from smtp_tutor.core.records import record
@@ -39,10 +41,14 @@ __all__ = [
     "Script",
     "Send",
     "TranscriptError",
+    "directive_word",
+    "format_duration",
     "parse_duration",
     "parse_transcript",
     "resolve",
+    "tls_directive",
     "variables_needed",
+    "visible",
     "wire_bytes",
 ]
 
@@ -214,6 +220,36 @@ def parse_duration(text: str) -> float:
         raise ValueError(f"invalid duration {text!r} (write e.g. 12ms or 1.5s)")
     value = float(match.group(1))
     return value / 1000 if match.group(2) == "ms" else value
+
+
+def format_duration(seconds: float) -> str:
+    """An ``@time`` argument that `parse_duration` reads back: 0.4ms, 12ms, 1.5s."""
+    ms = max(seconds, 0.0) * 1000
+    if ms < 10:
+        return f"{ms:.1f}ms"
+    if ms < 10_000:
+        return f"{ms:.0f}ms"
+    return f"{ms / 1000:.1f}s"
+
+
+def visible(text: str) -> str:
+    """Text for a comment, an S: line or a directive: one line, nothing an editor mangles."""
+    return "".join(quote(ch)[1:-1] if needs_escape(ch) and ch != "\t" else ch for ch in text)
+
+
+def directive_word(text: str | None) -> str:
+    """One word for a directive argument; "?" when unknown."""
+    shown = "".join("_" if ch.isspace() else ch for ch in visible(text or ""))
+    return shown or "?"
+
+
+def tls_directive(version: str | None, cipher: str | None) -> str:
+    """The ``@tls`` line of a handshake: its version and cipher as words, when known."""
+    if cipher:
+        words = [directive_word(version), directive_word(cipher)]
+    else:
+        words = [directive_word(version)] if version else []
+    return " ".join(["@tls", *words])
 
 
 # --------------------------------------------------------------------------- parser

@@ -21,12 +21,9 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable
-from typing import Any
 
-# The recorder's own text forms of a reply line, a directive word and a duration, so the two
-# readings cannot drift apart.
-from smtp_tutor.core.recorder import _duration, _visible, _word
+# The text form's own writing of a reply line, a directive word and a duration (the
+# recorder writes with them too), so the two readings cannot drift apart.
 from smtp_tutor.core.transcript import (
     Directive,
     Expect,
@@ -34,8 +31,19 @@ from smtp_tutor.core.transcript import (
     Script,
     Send,
     TranscriptError,
+    directive_word,
+    format_duration,
     parse_transcript,
+    tls_directive,
+    visible,
 )
+
+TYPE_CHECKING = False  # typing is not imported at run time: see core/records.py
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
+    ServerRenderer = Callable[[dict[str, Any]], list[str]]
 
 __all__ = ["at_record", "is_jsonl", "jsonl_text", "parse_jsonl", "parse_script", "record_field"]
 
@@ -65,9 +73,6 @@ def parse_jsonl(text: str, source: str = "<transcript>") -> Script:
     except TranscriptError as exc:
         raise at_record(exc, origin, source) from None
     return Script(source, tuple(_renumbered(item, origin) for item in script.items))
-
-
-ServerRenderer = Callable[[dict[str, Any]], list[str]]
 
 
 def jsonl_text(
@@ -207,11 +212,11 @@ def _server(record: dict[str, Any]) -> list[str]:
         raise _Bad(f"an S record: 'latency' must be seconds or null, not {_json_name(latency)}")
     rendered = []
     if latency is not None and math.isfinite(latency):
-        rendered.append(f"@time {_duration(latency)}")
+        rendered.append(f"@time {format_duration(latency)}")
     shown_code = f"{code:03d}" if code is not None and 0 <= code <= 999 else "*"
     texts = texts or [""]
     for index, text in enumerate(texts):
-        shown = _visible(text)
+        shown = visible(text)
         if shown.startswith(("/", "\\")):
             shown = "\\" + shown
         separator = "-" if index < len(texts) - 1 else " "
@@ -230,14 +235,13 @@ def _event(record: dict[str, Any]) -> list[str]:
         tls = record.get("tls", False)
         if not isinstance(tls, bool):
             raise _Bad(f"a connect record: 'tls' must be true or false, not {_json_name(tls)}")
-        return [f"@connect {_word(host)} {port}{' tls' if tls else ''}"]
+        return [f"@connect {directive_word(host)} {port}{' tls' if tls else ''}"]
     if event == "tls":
         version = _field(record, "version", (str, type(None)), "a tls record")
         cipher = _field(record, "cipher", (str, type(None)), "a tls record")
-        words = [_word(version), _word(cipher)] if cipher else [_word(version)] if version else []
-        return [" ".join(["@tls", *words])]
+        return [tls_directive(version, cipher)]
     if event == "closed":
         reason = _field(record, "reason", (str, type(None)), "a closed record")
-        return [f"@closed {' '.join(_visible(reason or '').split())}".rstrip()]
+        return [f"@closed {' '.join(visible(reason or '').split())}".rstrip()]
     known = ", ".join(_EVENTS)
     raise _Bad(f"an event record's 'event' must be one of {known}, not {_json_text(event)[:20]}")

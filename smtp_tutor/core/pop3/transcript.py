@@ -26,7 +26,7 @@ from typing import Any
 from smtp_tutor.core.placeholders import Placeholder, escape_line, snippet
 from smtp_tutor.core.pop3.dialogue import Dialogue
 from smtp_tutor.core.pop3.responses import Expect, Response, Status, body_lines, make_response
-from smtp_tutor.core.recorder import TranscriptRecorder, _visible
+from smtp_tutor.core.recorder import TranscriptRecorder
 from smtp_tutor.core.records import replace  # its items may be core.transcript records
 from smtp_tutor.core.transcript import (
     DIRECTIVES,
@@ -37,6 +37,8 @@ from smtp_tutor.core.transcript import (
     _Parser,
     _Problem,
     _template,
+    format_duration,
+    visible,
 )
 
 __all__ = [
@@ -335,7 +337,7 @@ def _jsonl_response(record: dict[str, Any]) -> list[str]:
         raise ValueError(
             f'a POP3 S record: \'status\' must be "+OK", "-ERR", "+" or "*", not {status[:20]!r}'
         )
-    shown = _visible(text)
+    shown = visible(text)
     if shown.startswith(("/", "\\")) or shown.endswith("/"):
         shown = "\\" + shown
     lines = [f"S: {status} {shown}".rstrip(" ")]
@@ -351,7 +353,7 @@ def _jsonl_response(record: dict[str, Any]) -> list[str]:
         if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
             raise ValueError("a POP3 S record: 'lines' must be a list of strings")
         body = ["." + t if t.startswith(".") else t for t in texts] + (["."] if texts else [])
-    lines += [f"S: {_visible(line)}".rstrip(" ") for line in body]
+    lines += [f"S: {visible(line)}".rstrip(" ") for line in body]
     if body and body[-1] != ".":
         lines.append("S: .")  # the connection closed inside the body
     return lines
@@ -386,20 +388,18 @@ class Pop3Recorder(TranscriptRecorder):
         chunk: list[str] = []
         if response.problems:
             problems = "; ".join(str(p) for p in response.problems)
-            chunk.append(f"# malformed response: {_visible(problems)}\n")
+            chunk.append(f"# malformed response: {visible(problems)}\n")
         if self.timing and latency is not None and latency >= 0:
-            from smtp_tutor.core.recorder import _duration
-
-            chunk.append(f"@time {_duration(latency)}\n")
+            chunk.append(f"@time {format_duration(latency)}\n")
         status = response.status.value if response.status is not None else "*"
-        text = _visible(response.text)
+        text = visible(response.text)
         if text.startswith(("/", "\\")) or text.endswith("/"):
             text = "\\" + text
         chunk.append(f"S: {status} {text}".rstrip(" ") + "\n")
         if response.multiline:
             raw_lines = body_lines(response.raw)[1:]  # the wire form: stuffed, "." last
             for line in raw_lines:
-                shown = _visible(line.decode("utf-8", errors="replace"))
+                shown = visible(line.decode("utf-8", errors="replace"))
                 chunk.append(f"S: {shown}".rstrip(" ") + "\n")
             if not raw_lines or raw_lines[-1] != b".":
                 chunk.append("S: .\n")  # the connection closed inside the body
