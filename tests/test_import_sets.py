@@ -66,6 +66,20 @@ def loaded_by_command(home: Path, *args: str) -> set[str]:
     return set(out.read_text().split())
 
 
+def loaded_at_start(home: Path) -> set[str]:
+    """The modules this interpreter loads before any code of ours (site, .pth files)."""
+    found = subprocess.run(
+        [sys.executable, "-c", "import sys; print(' '.join(sys.modules))"],
+        env=environment(home),
+        cwd=home,
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    return set(found.stdout.split())
+
+
 def loaded_by_console(home: Path, *args: str, typed: tuple[str, ...] = ()) -> set[str]:
     """The modules loaded by a console in a pty: to its first prompt, `typed`, then :quit."""
     out = home / "modules.txt"
@@ -194,6 +208,13 @@ def test_replay_against_a_server_runs_without_an_event_loop(
     # (and its ast, dis, tokenize) either.
     assert "smtp_tutor.core.records" in modules
     assert packages(modules, "dataclasses", "inspect") == set()
+    # It races a one-shot smtplib script, which loads neither typing nor pathlib (~3 ms
+    # each): the replay's modules keep their annotations for type checkers only, and open
+    # the script with open(). The text recorder is the console's, not a replay's. (The
+    # first run parsed the knowledge, and tomllib imports typing; this one reads the cache.)
+    again = loaded_by_command(tmp_path, "replay", str(script), "--server", server, "-q")
+    started = loaded_at_start(tmp_path)  # an editable install's finder may load pathlib
+    assert packages(again - started, "typing", "pathlib", "smtp_tutor.core.recorder") == set()
     # Nothing waits on the abort flag without --delay: no threading module.
     assert "threading" not in modules
     delayed = loaded_by_command(

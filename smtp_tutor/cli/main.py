@@ -12,15 +12,17 @@ import math
 import os
 import sys
 from collections.abc import Callable, Sequence
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
 
 from smtp_tutor import __version__
 from smtp_tutor.cli import text as cli_text
 from smtp_tutor.cli.text import EXIT_CONNECTION, EXIT_USAGE, os_reason
 from smtp_tutor.data import save_cache
 
+TYPE_CHECKING = False  # typing is not imported at run time: see core/records.py
 if TYPE_CHECKING:
+    from pathlib import Path
+    from typing import Any, NoReturn
+
     from smtp_tutor.console.app import ConsoleOptions
     from smtp_tutor.sandbox.process import SandboxProcess
 
@@ -85,7 +87,7 @@ class _Parser(argparse.ArgumentParser):
 def _add_transcript(parser: argparse.ArgumentParser, *, top: bool = False) -> None:
     parser.add_argument(
         "--transcript",
-        type=Path,
+        type=_file_path,
         metavar="FILE",
         default=None if top else argparse.SUPPRESS,
         help="write the session to FILE as it happens (passwords become placeholders)",
@@ -102,7 +104,7 @@ def _add_lesson_dirs(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--dir",
         action="append",
-        type=Path,
+        type=_file_path,
         default=[],
         metavar="PATH",
         help="also load lessons from this folder (repeatable)",
@@ -227,7 +229,7 @@ def _add_serve_command(commands: argparse._SubParsersAction[_Parser]) -> None:
     serve.add_argument("--port", type=_port_or_zero, default=2525, help="port (2525; 0 = free)")
     serve.add_argument(
         "--mailbox",
-        type=Path,
+        type=_file_path,
         default=None,
         metavar="DIR",
         help="Maildir to store messages in (default: in the data directory)",
@@ -328,14 +330,14 @@ def _add_classroom_options(serve: argparse.ArgumentParser) -> None:
     )
     serve.add_argument(
         "--roster",
-        type=Path,
+        type=_file_path,
         default=None,
         metavar="FILE",
         help="an account for each name in FILE (one a line), passwords generated",
     )
     serve.add_argument(
         "--accounts-file",
-        type=Path,
+        type=_file_path,
         default=None,
         metavar="CSV",
         help="where --class/--roster write name,password (class-accounts.csv, mode 0600)",
@@ -413,7 +415,7 @@ def _add_lesson_commands(commands: argparse._SubParsersAction[_Parser]) -> None:
     )
     lesson.add_argument(
         "--password-file",
-        type=Path,
+        type=_file_path,
         metavar="FILE",
         help="read the password from the first line of FILE (for scripts)",
     )
@@ -437,7 +439,7 @@ def _add_lesson_commands(commands: argparse._SubParsersAction[_Parser]) -> None:
     lessons.add_argument(
         "--check",
         nargs="+",
-        type=Path,
+        type=_file_path,
         default=None,
         metavar="PATH",
         help="validate lesson files (or folders of them) and replay their solutions",
@@ -456,14 +458,14 @@ def _add_diagram_command(commands: argparse._SubParsersAction[_Parser]) -> None:
     )
     diagram.add_argument(
         "file",
-        type=Path,
+        type=_file_path,
         metavar="FILE",
         help="the transcript to draw, text or JSON Lines; - reads standard input",
     )
     diagram.add_argument(
         "-o",
         "--output",
-        type=Path,
+        type=_file_path,
         required=True,
         metavar="OUT",
         help="where to write it: a .svg file, or a .html page with a legend; - writes the "
@@ -516,7 +518,10 @@ def _add_replay_command(commands: argparse._SubParsersAction[_Parser]) -> None:
         "embedded sandbox's own certificate is trusted",
     )
     replay.add_argument(
-        "--cafile", type=Path, metavar="FILE", help="trust this CA certificate (implies --verify)"
+        "--cafile",
+        type=_file_path,
+        metavar="FILE",
+        help="trust this CA certificate (implies --verify)",
     )
     replay.add_argument(
         "--var",
@@ -543,7 +548,7 @@ def _add_replay_command(commands: argparse._SubParsersAction[_Parser]) -> None:
     )
     replay.add_argument(
         "--mailbox",
-        type=Path,
+        type=_file_path,
         default=None,
         metavar="DIR",
         help="Maildir of the embedded sandbox (default: a temporary one)",
@@ -556,6 +561,13 @@ def _add_replay_command(commands: argparse._SubParsersAction[_Parser]) -> None:
 
 # The type checks of options: what they say goes into argparse's "argument --port: …" line,
 # in the language of the parser that is parsing (cli_text.say).
+
+
+def _file_path(text: str) -> Path:
+    """A FILE option's value: `pathlib` is imported when one is given, not to build a parser."""
+    from pathlib import Path
+
+    return Path(text)
 
 
 def _port(text: str) -> int:

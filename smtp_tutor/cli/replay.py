@@ -15,8 +15,6 @@ import os
 import re
 import sys
 from collections.abc import Callable, Mapping
-from pathlib import Path
-from typing import TextIO
 
 from smtp_tutor.core.transcript import Script, TranscriptError, variables_needed
 from smtp_tutor.core.transcript_jsonl import parse_script
@@ -28,6 +26,11 @@ from smtp_tutor.replay.runner import (
     replay,
     replay_blocking,
 )
+
+TYPE_CHECKING = False  # typing is not imported at run time: see core/records.py
+if TYPE_CHECKING:
+    from pathlib import Path
+    from typing import TextIO
 
 PROG = "smtp-tutor replay"
 ENV_PREFIX = "SMTP_TUTOR_"
@@ -138,7 +141,8 @@ def _read_script(path_text: str) -> tuple[str, str]:
             raise UsageError(f"cannot read {path_text}: {error.strerror or error}") from None
     else:
         try:
-            data = Path(path_text).read_bytes()
+            with open(path_text, "rb") as file:
+                data = file.read()
         except OSError as error:
             raise UsageError(f"cannot read {path_text}: {error.strerror or error}") from None
     try:
@@ -315,6 +319,7 @@ async def _replay_on_sandbox(
 ) -> int:
     """The default server: a sandbox in this process on a free loopback port."""
     import tempfile
+    from pathlib import Path
 
     from smtp_tutor.sandbox import Sandbox, SandboxConfig
 

@@ -16,18 +16,20 @@ import sys
 import time
 from collections import deque
 from collections.abc import Callable
-from pathlib import Path
-from typing import TYPE_CHECKING, Literal
 
 from smtp_tutor.core.command_line import wire_bytes
 from smtp_tutor.core.records import record
 from smtp_tutor.core.replies import Reply, ReplyParser
 
+TYPE_CHECKING = False  # typing is not imported at run time: see core/records.py
 if TYPE_CHECKING:
     import asyncio
     import ssl
+    from pathlib import Path
+    from typing import Literal
 
     from smtp_tutor.client.tls import TLSInfo
+
 
 IMPLICIT_TLS_PORT = 465
 READ_SIZE = 65536

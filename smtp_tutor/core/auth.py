@@ -16,14 +16,18 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from typing import Literal
 
 from smtp_tutor.core.records import record
+
+TYPE_CHECKING = False  # typing is not imported at run time: see core/records.py
+if TYPE_CHECKING:
+    from typing import Literal
+
+    PromptKind = Literal["username", "password", "unknown"]
 
 __all__ = [
     "AuthError",
     "DecodedChallenge",
-    "PromptKind",
     "apop_digest",
     "b64decode_bytes",
     "b64decode_text",
@@ -42,8 +46,6 @@ __all__ = [
     "plain_response",
     "xoauth2_string",
 ]
-
-PromptKind = Literal["username", "password", "unknown"]
 
 
 class AuthError(ValueError):

@@ -7,10 +7,13 @@ per language. A missing translation falls back to English rather than failing in
 from __future__ import annotations
 
 import functools
-from typing import Any
 
 from smtp_tutor.core.language import normalise_language
 from smtp_tutor.data import load_toml
+
+TYPE_CHECKING = False  # typing is not imported at run time: see core/records.py
+if TYPE_CHECKING:
+    from typing import Any
 
 
 @functools.cache

@@ -14,7 +14,6 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Mapping
-from typing import Literal
 
 from smtp_tutor.core.auth import (
     AuthError,
@@ -25,6 +24,12 @@ from smtp_tutor.core.auth import (
     xoauth2_string,
 )
 from smtp_tutor.core.records import record
+
+TYPE_CHECKING = False  # typing is not imported at run time: see core/records.py
+if TYPE_CHECKING:
+    from typing import Literal
+
+    _Token = tuple[Literal["name", "str", "eq"], str]
 
 __all__ = [
     "ENCODINGS",
@@ -312,9 +317,6 @@ def parse_template(text: str) -> tuple[str | Placeholder, ...]:
     if literal:
         parts.append("".join(literal))
     return tuple(parts)
-
-
-_Token = tuple[Literal["name", "str", "eq"], str]
 
 
 def _parse_placeholder(text: str, start: int) -> tuple[Placeholder, int]:

@@ -17,9 +17,24 @@ where it matters): `__post_init__`, inheritance between records, `InitVar`, `KW_
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar, dataclass_transform, overload
 
-_T = TypeVar("_T")
+# `typing` is not imported at run time on the start-up path: it costs about 3 ms, more than
+# a one-message replay's dialogue, and a one-shot smtplib script does without it. Each module
+# there says `TYPE_CHECKING = False` (type checkers read it as true), keeps its annotations
+# as strings and its aliases under the `if`; here `overload` and `dataclass_transform` are
+# what typing's do at run time, less typing's registry that nothing here reads.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, TypeVar, dataclass_transform, overload
+
+    _T = TypeVar("_T")
+else:
+
+    def overload(function: Callable[..., object]) -> Callable[..., object]:
+        return function
+
+    def dataclass_transform(**_parameters: object) -> Callable[..., object]:
+        return overload
 
 
 class FrozenInstanceError(AttributeError):
@@ -78,12 +93,12 @@ def _frozen_delattr(self: Any, name: str) -> None:
 
 @overload
 def record(cls: type[_T], /) -> type[_T]: ...
-@overload
-def record(*, frozen: bool = False, slots: bool = False) -> Callable[[type[_T]], type[_T]]: ...
+@overload  # (the F811s: ruff takes this overload for a plain function)
+def record(*, frozen: bool = False, slots: bool = False) -> Callable[[type[_T]], type[_T]]: ...  # noqa: F811
 
 
 @dataclass_transform(field_specifiers=(field,))
-def record(
+def record(  # noqa: F811
     cls: type[_T] | None = None, /, *, frozen: bool = False, slots: bool = False
 ) -> type[_T] | Callable[[type[_T]], type[_T]]:
     """`@record`, `@record(frozen=True, slots=True)`: as `@dataclass` with the same flags."""

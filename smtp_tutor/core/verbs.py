@@ -21,11 +21,16 @@ import functools
 import re
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any, Literal, NoReturn, cast
 
 from smtp_tutor.core.phases import Phase
 from smtp_tutor.core.records import field, record
 from smtp_tutor.data import load_toml
+
+TYPE_CHECKING = False  # typing is not imported at run time: see core/records.py
+if TYPE_CHECKING:
+    from typing import Any, Literal, NoReturn
+
+    Argument = Literal["none", "any", "required", "path"]
 
 __all__ = [
     "ARGUMENT_KINDS",
@@ -42,7 +47,6 @@ __all__ = [
 
 DATA_FILE = "verbs.toml"
 
-Argument = Literal["none", "any", "required", "path"]
 ARGUMENT_KINDS: tuple[str, ...] = ("none", "any", "required", "path")
 FOLLOWED_BY: tuple[str, ...] = ("auth-answer", "message")
 
@@ -176,12 +180,12 @@ class _Reader:
     def table(self, where: str, value: Any) -> Mapping[str, Any]:
         if not isinstance(value, dict):
             self.fail(where, "must be a table")
-        return cast(Mapping[str, Any], value)
+        return value
 
     def string(self, where: str, value: Any, *, empty: bool = False) -> str:
         if not isinstance(value, str) or not (empty or value.strip()):
             self.fail(where, "must be a non-empty string")
-        return cast(str, value)
+        return value
 
     def keyword(self, where: str, value: Any) -> str:
         text = self.string(where, value)
@@ -207,7 +211,7 @@ class _Reader:
     def choice(self, where: str, value: Any, choices: tuple[str, ...]) -> str:
         if value not in choices:
             self.fail(where, f"{value!r} is not one of {', '.join(choices)}")
-        return cast(str, value)
+        return value
 
     def strings(self, where: str, value: Any) -> tuple[str, ...]:
         if not isinstance(value, list):
@@ -222,8 +226,8 @@ class _Reader:
     def verb(self, name: str, entry: Mapping[str, Any]) -> Verb:
         at = f"[{name}]"
         self.unknown(at, entry, _VERB_FIELDS)
-        argument = cast(
-            Argument, self.choice(f"{at}.argument", entry.get("argument"), ARGUMENT_KINDS)
+        argument: Argument = self.choice(  # type: ignore[assignment]
+            f"{at}.argument", entry.get("argument"), ARGUMENT_KINDS
         )
         phases_value = entry.get("phases")
         if not isinstance(phases_value, list):

@@ -15,9 +15,12 @@ import contextlib
 import marshal
 import os
 import sys
-from typing import Any
 
 from smtp_tutor import __version__
+
+TYPE_CHECKING = False  # typing is not imported at run time: see core/records.py
+if TYPE_CHECKING:
+    from typing import Any
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 _FORMAT = 1  # bump when what is stored changes shape

@@ -17,7 +17,6 @@ import struct
 import sys
 import time
 from collections import deque
-from typing import TYPE_CHECKING, Literal
 
 from smtp_tutor.client.connection import (
     Closed,
@@ -30,8 +29,10 @@ from smtp_tutor.client.connection import (
 )
 from smtp_tutor.core.replies import REPLY_LINE_LIMIT, Reply, ReplyParser, parse_enhanced
 
+TYPE_CHECKING = False  # typing is not imported at run time: see core/records.py
 if TYPE_CHECKING:
     import ssl
+    from typing import Literal
 
 #: Bytes asked of the socket per read: a pipelined group's replies arrive in one.
 RECV_SIZE = 65536

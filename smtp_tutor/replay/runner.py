@@ -30,8 +30,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn, TextIO
 
 from smtp_tutor.client.connection import (
     Closed,
@@ -49,9 +47,12 @@ from smtp_tutor.core.transcript import Directive, Expect, Script, Send, resolve,
 from smtp_tutor.core.transcript_dialogue import TranscriptDialogue, dialogue_line
 from smtp_tutor.replay.link import CUT_SHORT, Link
 
+TYPE_CHECKING = False  # typing is not imported at run time: see core/records.py
 if TYPE_CHECKING:
     import ssl
     import threading
+    from pathlib import Path
+    from typing import NoReturn, TextIO
 
 
 class _Flag:
