@@ -215,6 +215,9 @@ def test_replay_against_a_server_runs_without_an_event_loop(
     again = loaded_by_command(tmp_path, "replay", str(script), "--server", server, "-q")
     started = loaded_at_start(tmp_path)  # an editable install's finder may load pathlib
     assert packages(again - started, "typing", "pathlib", "smtp_tutor.core.recorder") == set()
+    # argparse builds the parser in our words, so gettext never looks for a translation
+    # (a stat per word, and the locale module).
+    assert "locale" not in again - started
     # Nothing waits on the abort flag without --delay: no threading module.
     assert "threading" not in modules
     delayed = loaded_by_command(

@@ -161,19 +161,24 @@ def build_parser(
     if strict:
         attributes["error"] = _raise_need_full_parser
     parser_class = type("_Parser", (_Parser,), attributes)
-    parser = parser_class(
-        prog="smtp-tutor",
-        description="Type raw SMTP like telnet, with explanations, TLS and base64 done for you. "
-        "With no command: start the embedded sandbox server and open a console on it.",
-    )
-    parser.add_argument("--version", action="version", version=f"smtp-tutor {__version__}")
-    _add_transcript(parser, top=True)
-    _add_common(parser, top=True)
-    _add_web_option(parser)
-    commands = parser.add_subparsers(dest="command", parser_class=parser_class, metavar="COMMAND")
-    for names, add in _COMMANDS:
-        if only is None or only in names:
-            add(commands)
+    # argparse names its groups and -h in its own words as it builds: ours, so it never asks
+    # gettext (a search for .mo files per word, and the locale module) on every start.
+    with cli_text.argparse_words(str(attributes["lang"])):
+        parser = parser_class(
+            prog="smtp-tutor",
+            description="Type raw SMTP like telnet, with explanations, TLS and base64 done for "
+            "you. With no command: start the embedded sandbox server and open a console on it.",
+        )
+        parser.add_argument("--version", action="version", version=f"smtp-tutor {__version__}")
+        _add_transcript(parser, top=True)
+        _add_common(parser, top=True)
+        _add_web_option(parser)
+        commands = parser.add_subparsers(
+            dest="command", parser_class=parser_class, metavar="COMMAND"
+        )
+        for names, add in _COMMANDS:
+            if only is None or only in names:
+                add(commands)
     return parser
 
 
