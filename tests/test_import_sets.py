@@ -147,6 +147,10 @@ def test_the_sandbox_console_leaves_the_sandbox_and_pop3_to_others(
     # loads neither aiosmtpd nor cryptography, and no POP3 module before `:pop3`.
     assert "prompt_toolkit" in packages(first, "prompt_toolkit")
     assert packages(first, "cryptography", "aiosmtpd", "attr") == set()
+    # wcwidth as prompt_toolkit calls it, wcwidth(): its width tables, not the text wrapping
+    # and grapheme tables 0.3 and later load with it (~30 ms a start; pyproject holds <0.3).
+    assert "wcwidth" in first
+    assert packages(first, "wcwidth.textwrap", "wcwidth.grapheme", "wcwidth._clip") == set()
     again = loaded_by_console(tmp_path, typed=("EHLO me.example",))
     assert "smtp_tutor.console.app" in again
     assert packages(again, "cryptography", "aiosmtpd", "smtp_tutor.sandbox.server") == set()
