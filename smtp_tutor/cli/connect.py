@@ -204,7 +204,11 @@ def _reason(error: BaseException) -> str:
     return getattr(error, "strerror", None) or str(error) or type(error).__name__
 
 
-def _tls_context(args: argparse.Namespace) -> ssl.SSLContext:
+def _tls_context(args: argparse.Namespace) -> ssl.SSLContext | None:
+    """The context the TLS options ask for; None for none, which the connection makes itself
+    when TLS starts - a plain session reaches its first prompt with no TLS set up."""
+    if not (args.verify or args.cafile or args.tls_min_version or args.client_cert):
+        return None
     import ssl
 
     from smtp_tutor.client.tls import client_context
@@ -250,9 +254,12 @@ def _hosts(args: argparse.Namespace, port: int) -> list[tuple[str, str | None]]:
 
 
 def _target(
-    args: argparse.Namespace, host: str, name: str | None, port: int, context: ssl.SSLContext
+    args: argparse.Namespace,
+    host: str,
+    name: str | None,
+    port: int,
+    context: ssl.SSLContext | None,
 ) -> Target:
-    from smtp_tutor.client.mx import socket_family
     from smtp_tutor.client.session import Target
 
     return Target(
@@ -264,9 +271,20 @@ def _target(
         ssl_context=context,
         server_hostname=args.sni or name,
         cafile=args.cafile,
-        family=socket_family(args.ipv4, args.ipv6),
+        family=_family(args),
         source_address=args.source_address,
     )
+
+
+def _family(args: argparse.Namespace) -> int:
+    """The address family -4 / -6 ask for; both or neither: any."""
+    import socket
+
+    if args.ipv4 and not args.ipv6:
+        return socket.AF_INET
+    if args.ipv6 and not args.ipv4:
+        return socket.AF_INET6
+    return socket.AF_UNSPEC
 
 
 async def _probe(args: argparse.Namespace, targets: list[Target], options: ConsoleOptions) -> int:

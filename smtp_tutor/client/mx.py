@@ -9,7 +9,6 @@ administrators can point it at any name server (`--nameserver`).
 from __future__ import annotations
 
 import random
-import socket
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -118,11 +117,3 @@ def family_numbers(ipv4: bool, ipv6: bool) -> tuple[int, ...]:
     if ipv6 and not ipv4:
         return (6,)
     return (4, 6)
-
-
-def socket_family(ipv4: bool, ipv6: bool) -> int:
-    if ipv4 and not ipv6:
-        return socket.AF_INET
-    if ipv6 and not ipv4:
-        return socket.AF_INET6
-    return socket.AF_UNSPEC
