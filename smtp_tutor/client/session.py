@@ -26,11 +26,14 @@ from smtp_tutor.client.connection import (
     TimedOut,
     WireObserver,
 )
-from smtp_tutor.client.tls import TLSInfo
 from smtp_tutor.core.checker import Finding, check
 from smtp_tutor.core.dialogue import DATA_LINE, END_OF_DATA, Dialogue, Outcome, Phase, Sent
 from smtp_tutor.core.message_data import stuff_line
 from smtp_tutor.core.records import record
+
+TYPE_CHECKING = False  # typing is not imported at run time: see core/records.py
+if TYPE_CHECKING:
+    from smtp_tutor.client.tls import TLSInfo
 
 #: How long one background read waits; silence is the watchdog's business, not the reader's.
 _IDLE_READ = 3600.0

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from typing import TYPE_CHECKING
 
 from smtp_tutor.core.auth import (
     AuthError,
@@ -18,12 +19,14 @@ from smtp_tutor.core.auth import (
     decode_challenge,
     user_in_answer,
 )
-from smtp_tutor.core.auth_exchange import AuthExchange, AuthStep
 from smtp_tutor.core.dialogue import AUTH_RESPONSE, Outcome
 from smtp_tutor.core.placeholders import Placeholder
 from smtp_tutor.core.records import record
 from smtp_tutor.core.redaction import SecretTracker
 from smtp_tutor.core.replies import Reply
+
+if TYPE_CHECKING:
+    from smtp_tutor.core.auth_exchange import AuthExchange, AuthStep
 
 
 @record(frozen=True)
@@ -66,6 +69,8 @@ class AuthHelper:
         if manual or len(words) < 2 or words[0].upper() != "AUTH":
             return
         try:
+            from smtp_tutor.core.auth_exchange import AuthExchange  # an AUTH line, not a start
+
             self.exchange = AuthExchange.from_command(line)
         except AuthError:
             self.exchange = None  # an unsupported mechanism goes out raw, no helper

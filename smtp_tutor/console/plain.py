@@ -13,7 +13,6 @@ The reading happens in a daemon thread, so a process that ends while a read is p
 from __future__ import annotations
 
 import asyncio
-import getpass
 import threading
 from collections.abc import Callable
 from typing import TextIO
@@ -45,6 +44,8 @@ class PlainReader:
             raise EOFError
         if self.interactive:
             if secret:
+                import getpass
+
                 return await _in_thread(lambda: getpass.getpass(label))
             self.echo.write(label)
             self.echo.flush()

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import difflib
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -86,6 +85,8 @@ def _pipelining_ok(dialogue: Dialogue) -> bool:
 
 
 def _unknown_verb(command: Command) -> list[Finding]:
+    import difflib  # ~2 ms to import: when a verb is mistyped, not on every start
+
     close = difflib.get_close_matches(command.verb, KNOWN_VERBS, n=1, cutoff=0.6)
     if close:
         return [Finding("unknown_verb_suggest", "error", {"verb": command.verb, "hint": close[0]})]
