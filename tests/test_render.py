@@ -191,3 +191,31 @@ def test_tls_verification_reason_in_chinese() -> None:
     assert "self-signed" in render.plain(render.tls_fragments(info))
     zh = render.plain(render.tls_fragments(info, "zh"))
     assert "证书是自签名的" in zh and "self-signed" not in zh
+
+
+@pytest.mark.parametrize("name", ["default", "monokai", "no-such-style"])
+def test_the_console_style_colours_as_the_three_merged_pygments_made_styles(name: str) -> None:
+    """console_style builds one list of rules and parses it on use, not three Style objects
+    parsed at once and again when merged: what each class looks like must not change."""
+    from prompt_toolkit.styles import Style, default_ui_style, merge_styles
+    from prompt_toolkit.styles.pygments import style_from_pygments_cls
+    from pygments.styles import get_style_by_name
+    from pygments.util import ClassNotFound
+
+    from smtp_tutor.lexer import SMTPStyle
+
+    try:
+        base = get_style_by_name(name)
+    except ClassNotFound:
+        base = get_style_by_name("default")
+    made = [style_from_pygments_cls(base), style_from_pygments_cls(SMTPStyle)]
+    reference = merge_styles([*made, Style.from_dict(render.STYLE_RULES)])
+    ours = render.console_style(name)
+    assert ours.style_rules == reference.style_rules
+    classes = [f"class:{rule}" for rule, _ in reference.style_rules if rule]
+    classes += ["class:pygments.generic.deleted.replypermanent", "class:notice", ""]
+    for style in (lambda s: s, lambda s: merge_styles([default_ui_style(), s])):
+        for text in classes:
+            wanted = style(reference).get_attrs_for_style_str(text)
+            assert style(ours).get_attrs_for_style_str(text) == wanted, text
+    assert ours.invalidation_hash() == ours.invalidation_hash()
