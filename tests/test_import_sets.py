@@ -160,6 +160,12 @@ def test_the_sandbox_console_leaves_the_sandbox_and_pop3_to_others(
         "smtp_tutor.console.pop3_console",
     )
     assert packages(again, *pop3) == set()
+    # What the first prompt and a 250 need not pay for: the knowledge base (explains an
+    # error), the AUTH exchange, the TLS report, difflib (a mistyped verb's suggestion).
+    later = ("smtp_tutor.core.knowledge", "smtp_tutor.core.auth_exchange", "difflib")
+    assert packages(again, *later, "smtp_tutor.client.tls") == set()
+    error = loaded_by_console(tmp_path, typed=("EHLO me.example", "RCPT TO:<a@b.example>"))
+    assert "smtp_tutor.core.knowledge" in error  # a 503, explained
 
 
 def test_connect_loads_no_cryptography_and_no_sandbox(tmp_path: Path, tiny_server: int) -> None:

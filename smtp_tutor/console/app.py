@@ -64,7 +64,6 @@ from smtp_tutor.core.dialogue import (
     Phase,
     ends_group,
 )
-from smtp_tutor.core.knowledge import load_knowledge
 from smtp_tutor.core.message_data import stuff_line
 from smtp_tutor.core.recorder import TranscriptRecorder
 from smtp_tutor.core.redaction import SecretTracker
@@ -321,6 +320,12 @@ class Console:
             raise
         await self.session.wait_idle(target.reply_timeout + 1)
 
+    def _describe_keyword(self, keyword: str) -> str | None:
+        """An EHLO keyword's meaning for the completion menu (the knowledge, when first asked)."""
+        from smtp_tutor.core.knowledge import load_knowledge
+
+        return _summary(load_knowledge().keyword(keyword, self.lang))
+
     def _open_reader(self) -> None:
         """The prompts touch the terminal, so they are made only once connected."""
         if self.reader.plain is not None:
@@ -342,7 +347,7 @@ class Console:
             commands,
             addresses=self.addresses,
             header_block=self.header_block,
-            describe=lambda keyword: _summary(load_knowledge().keyword(keyword, self.lang)),
+            describe=self._describe_keyword,
             lang=self.lang,
         )
         self.reader.open(

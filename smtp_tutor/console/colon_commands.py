@@ -21,7 +21,6 @@ from smtp_tutor.console.wrap import wrap_text
 from smtp_tutor.core.auth import AuthError, b64decode_text, b64encode_text
 from smtp_tutor.core.catalogue import message
 from smtp_tutor.core.hints import next_step
-from smtp_tutor.core.knowledge import explain, format_explanation
 from smtp_tutor.core.records import replace
 
 if TYPE_CHECKING:
@@ -99,6 +98,8 @@ async def _hint(console: Console, args: list[str]) -> None:
 
 
 async def _explain(console: Console, args: list[str]) -> None:
+    from smtp_tutor.core.knowledge import explain, format_explanation  # not at start
+
     if not args:
         console.say("usage", "class:finding.error", usage=":explain CODE")
         return

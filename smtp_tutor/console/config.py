@@ -68,7 +68,7 @@ def _check(key: str, value: object) -> str | None:
     if key == "editing_mode" and value not in EDITING_MODES:
         return f"editing_mode must be one of {', '.join(EDITING_MODES)}"
     if key == "language":
-        from smtp_tutor.core.knowledge import normalise_language
+        from smtp_tutor.core.language import normalise_language
 
         if normalise_language(value) == "en" and not value.lower().startswith(("en", "c")):
             return f"language {value!r} is not available: use en or zh"

@@ -30,7 +30,6 @@ from smtp_tutor.core.auth import AuthError, decode_challenge
 from smtp_tutor.core.catalogue import load_catalogue, localize, message
 from smtp_tutor.core.checker import Finding
 from smtp_tutor.core.dialogue import Capabilities
-from smtp_tutor.core.knowledge import load_knowledge
 from smtp_tutor.core.replies import Reply
 from smtp_tutor.core.safe_text import visible
 from smtp_tutor.lexer import SMTPStyle, highlight_reply_fragments
@@ -204,6 +203,8 @@ def explanation_fragments(
     """After a 4xx/5xx: what the code means and what to do next, from the knowledge base."""
     if reply.code is None or not reply.is_error:
         return []
+    from smtp_tutor.core.knowledge import load_knowledge  # at the first error, not at start
+
     kb = load_knowledge()
     info = kb.reply(reply.code, lang, command=command)
     fragments: Fragments = []
