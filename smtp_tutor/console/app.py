@@ -20,7 +20,6 @@ import os
 import sys
 from collections import deque
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -66,6 +65,7 @@ from smtp_tutor.core.dialogue import (
 )
 from smtp_tutor.core.message_data import stuff_line
 from smtp_tutor.core.recorder import TranscriptRecorder
+from smtp_tutor.core.records import field, record
 from smtp_tutor.core.redaction import SecretTracker
 from smtp_tutor.core.safe_text import visible
 
@@ -77,7 +77,7 @@ if TYPE_CHECKING:
     from smtp_tutor.sandbox.process import SandboxProcess
 
 
-@dataclass
+@record
 class ConsoleOptions:
     lang: str = "en"
     color: bool = True
@@ -97,17 +97,22 @@ class ConsoleOptions:
     debug_log: Path | None = None  # None: $XDG_STATE_HOME/smtp-tutor/debug.log
 
 
-@dataclass
 class Console:
     """One interactive console bound to one server target; I/O is injected for tests."""
 
-    target: Target
-    options: ConsoleOptions = field(default_factory=ConsoleOptions)
-    input: Input | None = None
-    output: Output | None = None
-    errors: TextIO | None = None  # where a failure to start goes (stderr by default)
-
-    def __post_init__(self) -> None:
+    def __init__(
+        self,
+        target: Target,
+        options: ConsoleOptions | None = None,
+        input: Input | None = None,
+        output: Output | None = None,
+        errors: TextIO | None = None,  # where a failure to start goes (stderr by default)
+    ) -> None:
+        self.target = target
+        self.options = options if options is not None else ConsoleOptions()
+        self.input = input
+        self.output = output
+        self.errors = errors
         # A pipe or a dumb terminal gets plain lines both ways (see console/plain.py).
         plain: PlainReader | None = None
         if self.input is None and wants_plain(sys.stdin, sys.stdout, os.environ.get("TERM")):

@@ -6,15 +6,15 @@ default is used, so a typo in a config file cannot lock a student out of class.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from smtp_tutor.core.records import field, fields, record
 from smtp_tutor.paths import config_dir
 
 EDITING_MODES = ("emacs", "vi")
 
 
-@dataclass
+@record
 class ConsoleConfig:
     language: str | None = None  # None: follow the environment (LANG, …)
     style: str = "default"  # a pygments style name
@@ -46,10 +46,9 @@ def load_config(path: Path | None = None) -> ConsoleConfig:
     except tomllib.TOMLDecodeError as error:
         config.problems.append(str(error).splitlines()[0])
         return config
-    known = {f.name: f for f in fields(ConsoleConfig) if f.name != "problems"}
+    known = set(fields(ConsoleConfig)) - {"problems"}
     for key, value in data.items():
-        setting = known.get(key)
-        if setting is None:
+        if key not in known:
             config.problems.append(f"unknown setting {key!r}")
             continue
         problem = _check(key, value)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-from dataclasses import dataclass, field
 from typing import Literal
 
 from smtp_tutor.core.command_line import (
@@ -23,6 +22,7 @@ from smtp_tutor.core.command_line import (
     parse_path_argument,
 )
 from smtp_tutor.core.dialogue import ALLOWED_PHASES, Capabilities, Dialogue, Phase
+from smtp_tutor.core.records import field, record
 from smtp_tutor.core.verbs import Verb, verb
 
 Severity = Literal["error", "warning", "info"]
@@ -33,7 +33,7 @@ COMMAND_LINE_LIMIT = 512
 TEXT_LINE_LIMIT = 1000
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Finding:
     """One predicted problem with a line: an id from `checker.toml` and its parameters."""
 

@@ -13,7 +13,6 @@ import base64
 import binascii
 import difflib
 import itertools
-from dataclasses import dataclass
 from typing import ClassVar
 
 from smtp_tutor.core import checker
@@ -58,9 +57,11 @@ EXAMPLES: dict[str, str] = {
 }
 
 
-@dataclass(frozen=True)
 class Finding(checker.Finding):
-    """One predicted problem: an id from `pop3_checker.toml`, a severity and parameters."""
+    """One predicted problem: an id from `pop3_checker.toml`, a severity and parameters.
+
+    The SMTP record's fields, equality and frozenness, inherited as they are (a record is
+    not re-made by a subclass); only the catalogue differs."""
 
     catalogue: ClassVar[str] = "pop3_checker"
 
