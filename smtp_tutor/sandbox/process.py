@@ -241,6 +241,11 @@ async def _serve(link: socket.socket) -> None:
     pop3_host = sandbox.pop3_host or ""
     pop3_port = sandbox.pop3_port or ""
     _report(link, "ready", sandbox.host, sandbox.port, pop3_host, pop3_port, sandbox.mailbox_path)
+    # What this process parsed (its triggers file) is kept for the next start, as the
+    # command line keeps the console's on its way out: a child never gets that far.
+    from smtp_tutor.data import save_cache
+
+    save_cache()
     loop = asyncio.get_running_loop()
     closed = loop.create_future()
 
