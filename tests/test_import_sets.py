@@ -143,6 +143,8 @@ def test_the_sandbox_console_leaves_the_sandbox_and_pop3_to_others(
 ) -> None:
     first = loaded_by_console(tmp_path)  # its sandbox process makes the certificate
     assert (tmp_path / "data" / "smtp-tutor" / "sandbox" / "cert.pem").exists()
+    # ... and keeps the data file it parsed for the next start (the console never reads it)
+    assert list((tmp_path / "cache" / "smtp-tutor" / "data").glob("sandbox_triggers.*"))
     # The sandbox runs in a process of its own (sandbox/process.py): the console's process
     # loads neither aiosmtpd nor cryptography, and no POP3 module before `:pop3`.
     assert "prompt_toolkit" in packages(first, "prompt_toolkit")
