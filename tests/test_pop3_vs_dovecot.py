@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import dataclasses
 import re
 import socket
 import ssl
@@ -30,6 +29,7 @@ import pytest
 
 from smtp_tutor.core.pop3.auth import apop_command
 from smtp_tutor.core.pop3.dialogue import Dialogue, Outcome, State
+from smtp_tutor.core.records import replace
 from smtp_tutor.sandbox import SandboxConfig, ThreadedSandbox
 from smtp_tutor.sandbox.pop3 import Pop3Limits
 from tests.dovecot import PASSWORD, DovecotInstance, _running_dovecot
@@ -391,7 +391,7 @@ def test_the_comparison_can_fail(pair: Pair) -> None:
     assert compare(theirs, Run(ours.greeting, ours.steps[1:]))
     retr = next(i for i, step in enumerate(ours.steps) if step.line == "RETR 1")
     outcome = ours.steps[retr].outcomes[0]
-    changed = dataclasses.replace(outcome.response, body=outcome.response.body + b"extra\r\n")
+    changed = replace(outcome.response, body=outcome.response.body + b"extra\r\n")
     steps = list(ours.steps)
-    steps[retr] = Step("RETR 1", [dataclasses.replace(outcome, response=changed)])
+    steps[retr] = Step("RETR 1", [replace(outcome, response=changed)])
     assert any("message bytes differ" in p for p in compare(theirs, Run(ours.greeting, steps)))

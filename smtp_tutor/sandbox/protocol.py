@@ -22,7 +22,6 @@ import re
 import secrets
 import ssl
 import time
-from dataclasses import dataclass, field
 from typing import Any, AnyStr, NoReturn
 
 import aiosmtpd.smtp as aiosmtpd_smtp
@@ -36,6 +35,7 @@ from aiosmtpd.smtp import (
     syntax,
 )
 
+from smtp_tutor.core.records import field, record
 from smtp_tutor.sandbox import activity
 from smtp_tutor.sandbox.config import DEMO_PASSWORD, DEMO_USER
 from smtp_tutor.sandbox.handler import AuthIdentity, SandboxHandler
@@ -540,7 +540,7 @@ def plain_path(arg: str) -> tuple[str, str] | None:
     return (match[1], arg[match.end() :]) if match else None
 
 
-@dataclass
+@record
 class _Chunks:
     """A message arriving in BDAT chunks, for the transaction of one envelope."""
 

@@ -29,11 +29,11 @@ import itertools
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from smtp_tutor.core.placeholders import Placeholder
 from smtp_tutor.core.recorder import TranscriptRecorder
+from smtp_tutor.core.records import field, record
 from smtp_tutor.core.redaction import SecretTracker, mask
 from smtp_tutor.core.replies import ReplyParser
 
@@ -58,7 +58,7 @@ def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
 
 
-@dataclass
+@record
 class SessionRecord:
     """One connection: who, when, what it stored, and its dialogue as raw events."""
 

@@ -34,13 +34,14 @@ import socket
 import threading
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from email.errors import MessageDefect, NonASCIILocalPartDefect, UndecodableBytesDefect
 from email.headerregistry import AddressHeader, UnstructuredHeader
 from email.message import EmailMessage
 from functools import cached_property
 from pathlib import Path
 from typing import Any, cast
+
+from smtp_tutor.core.records import field, record
 
 Spare = tuple[str, int]  # an empty file made ahead in tmp/: its name and an open descriptor
 
@@ -57,7 +58,7 @@ _UTF8_HEADER_DEFECTS = (UndecodableBytesDefect, NonASCIILocalPartDefect)
 _CACHED_HEADER = 2000  # characters of a header value whose parse is remembered
 
 
-@dataclass
+@record
 class StoredMessage:
     """One received message: its Maildir key, its bytes and its envelope."""
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 import math
 import re
 import time
-from dataclasses import dataclass
 from functools import cache
 
+from smtp_tutor.core.records import record
 from smtp_tutor.data import load_toml
 
 ACTIONS = frozenset({"reply", "greylist", "delay", "drop", "at_data"})
@@ -22,7 +22,7 @@ _REPLY = re.compile(r"^[245]\d\d [245]\.\d{1,3}\.\d{1,3} \S")
 _NEEDS_REPLY = frozenset({"reply", "greylist", "at_data"})
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Trigger:
     local_part: str
     commands: tuple[str, ...]

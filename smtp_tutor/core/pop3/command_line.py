@@ -8,10 +8,10 @@ LF would be two commands on the wire, so it is refused rather than sent.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 from smtp_tutor.core.catalogue import Said
 from smtp_tutor.core.command_line import wire_bytes
+from smtp_tutor.core.records import record
 
 #: Every command of RFC 1939, RFC 2449 (CAPA), RFC 2595 (STLS), RFC 5034 (AUTH), RFC 6856.
 KNOWN_COMMANDS: tuple[str, ...] = (
@@ -39,7 +39,7 @@ class LineError(ValueError):
     """A line that cannot go on the wire as one command (it holds CR or LF)."""
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Pop3Command:
     """One client line split into keyword and argument."""
 

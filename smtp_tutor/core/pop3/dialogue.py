@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import collections
 import re
-from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from smtp_tutor.core.auth import AuthError, b64decode_bytes
@@ -33,6 +32,7 @@ from smtp_tutor.core.catalogue import Said
 from smtp_tutor.core.dialogue import AUTH_RESPONSE, GREETING
 from smtp_tutor.core.pop3.command_line import Pop3Command, encode_line, parse_command, parse_number
 from smtp_tutor.core.pop3.responses import Expect, Response, ResponseParser, Status
+from smtp_tutor.core.records import field, record, replace
 
 __all__ = [
     "AUTH_RESPONSE",
@@ -131,7 +131,7 @@ def apop_timestamp(greeting_text: str) -> str | None:
     return match.group(0) if match else None
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Capabilities:
     """What one CAPA response listed (RFC 2449 §5): capability names and their arguments."""
 
@@ -163,7 +163,7 @@ class Capabilities:
         return parse_number(params[0]) if params else None
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Sent:
     """A line on the wire, waiting for its answer."""
 
@@ -174,7 +174,7 @@ class Sent:
     secret: bool = False  # carries a password, an APOP digest or a SASL answer: mask it
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Outcome:
     """What one response did to the session; a console or a replayer renders it."""
 

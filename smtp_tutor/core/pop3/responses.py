@@ -23,11 +23,11 @@ from __future__ import annotations
 
 import collections
 import re
-from dataclasses import dataclass, field
 from enum import StrEnum
 
 from smtp_tutor.core import replies
 from smtp_tutor.core.catalogue import Said
+from smtp_tutor.core.records import field, record
 
 #: RFC 2449 §4: the first line of a response, greeting included, is at most 512 octets with CRLF.
 STATUS_LINE_LIMIT = 512
@@ -72,7 +72,7 @@ def _problem(key: str, params: dict[str, object]) -> Problem:
     return Problem(key, **params)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Response:
     """One complete server response: a status line, and for multiline ones their body."""
 
@@ -163,7 +163,7 @@ def make_response(status: Status, text: str = "", body: bytes | None = None) -> 
     return Response(status, text, raw, match.group(1) if match else None, body)
 
 
-@dataclass
+@record
 class _Pending:
     """A multiline response whose terminating "." has not arrived yet."""
 

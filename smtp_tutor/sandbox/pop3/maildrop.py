@@ -27,10 +27,10 @@ import hashlib
 import os
 import re
 import threading
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
+from smtp_tutor.core.records import field, record
 from smtp_tutor.sandbox.storage import Mailbox
 
 try:
@@ -86,7 +86,7 @@ def uid_of(key: str) -> str:
     return hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()[:32]
 
 
-@dataclass
+@record
 class Entry:
     """One message of the snapshot."""
 
@@ -97,7 +97,7 @@ class Entry:
     deleted: bool = False
 
 
-@dataclass
+@record
 class Maildrop:
     """The numbered messages of one session; index 0 is message 1."""
 

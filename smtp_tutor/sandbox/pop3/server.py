@@ -12,8 +12,8 @@ import asyncio
 import contextlib
 import ssl
 from collections.abc import Callable
-from dataclasses import dataclass
 
+from smtp_tutor.core.records import record
 from smtp_tutor.sandbox.activity import Report
 from smtp_tutor.sandbox.config import SandboxConfig
 from smtp_tutor.sandbox.pop3.session import Pop3Session
@@ -31,7 +31,7 @@ class Pop3BindError(OSError):
         self.host, self.port = host, port
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Pop3Limits:
     """Limits of one POP3 session that are not in `SandboxConfig` (tests may lower them)."""
 
