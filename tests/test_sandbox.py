@@ -1068,3 +1068,41 @@ def test_serve_forever_announces_and_stops_on_sigterm(private_home: Path) -> Non
     assert "Nothing is relayed" in text
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", int(match[1])), timeout=TIMEOUT)
+
+
+@given(
+    when=st.datetimes(
+        min_value=dt.datetime(1970, 1, 1), max_value=dt.datetime(9999, 12, 31, 23, 59, 59)
+    )
+)
+def test_a_certificate_time_reads_as_ssl_reads_it(when: dt.datetime) -> None:
+    """certs._ssl_time is ssl.cert_time_to_seconds without time.strptime (~3 ms a start)."""
+    from smtp_tutor.sandbox import certs
+
+    when = when.replace(microsecond=0)
+    text = f"{certs._MONTHS[when.month - 1]} {when.day:2d} {when:%H:%M:%S} {when.year} GMT"
+    assert certs._ssl_time(text) == dt.datetime.fromtimestamp(
+        ssl.cert_time_to_seconds(text), dt.UTC
+    )
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "Mar  8 17:58:45 2029",
+        "Mar  8 17:58:45 2029 UTC",
+        "Foo  8 17:58:45 2029 GMT",
+        "Mar 32 17:58:45 2029 GMT",
+        "Mar  8 17:58 2029 GMT",
+        "Mar  8 25:00:00 2029 GMT",
+        "Mar  x 17:58:45 2029 GMT",
+    ],
+)
+def test_a_malformed_certificate_time_is_a_value_error_as_in_ssl(text: str) -> None:
+    from smtp_tutor.sandbox import certs
+
+    with pytest.raises(ValueError):
+        ssl.cert_time_to_seconds(text)
+    with pytest.raises(ValueError):
+        certs._ssl_time(text)

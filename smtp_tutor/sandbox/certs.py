@@ -124,9 +124,25 @@ def _validity(cert_path: Path) -> tuple[dt.datetime, dt.datetime]:
     return cert.not_valid_before_utc, cert.not_valid_after_utc  # pragma: no cover
 
 
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
 def _ssl_time(text: str) -> dt.datetime:
-    """`Mar  8 17:58:45 2029 GMT`, as the ssl module writes a certificate's dates."""
-    return dt.datetime.fromtimestamp(ssl.cert_time_to_seconds(text), dt.UTC)
+    """`Mar  8 17:58:45 2029 GMT`, as the ssl module writes a certificate's dates.
+
+    What `ssl.cert_time_to_seconds` reads, without its `time.strptime`: the first call of
+    that imports _strptime (calendar, locale, its regular expressions), some 3 ms of every
+    sandbox start. ValueError for anything else, as there.
+    """
+    words = text.split()
+    if len(words) != 5 or words[4] != "GMT" or words[0] not in _MONTHS:
+        raise ValueError(f"time data {text!r} is not a certificate time")
+    clock = words[2].split(":")
+    if len(clock) != 3 or not all(part.isdigit() for part in (words[1], words[3], *clock)):
+        raise ValueError(f"time data {text!r} is not a certificate time")
+    hour, minute, second = (int(part) for part in clock)
+    month = _MONTHS.index(words[0]) + 1
+    return dt.datetime(int(words[3]), month, int(words[1]), hour, minute, second, tzinfo=dt.UTC)
 
 
 def _write_atomically(path: Path, data: bytes, mode: int) -> None:
