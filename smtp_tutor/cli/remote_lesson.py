@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
 import os
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -224,12 +223,14 @@ def _password(args: argparse.Namespace, address: str, lang: str) -> str | None:
 
 def _scenario_changes(lesson: Lesson) -> str:
     """The lesson's sandbox settings that differ from the default sandbox's, as `k=v, …`."""
+    from smtp_tutor.core.records import fields
     from smtp_tutor.sandbox import SandboxConfig
 
+    # A record keeps its plain defaults on the class (a factory's are made per instance).
     defaults = {
-        item.name: item.default
-        for item in dataclasses.fields(SandboxConfig)
-        if item.default is not dataclasses.MISSING
+        name: getattr(SandboxConfig, name)
+        for name in fields(SandboxConfig)
+        if hasattr(SandboxConfig, name)
     }
     changed = {
         key: value

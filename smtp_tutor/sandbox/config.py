@@ -8,10 +8,10 @@ the documented demo account `student` / `secret`.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from smtp_tutor.core.catalogue import Said
+from smtp_tutor.core.records import field, record
 from smtp_tutor.paths import data_dir
 
 DEMO_USER = "student"
@@ -44,7 +44,7 @@ def default_mailbox_dir() -> Path:
     return sandbox_dir() / "Maildir"
 
 
-@dataclass
+@record
 class SandboxConfig:
     """Options of the sandbox server.
 
