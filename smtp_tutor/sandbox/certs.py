@@ -135,10 +135,14 @@ def _ssl_time(text: str) -> dt.datetime:
     sandbox start. ValueError for anything else, as there.
     """
     words = text.split()
-    if len(words) != 5 or words[4] != "GMT" or words[0] not in _MONTHS:
-        raise ValueError(f"time data {text!r} is not a certificate time")
-    clock = words[2].split(":")
-    if len(clock) != 3 or not all(part.isdigit() for part in (words[1], words[3], *clock)):
+    clock = words[2].split(":") if len(words) == 5 else []
+    numbers = words[1:2] + words[3:4] + clock
+    if (
+        len(clock) != 3
+        or words[4] != "GMT"
+        or words[0] not in _MONTHS
+        or not all(part.isdigit() for part in numbers)
+    ):
         raise ValueError(f"time data {text!r} is not a certificate time")
     hour, minute, second = (int(part) for part in clock)
     month = _MONTHS.index(words[0]) + 1
