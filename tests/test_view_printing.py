@@ -1,20 +1,31 @@
 """The view prints what prompt_toolkit's own print_formatted_text prints, byte for byte.
 
-The view merges its style once instead of on every print (console/view.py); that must not
-change one escape sequence of what reaches the terminal, in colour or without.
+The view prints with the console's style alone, where print_formatted_text merges
+prompt_toolkit's UI style under it on every call (console/view.py); that must not change
+one escape sequence of what reaches the terminal, in colour or without, for any style
+the console prints with, under any pygments style a user may choose.
 """
 
 from __future__ import annotations
 
 import io
+import re
+from pathlib import Path
+from typing import get_args
 
 import pytest
 from prompt_toolkit.output import ColorDepth
 from prompt_toolkit.output.vt100 import Vt100_Output
 from prompt_toolkit.shortcuts import print_formatted_text
+from prompt_toolkit.styles import default_ui_style, merge_styles
+from prompt_toolkit.styles.pygments import pygments_token_to_classname
+from pygments.styles import get_all_styles
+from pygments.token import STANDARD_TYPES
 
+import smtp_tutor
 from smtp_tutor.console import render
 from smtp_tutor.console.view import View
+from smtp_tutor.core.checker import Severity
 
 pytestmark = pytest.mark.pure  # no socket, no process: `pytest -m pure`
 
@@ -66,3 +77,27 @@ def test_the_colours_reach_the_terminal() -> None:
         View(output, "default", color, lambda: "en").show(FRAGMENTS)
         screens.append(screen.getvalue())
     assert screens[0] != screens[1]
+
+
+def _printed_styles() -> set[str]:
+    """Every style the console prints with: its class literals, findings and lexer tokens."""
+    package = Path(smtp_tutor.__file__).parent
+    found: set[str] = set()
+    for path in [*package.rglob("*.py"), *package.rglob("*.toml")]:
+        found.update(re.findall(r"class:[\w.,:-]+(?: class:[\w.,-]+)*", path.read_text("utf-8")))
+    found.update(f"class:finding.{severity}" for severity in get_args(Severity))
+    found.update(f"class:{pygments_token_to_classname(token)}" for token in STANDARD_TYPES)
+    return found
+
+
+def test_every_printed_style_looks_as_with_prompt_toolkits_ui_style() -> None:
+    styles = _printed_styles()
+    assert {"class:banner", "class:finding.error", "class:pygments.keyword"} <= styles
+    for name in get_all_styles():
+        ours = View(None, name, True, lambda: "en").style
+        theirs = merge_styles([default_ui_style(), ours])
+        for style in styles:
+            assert ours.get_attrs_for_style_str(style) == theirs.get_attrs_for_style_str(style), (
+                name,
+                style,
+            )

@@ -13,7 +13,6 @@ from prompt_toolkit.application import get_app_or_none, run_in_terminal
 from prompt_toolkit.application.current import get_app_session
 from prompt_toolkit.output import ColorDepth, Output
 from prompt_toolkit.renderer import print_formatted_text
-from prompt_toolkit.styles import default_ui_style, merge_styles
 
 from smtp_tutor.client.connection import WireEvent
 from smtp_tutor.console import render, wrap
@@ -26,10 +25,11 @@ class View:
         self, output: Output | None, style: str, color: bool, lang: Callable[[], str]
     ) -> None:
         self.output = output
+        # Printed with as it is. prompt_toolkit's print_formatted_text would merge its UI
+        # style under it on every call (a parse of ~450 rules, ~2 ms); none of the classes
+        # the console prints is styled there (tests/test_view_printing.py), so the merge
+        # changes no byte of the output and is left to the prompt, which draws those classes.
         self.style = render.console_style(style)
-        # What prompt_toolkit's print_formatted_text prints with, merged once: it merges
-        # anew on every call, and a new merge parses every style rule again (ms a reply).
-        self._printing_style = merge_styles([default_ui_style(), self.style])
         self.depth = ColorDepth.MONOCHROME if not color else None
         self._lang = lang
         self.raw = False  # :raw on: every byte, CR and LF visible
@@ -44,9 +44,7 @@ class View:
         depth = self.depth or output.get_default_color_depth()
 
         def draw() -> None:
-            print_formatted_text(
-                output, render.as_text(fragments), self._printing_style, color_depth=depth
-            )
+            print_formatted_text(output, render.as_text(fragments), self.style, color_depth=depth)
 
         # As prompt_toolkit's own print_formatted_text: above a running prompt, if any.
         app = get_app_or_none()
