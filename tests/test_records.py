@@ -80,3 +80,28 @@ def test_what_record_does_not_do_is_refused() -> None:
 
             def __post_init__(self) -> None:
                 pass
+
+
+def test_the_init_is_made_on_first_use_and_then_is_the_dataclasses() -> None:
+    """`__init__` is compiled when the first instance is made (start-up time), through a
+    plain subclass too; from then on it is the real one, with the dataclass's parameters,
+    and a wrong call says what the dataclass says, first call or not."""
+    import inspect
+
+    dc, rec = _pair(frozen=True, slots=True)
+    stub = rec.__dict__["__init__"]
+
+    class Sub(rec):  # type: ignore[misc, valid-type]
+        pass
+
+    assert Sub(1) == Sub(1) and Sub(1).a == 1
+    assert rec.__dict__["__init__"] is not stub
+    assert list(inspect.signature(rec).parameters) == list(inspect.signature(dc).parameters)
+    for first in (True, False):
+        _, fresh = _pair(frozen=False, slots=False) if first else (dc, rec)
+        for args, kwargs in [((), {}), ((1,), {"e": 2}), ((1, 2, 3, 4, 5), {})]:
+            with pytest.raises(TypeError) as theirs:
+                dc(*args, **kwargs)
+            with pytest.raises(TypeError) as ours:
+                fresh(*args, **kwargs)
+            assert str(ours.value).split("()", 1)[1] == str(theirs.value).split("()", 1)[1]
