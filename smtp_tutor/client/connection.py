@@ -10,7 +10,6 @@ TLS handshake can fail, and then with `ConnectionFailed` carrying one plain line
 from __future__ import annotations
 
 import errno
-import re
 import socket
 import sys
 import time
@@ -18,6 +17,7 @@ from collections import deque
 from collections.abc import Callable
 
 from smtp_tutor.core.command_line import wire_bytes
+from smtp_tutor.core.patterns import LazyPattern
 from smtp_tutor.core.records import record
 from smtp_tutor.core.replies import Reply, ReplyParser
 
@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 IMPLICIT_TLS_PORT = 465
 READ_SIZE = 65536
 
-_ERRNO = re.compile(r"\[Errno (\d+)\]")
+_ERRNO = LazyPattern(r"\[Errno (\d+)\]")
 
 
 class ConnectionFailed(Exception):

@@ -33,6 +33,7 @@ from prompt_toolkit.document import Document
 from smtp_tutor.core.catalogue import load_catalogue, message
 from smtp_tutor.core.command_line import KNOWN_VERBS, parse_command, parse_path_argument
 from smtp_tutor.core.dialogue import Capabilities
+from smtp_tutor.core.patterns import LazyPattern
 from smtp_tutor.core.safe_text import is_visible, visible
 from smtp_tutor.core.verbs import Verb
 from smtp_tutor.core.verbs import verb as verb_row
@@ -84,8 +85,8 @@ COMMON_CODES = common_codes()
 HEADERS = headers()
 
 _ADDRESS_HEADERS = frozenset({"from", "to", "cc", "bcc", "reply-to", "sender"})
-_WHITESPACE = re.compile(r"\s")
-_FIRST_WORD = re.compile(r"(\S+)\s+(.*)", re.DOTALL)
+_WHITESPACE = LazyPattern(r"\s")
+_FIRST_WORD = LazyPattern(r"(\S+)\s+(.*)", re.DOTALL)
 
 
 class DialogueView(Protocol):

@@ -37,6 +37,8 @@ import re
 from collections.abc import Iterator, Sequence
 from functools import lru_cache
 
+from smtp_tutor.core.patterns import LazyPattern
+
 __all__ = [
     "CLOSING",
     "OPENING",
@@ -63,14 +65,14 @@ OPENING = frozenset("（［｛「『【《〈〔〖〘〚“‘‹«([{")
 VERBATIM_CLASSES = frozenset({"reply", "verbatim", "raw"})
 
 _SPACES = " \u3000"
-_TOKEN = re.compile(r"[ \u3000]+|[^ \u3000]+")
+_TOKEN = LazyPattern(r"[ \u3000]+|[^ \u3000]+")
 # Leading spaces, then maybe a marker: up to three symbols, a list number or the info "i",
 # with at least one space after it and text after that.
-_HEAD = re.compile(r"(?P<indent> *)(?P<marker>(?:[^\w\s]{1,3}|\d{1,3}[.)]|i) +(?=\S))?")
+_HEAD = LazyPattern(r"(?P<indent> *)(?P<marker>(?:[^\w\s]{1,3}|\d{1,3}[.)]|i) +(?=\S))?")
 _ZERO_WIDTH_JOINER = "\u200d"
 # An address or a URL inside a run of text: no break inside it.
 _RUN = r"[^\s，。、；：！？（）「」『』【】《》〈〉“”‘’…—]*"
-_ADDRESS = re.compile(_RUN + "(?:@|://)" + _RUN)
+_ADDRESS = LazyPattern(_RUN + "(?:@|://)" + _RUN)
 
 
 @lru_cache(maxsize=8192)

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import base64
 import binascii
-import re
 
+from smtp_tutor.core.patterns import LazyPattern
 from smtp_tutor.core.records import record
 
 TYPE_CHECKING = False  # typing is not imported at run time: see core/records.py
@@ -162,7 +162,7 @@ def b64decode_text(data: str, *, allow_missing_padding: bool = False) -> str:
 
 # --------------------------------------------------------------------------- challenges
 
-_334 = re.compile(r"^334(?:[ -]|$)")
+_334 = LazyPattern(r"^334(?:[ -]|$)")
 
 
 def _challenge_payload(reply_text: str) -> str:

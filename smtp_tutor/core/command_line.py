@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
+from smtp_tutor.core.patterns import LazyPattern
 from smtp_tutor.core.records import field, record
 from smtp_tutor.core.verbs import verb as verb_row
 from smtp_tutor.core.verbs import verbs
@@ -26,7 +27,7 @@ def _alternatives(words: Iterable[str]) -> str:
     return "|".join(re.escape(w) for w in sorted(set(words), key=lambda w: (-len(w), w)))
 
 
-_PATH_COMMAND = re.compile(
+_PATH_COMMAND = LazyPattern(
     rf"^(?P<verb>{_alternatives(_PATH_KEYWORDS)})(?P<space1>\s*)"
     rf"(?P<keyword>{_alternatives(_PATH_KEYWORDS.values())})?(?P<space2>\s*)"
     r"(?P<colon>:?)(?P<space3>\s*)(?P<rest>.*)$",

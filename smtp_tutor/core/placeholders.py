@@ -23,6 +23,7 @@ from smtp_tutor.core.auth import (
     plain_response,
     xoauth2_string,
 )
+from smtp_tutor.core.patterns import LazyPattern
 from smtp_tutor.core.records import record
 
 TYPE_CHECKING = False  # typing is not imported at run time: see core/records.py
@@ -53,7 +54,7 @@ ENCODINGS: dict[str, tuple[tuple[str, ...], int]] = {
     "apop": (("password",), 1),
 }
 
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
+_NAME = LazyPattern(r"[A-Za-z_][A-Za-z0-9_.-]*")
 _ESCAPES = {"\\": "\\", '"': '"', "n": "\n", "r": "\r", "t": "\t", "0": "\0"}
 _QUOTE_NAMES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t", "\0": "\\0"}
 

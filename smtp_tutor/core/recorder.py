@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, Literal, TextIO, overload
 
 from smtp_tutor.core.auth import b64encode_bytes
+from smtp_tutor.core.patterns import LazyPattern
 from smtp_tutor.core.placeholders import Placeholder, escape_line
 from smtp_tutor.core.records import record
 from smtp_tutor.core.replies import Reply
@@ -32,7 +33,7 @@ __all__ = ["TranscriptRecorder"]
 
 Format = Literal["text", "jsonl"]
 
-_AUTH_HEAD = re.compile(r"^(\s*AUTH[ \t]+\S+)(?:[ \t]|$)", re.IGNORECASE)
+_AUTH_HEAD = LazyPattern(r"^(\s*AUTH[ \t]+\S+)(?:[ \t]|$)", re.IGNORECASE)
 
 
 @overload

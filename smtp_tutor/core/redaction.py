@@ -12,6 +12,7 @@ import re
 from typing import Protocol
 
 from smtp_tutor.core.auth import b64encode_bytes
+from smtp_tutor.core.patterns import LazyPattern
 
 __all__ = ["MASK", "SecretTracker", "mask", "secret_forms"]
 
@@ -74,7 +75,7 @@ def secret_forms(secret: str, user: str | None = None) -> set[str]:
     return forms
 
 
-_AUTH_COMMAND = re.compile(r"^(\s*AUTH\s+\S+)(\s+)(\S.*)$", re.IGNORECASE | re.DOTALL)
+_AUTH_COMMAND = LazyPattern(r"^(\s*AUTH\s+\S+)(\s+)(\S.*)$", re.IGNORECASE | re.DOTALL)
 
 
 def mask(line: str) -> str:

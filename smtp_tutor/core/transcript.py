@@ -21,6 +21,7 @@ import re
 from collections.abc import Mapping
 
 from smtp_tutor.core.command_line import wire_bytes
+from smtp_tutor.core.patterns import LazyPattern
 from smtp_tutor.core.placeholders import (
     MissingVariable,
     Placeholder,
@@ -55,9 +56,9 @@ __all__ = [
 #: Directives a transcript may use; anything else is a mistake, not an extension.
 DIRECTIVES: frozenset[str] = frozenset({"connect", "tls", "time", "closed"})
 
-_DURATION = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s)")
-_S_LINE = re.compile(r"([0-9]{3}|[0-9][xX][xX]|\*)([ -]|$)(.*)", re.DOTALL)
-_BDAT = re.compile(r"[ \t]*BDAT[ \t]+([0-9]{1,15})(?:[ \t]+LAST)?[ \t]*", re.IGNORECASE)
+_DURATION = LazyPattern(r"([0-9]+(?:\.[0-9]+)?)(ms|s)")
+_S_LINE = LazyPattern(r"([0-9]{3}|[0-9][xX][xX]|\*)([ -]|$)(.*)", re.DOTALL)
+_BDAT = LazyPattern(r"[ \t]*BDAT[ \t]+([0-9]{1,15})(?:[ \t]+LAST)?[ \t]*", re.IGNORECASE)
 
 
 # --------------------------------------------------------------------------- errors
