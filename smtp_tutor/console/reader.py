@@ -10,18 +10,30 @@ the history: the main one with history and completion, a quiet one with neither.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
+import prompt_toolkit.application.application as pt_application
 from prompt_toolkit import PromptSession
 from prompt_toolkit.auto_suggest import AutoSuggestFromHistory
 from prompt_toolkit.completion import Completer
 from prompt_toolkit.enums import EditingMode
+from prompt_toolkit.filters import buffer_has_focus
 from prompt_toolkit.history import DummyHistory, History, InMemoryHistory
 from prompt_toolkit.input import Input
 from prompt_toolkit.input.typeahead import get_typeahead, store_typeahead
-from prompt_toolkit.key_binding import KeyPress
+from prompt_toolkit.key_binding import KeyBindingsBase, KeyPress
+from prompt_toolkit.key_binding.bindings.basic import load_basic_bindings
+from prompt_toolkit.key_binding.bindings.cpr import load_cpr_bindings
+from prompt_toolkit.key_binding.bindings.emacs import (
+    load_emacs_bindings,
+    load_emacs_search_bindings,
+    load_emacs_shift_selection_bindings,
+)
+from prompt_toolkit.key_binding.bindings.mouse import load_mouse_bindings
+from prompt_toolkit.key_binding.key_bindings import ConditionalKeyBindings, merge_key_bindings
 from prompt_toolkit.keys import Keys
 from prompt_toolkit.layout.processors import Processor
 from prompt_toolkit.output import Output
@@ -76,17 +88,19 @@ class Reader:
             "editing_mode": EditingMode.VI if editing_mode == "vi" else EditingMode.EMACS,
             "bottom_toolbar": toolbar,
         }
-        self._prompt = PromptSession[str](
-            history=self.history,
-            auto_suggest=AutoSuggestFromHistory(),
-            input_processors=processors if processors is not None else [MaskInitialResponse()],
-            **self._settings,
-        )
+        with default_key_bindings(vi=editing_mode == "vi"):
+            self._prompt = PromptSession[str](
+                history=self.history,
+                auto_suggest=AutoSuggestFromHistory(),
+                input_processors=processors if processors is not None else [MaskInitialResponse()],
+                **self._settings,
+            )
 
     @functools.cached_property
     def _quiet(self) -> PromptSession[str]:
         """No history at all, not even in memory; made on first use (it costs start-up time)."""
-        return PromptSession[str](history=DummyHistory(), **self._settings)
+        with default_key_bindings(vi=self._settings["editing_mode"] == EditingMode.VI):
+            return PromptSession[str](history=DummyHistory(), **self._settings)
 
     async def read(
         self, label: str, *, secret: bool, kind: LineKind | None, default: str = ""
@@ -134,3 +148,43 @@ def _ends_line(key: KeyPress) -> bool:
     if key.key in (Keys.ControlM, Keys.ControlJ):
         return True
     return key.key == Keys.BracketedPaste and ("\n" in key.data or "\r" in key.data)
+
+
+def emacs_key_bindings() -> KeyBindingsBase:
+    """prompt_toolkit's default key bindings (`load_key_bindings`) without the vi ones."""
+    editing = merge_key_bindings(
+        [
+            load_basic_bindings(),
+            load_emacs_bindings(),
+            load_emacs_search_bindings(),
+            load_emacs_shift_selection_bindings(),
+        ]
+    )
+    return merge_key_bindings(
+        [
+            ConditionalKeyBindings(editing, buffer_has_focus),
+            load_mouse_bindings(),
+            load_cpr_bindings(),
+        ]
+    )
+
+
+@contextlib.contextmanager
+def default_key_bindings(*, vi: bool) -> Iterator[None]:
+    """While a prompt is made: its Application's default bindings, vi's only when `vi`.
+
+    An Application always loads prompt_toolkit's vi bindings, active in vi mode only, and
+    they were 7 % of the console's work to its first prompt (valgrind: 52 M of 727 M
+    instructions). No option leaves them out, so in emacs mode, for the few lines that make
+    a PromptSession, the loader its Application calls gives the same bindings less vi's
+    (tests/test_reader_bindings.py holds the two to the same emacs bindings).
+    """
+    if vi:
+        yield
+        return
+    loader = pt_application.load_key_bindings
+    pt_application.load_key_bindings = emacs_key_bindings
+    try:
+        yield
+    finally:
+        pt_application.load_key_bindings = loader
