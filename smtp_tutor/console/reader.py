@@ -33,7 +33,11 @@ from prompt_toolkit.key_binding.bindings.emacs import (
     load_emacs_shift_selection_bindings,
 )
 from prompt_toolkit.key_binding.bindings.mouse import load_mouse_bindings
-from prompt_toolkit.key_binding.key_bindings import ConditionalKeyBindings, merge_key_bindings
+from prompt_toolkit.key_binding.key_bindings import (
+    ConditionalKeyBindings,
+    DynamicKeyBindings,
+    merge_key_bindings,
+)
 from prompt_toolkit.keys import Keys
 from prompt_toolkit.layout.processors import Processor
 from prompt_toolkit.output import Output
@@ -59,6 +63,8 @@ class Reader:
         self.history: History = InMemoryHistory()
         self._prompt: PromptSession[str] | None = None
         self._settings: dict[str, Any] = {}
+        #: The prompts' default key bindings, made once the first prompt is on screen.
+        self.deferred: list[DeferredKeyBindings] = []
 
     def open(
         self,
@@ -88,19 +94,24 @@ class Reader:
             "editing_mode": EditingMode.VI if editing_mode == "vi" else EditingMode.EMACS,
             "bottom_toolbar": toolbar,
         }
-        with default_key_bindings(vi=editing_mode == "vi"):
+        with default_key_bindings(vi=editing_mode == "vi") as made:
             self._prompt = PromptSession[str](
                 history=self.history,
                 auto_suggest=AutoSuggestFromHistory(),
                 input_processors=processors if processors is not None else [MaskInitialResponse()],
                 **self._settings,
             )
+        self.deferred += made
+        _build_when_idle(self._prompt, made)
 
     @functools.cached_property
     def _quiet(self) -> PromptSession[str]:
         """No history at all, not even in memory; made on first use (it costs start-up time)."""
-        with default_key_bindings(vi=self._settings["editing_mode"] == EditingMode.VI):
-            return PromptSession[str](history=DummyHistory(), **self._settings)
+        with default_key_bindings(vi=self._settings["editing_mode"] == EditingMode.VI) as made:
+            quiet = PromptSession[str](history=DummyHistory(), **self._settings)
+        self.deferred += made
+        _build_when_idle(quiet, made)
+        return quiet
 
     async def read(
         self, label: str, *, secret: bool, kind: LineKind | None, default: str = ""
@@ -169,22 +180,66 @@ def emacs_key_bindings() -> KeyBindingsBase:
     )
 
 
+class DeferredKeyBindings(DynamicKeyBindings):
+    """Key bindings made when first asked for: a key pressed, or `build()`.
+
+    Making prompt_toolkit's default bindings (some 280 of them, more in vi mode) is a few
+    milliseconds that the first prompt does not need; nothing asks for them until a key
+    is handled, so they are made after the prompt is on screen (`_build_when_idle`), or
+    at once for keys typed before it.
+    """
+
+    def __init__(self, make: Callable[[], KeyBindingsBase]) -> None:
+        self._make: Callable[[], KeyBindingsBase] | None = make
+        self._made: KeyBindingsBase | None = None
+        super().__init__(self.build)
+
+    @property
+    def built(self) -> bool:
+        return self._made is not None
+
+    def build(self) -> KeyBindingsBase:
+        if self._made is None:
+            assert self._make is not None
+            self._made, self._make = self._make(), None
+        return self._made
+
+
+def _build_when_idle(session: PromptSession[str], made: list[DeferredKeyBindings]) -> None:
+    """Make the deferred bindings just after the prompt is first drawn."""
+
+    def drawn(app: object) -> None:
+        loop = asyncio.get_running_loop()
+        # Not removed here: the event is iterating over its handlers.
+        loop.call_soon(session.app.after_render.remove_handler, drawn)
+        for bindings in made:
+            loop.call_soon(bindings.build)
+
+    if made:
+        session.app.after_render.add_handler(drawn)
+
+
 @contextlib.contextmanager
-def default_key_bindings(*, vi: bool) -> Iterator[None]:
-    """While a prompt is made: its Application's default bindings, vi's only when `vi`.
+def default_key_bindings(*, vi: bool) -> Iterator[list[DeferredKeyBindings]]:
+    """While a prompt is made: its Application's default bindings, deferred, vi's only when `vi`.
 
     An Application always loads prompt_toolkit's vi bindings, active in vi mode only, and
     they were 7 % of the console's work to its first prompt (valgrind: 52 M of 727 M
-    instructions). No option leaves them out, so in emacs mode, for the few lines that make
-    a PromptSession, the loader its Application calls gives the same bindings less vi's
-    (tests/test_reader_bindings.py holds the two to the same emacs bindings).
+    instructions). No option leaves them out, so for the few lines that make a
+    PromptSession, the loader its Application calls gives `DeferredKeyBindings` of the
+    same bindings, less vi's in emacs mode (tests/test_reader_bindings.py holds the two
+    to the same emacs bindings). Yields the list of those made, for `_build_when_idle`.
     """
-    if vi:
-        yield
-        return
     loader = pt_application.load_key_bindings
-    pt_application.load_key_bindings = emacs_key_bindings
+    make = loader if vi else emacs_key_bindings
+    made: list[DeferredKeyBindings] = []
+
+    def deferred() -> DeferredKeyBindings:
+        made.append(DeferredKeyBindings(make))
+        return made[-1]
+
+    pt_application.load_key_bindings = deferred
     try:
-        yield
+        yield made
     finally:
         pt_application.load_key_bindings = loader
