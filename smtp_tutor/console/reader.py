@@ -101,17 +101,20 @@ class Reader:
                 input_processors=processors if processors is not None else [MaskInitialResponse()],
                 **self._settings,
             )
-        self.deferred += made
-        _build_when_idle(self._prompt, made)
+        self._defer(self._prompt, made)
 
     @functools.cached_property
     def _quiet(self) -> PromptSession[str]:
         """No history at all, not even in memory; made on first use (it costs start-up time)."""
         with default_key_bindings(vi=self._settings["editing_mode"] == EditingMode.VI) as made:
             quiet = PromptSession[str](history=DummyHistory(), **self._settings)
-        self.deferred += made
-        _build_when_idle(quiet, made)
+        self._defer(quiet, made)
         return quiet
+
+    def _defer(self, session: PromptSession[str], made: list[DeferredKeyBindings]) -> None:
+        """Keep `made` (a prompt's deferred bindings) and have them made once it is drawn."""
+        self.deferred += made
+        _build_when_idle(session, made)
 
     async def read(
         self, label: str, *, secret: bool, kind: LineKind | None, default: str = ""
